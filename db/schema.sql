@@ -1,0 +1,75 @@
+-- The projections of the event log and its archive. Idempotent: applied at every service start and by
+-- `broker migrate`, under an advisory lock. Only the persister (and `broker rebuild`) writes these tables.
+
+-- Every event ever appended, exactly as recorded. Append-only; unique on the event id.
+CREATE TABLE IF NOT EXISTS events (
+  id          text PRIMARY KEY,
+  shard       integer NOT NULL,
+  stream_ms   bigint NOT NULL,          -- position in the shard's stream: (stream_ms, stream_seq)
+  stream_seq  bigint NOT NULL,
+  shop_id     text NOT NULL,
+  type        text NOT NULL,
+  v           integer NOT NULL,
+  at          timestamptz NOT NULL,
+  source      text NOT NULL,
+  data        jsonb NOT NULL,
+  UNIQUE (shard, stream_ms, stream_seq)
+);
+CREATE INDEX IF NOT EXISTS events_shop_position ON events (shop_id, stream_ms, stream_seq);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+
+CREATE TABLE IF NOT EXISTS devices (
+  shop_id        text NOT NULL,
+  client_id      text NOT NULL,
+  type           text NOT NULL CHECK (type IN ('main', 'sub')),
+  token_id       text NOT NULL,
+  registered_at  timestamptz NOT NULL,
+  revoked_at     timestamptz,
+  last_seen_at   timestamptz,
+  PRIMARY KEY (shop_id, client_id)
+);
+
+CREATE TABLE IF NOT EXISTS connections (
+  conn_id       text PRIMARY KEY,
+  edge_id       text NOT NULL,
+  shop_id       text NOT NULL,
+  client_id     text NOT NULL,
+  type          text NOT NULL,
+  remote_addr   text NOT NULL,
+  connected_at  timestamptz NOT NULL,
+  closed_at     timestamptz,
+  close_reason  text
+);
+CREATE INDEX IF NOT EXISTS connections_shop_client ON connections (shop_id, client_id);
+
+-- One row per (notify, recipient main device), keyed by the message id.
+CREATE TABLE IF NOT EXISTS messages (
+  id              text PRIMARY KEY,
+  event_id        text NOT NULL,
+  shop_id         text NOT NULL,
+  table_id        jsonb,                 -- a string or an integer, exactly as sent
+  type            text NOT NULL,
+  title           text NOT NULL,
+  status          integer NOT NULL,
+  data            jsonb NOT NULL,
+  user_info       jsonb NOT NULL,
+  from_client_id  text,
+  to_client_id    text NOT NULL,
+  state           text NOT NULL CHECK (state IN ('pending', 'delivered', 'handled')),
+  attempts        integer NOT NULL DEFAULT 0,
+  created_at      timestamptz NOT NULL,
+  delivered_at    timestamptz,
+  handled_at      timestamptz,
+  failed_at       timestamptz,           -- set by DeliveryFailed: the retry budget ran out
+  UNIQUE (event_id, to_client_id)
+);
+CREATE INDEX IF NOT EXISTS messages_shop_state_created ON messages (shop_id, state, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS messages_shop_created ON messages (shop_id, created_at DESC, id DESC);
+
+-- How far the projections have committed each shard's stream. Moves in the same transaction as the rows.
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+  shard       integer PRIMARY KEY,
+  stream_ms   bigint NOT NULL,
+  stream_seq  bigint NOT NULL,
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);

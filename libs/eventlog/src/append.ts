@@ -1,0 +1,232 @@
+// Writing to the event log. Every write is one atomic Redis step (XADD or a script), and a write is reported
+// done only once Redis has answered it. A Redis outage surfaces as LOG_UNAVAILABLE.
+import {
+  BrokerError,
+  type BrokerEvent,
+  type DeviceType,
+  type EventOf,
+  encodeEvent,
+  type Keys,
+  type MessagePayload,
+  titleOf,
+} from '#events';
+import type { RedisClient } from '#runtime';
+import { asLogError } from './failures';
+import { runScript } from './scripts';
+
+/** SPEC §3: the same req_id from the same device within 24 h is a duplicate. */
+export const REQ_ID_TTL_S = 24 * 60 * 60;
+
+export type NotifyOutcome = { eventId: string; isDuplicate: boolean; streamId?: string };
+
+/** A device's presence entry, also the connection shape of the REST API. */
+export interface Presence {
+  conn_id: string;
+  edge_id: string;
+  shop_id: string;
+  client_id: string;
+  type: DeviceType;
+  connected_at: string;
+  remote_addr: string;
+}
+
+const RECIPIENTS_MARKER = '"__recipients__"';
+
+export class EventLog {
+  constructor(
+    readonly redis: RedisClient,
+    readonly keys: Keys,
+  ) {}
+
+  /** Appends one event as is; resolves with its stream id once Redis has it. */
+  async append(event: BrokerEvent): Promise<string> {
+    try {
+      const id = await this.redis.xadd(this.keys.streamOfShop(event.shop_id), '*', ...encodeEvent(event));
+      return id as string;
+    } catch (err) {
+      throw asLogError(err);
+    }
+  }
+
+  /**
+   * Appends a NotifyRequested (its recipients are filled in by Redis from the registry, atomically) and files
+   * one message per recipient in the inbox. A repeated (sender, req_id) answers the first event id.
+   */
+  async appendNotify(
+    event: EventOf<'NotifyRequested'>,
+    sender: { tokenId: string; type: DeviceType | '' },
+  ): Promise<NotifyOutcome> {
+    const shop = event.shop_id;
+    const senderId = event.data.from_client_id ?? '';
+    const template = JSON.stringify({ ...event, data: { ...event.data, recipients: '__recipients__' } });
+    const at = template.indexOf(RECIPIENTS_MARKER);
+    const payload: Omit<MessagePayload, 'id' | 'to_client_id'> = {
+      shop_id: shop,
+      table_id: event.data.table_id,
+      type: event.data.type,
+      status: event.data.status,
+      title: titleOf(event.data.table_id, event.data.type),
+      data: event.data.data,
+      user_info: event.data.user_info,
+      from_client_id: event.data.from_client_id,
+      created_at: event.at,
+    };
+    let reply: Array<string | number>;
+    try {
+      reply = await runScript(
+        this.redis,
+        'notify-5',
+        [
+          this.keys.streamOfShop(shop),
+          this.keys.dedup(shop, senderId || 'api', event.data.req_id),
+          this.keys.devices(shop),
+          this.keys.inbox(shop),
+          this.keys.inboxOrder(shop),
+        ],
+        [
+          senderId,
+          sender.tokenId,
+          sender.type,
+          event.id,
+          template.slice(0, at),
+          template.slice(at + RECIPIENTS_MARKER.length),
+          JSON.stringify(payload),
+          REQ_ID_TTL_S,
+        ],
+      );
+    } catch (err) {
+      throw asLogError(err);
+    }
+    switch (reply[0]) {
+      case 0:
+        return { eventId: String(reply[1]), isDuplicate: false, streamId: String(reply[2]) };
+      case 1:
+        return { eventId: String(reply[1]), isDuplicate: true };
+      case -1:
+        throw new BrokerError('NO_MAIN_DEVICE');
+      case -3:
+        throw new BrokerError('TOKEN_INVALID', 'token belongs to an older registration of this device');
+      default:
+        throw new BrokerError('DEVICE_REVOKED', 'sender is not a registered device of the shop');
+    }
+  }
+
+  /** Logs a device in; answers the connection it replaces, if any. */
+  async login(
+    event: EventOf<'DeviceLoggedIn'>,
+    tokenId: string,
+    presence: Presence,
+  ): Promise<{ replaced: Presence | null }> {
+    const shop = event.shop_id;
+    let reply: Array<string | number>;
+    try {
+      reply = await runScript(
+        this.redis,
+        'login-3',
+        [this.keys.streamOfShop(shop), this.keys.devices(shop), this.keys.presence(shop)],
+        [event.data.client_id, tokenId, event.data.type, JSON.stringify(presence), JSON.stringify(event)],
+      );
+    } catch (err) {
+      throw asLogError(err);
+    }
+    switch (reply[0]) {
+      case 0:
+        return { replaced: reply[2] ? (JSON.parse(String(reply[2])) as Presence) : null };
+      case -3:
+        throw new BrokerError('TOKEN_INVALID', 'token belongs to an older registration of this device');
+      case -4:
+        throw new BrokerError('TOKEN_INVALID', 'token type does not match the registered device');
+      default:
+        throw new BrokerError('DEVICE_REVOKED', 'device is not registered (or was revoked)');
+    }
+  }
+
+  /** Acks messages of one device; appends MessageDelivered for those still undelivered. Answers how many. */
+  async ack(shopId: string, clientId: string, source: string, ids: string[], eventId: string, nowMs: number) {
+    const head = JSON.stringify({
+      id: eventId,
+      type: 'MessageDelivered',
+      v: 1,
+      at: new Date(nowMs).toISOString(),
+      shop_id: shopId,
+      source,
+      data: { client_id: clientId, ids: [] },
+    });
+    // Cut the JSON just before the ids array's value, so the script can append what it actually removed.
+    const cut = head.lastIndexOf('[]');
+    let reply: Array<string | number>;
+    try {
+      reply = await runScript(
+        this.redis,
+        'ack-4',
+        [
+          this.keys.streamOfShop(shopId),
+          this.keys.inbox(shopId),
+          this.keys.inboxOrder(shopId),
+          this.keys.attempts(shopId),
+        ],
+        [clientId, head.slice(0, cut), ...ids],
+      );
+    } catch (err) {
+      throw asLogError(err);
+    }
+    return reply[0] === 0 ? Number(reply[2]) : 0;
+  }
+
+  /** Registers a device; CONFLICT when the client id is active. */
+  async register(event: EventOf<'DeviceRegistered'>): Promise<void> {
+    const shop = event.shop_id;
+    const entry = JSON.stringify({
+      type: event.data.type,
+      token_id: event.data.token_id,
+      registered_at: event.at,
+    });
+    let reply: Array<string | number>;
+    try {
+      reply = await runScript(
+        this.redis,
+        'register-2',
+        [this.keys.streamOfShop(shop), this.keys.devices(shop)],
+        [event.data.client_id, entry, JSON.stringify(event)],
+      );
+      await this.redis.sadd(this.keys.shops(), shop);
+    } catch (err) {
+      throw asLogError(err);
+    }
+    if (reply[0] === -1)
+      throw new BrokerError('CONFLICT', `device ${event.data.client_id} is already registered`);
+  }
+
+  /** Revokes a device; answers its live connection, if any. NOT_FOUND when no such active device. */
+  async revoke(event: EventOf<'DeviceRevoked'>): Promise<Presence | null> {
+    const shop = event.shop_id;
+    let reply: Array<string | number>;
+    try {
+      reply = await runScript(
+        this.redis,
+        'revoke-3',
+        [this.keys.streamOfShop(shop), this.keys.devices(shop), this.keys.presence(shop)],
+        [event.data.client_id, JSON.stringify(event)],
+      );
+    } catch (err) {
+      throw asLogError(err);
+    }
+    if (reply[0] === -1) throw new BrokerError('NOT_FOUND', `no active device ${event.data.client_id}`);
+    return reply[2] ? (JSON.parse(String(reply[2])) as Presence) : null;
+  }
+
+  /** Appends ConnectionClosed, and drops the presence if it is still this connection's. */
+  async recordClose(event: EventOf<'ConnectionClosed'>): Promise<void> {
+    const shop = event.shop_id;
+    try {
+      await runScript(
+        this.redis,
+        'close-2',
+        [this.keys.streamOfShop(shop), this.keys.presence(shop)],
+        [event.data.client_id, event.data.conn_id, JSON.stringify(event)],
+      );
+    } catch (err) {
+      throw asLogError(err);
+    }
+  }
+}

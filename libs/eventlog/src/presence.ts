@@ -1,0 +1,54 @@
+// Who is online, readable by every service: each device's presence entry (written atomically at login) and the
+// edges' heartbeats. An entry whose edge stopped beating is not online: a SIGKILLed edge's devices drop out
+// within EDGE_HEARTBEAT_TTL_MS.
+import type { Keys } from '#events';
+import type { RedisClient } from '#runtime';
+import type { Presence } from './append';
+
+export const EDGE_HEARTBEAT_MS = 1000;
+export const EDGE_HEARTBEAT_TTL_MS = 4000;
+
+export class PresenceBook {
+  constructor(
+    readonly redis: RedisClient,
+    readonly keys: Keys,
+  ) {}
+
+  /** An edge says it is alive; call every EDGE_HEARTBEAT_MS. */
+  async beat(edgeId: string, nowMs: number): Promise<void> {
+    await this.redis.zadd(this.keys.edges(), nowMs, edgeId);
+  }
+
+  async forgetEdge(edgeId: string): Promise<void> {
+    await this.redis.zrem(this.keys.edges(), edgeId);
+  }
+
+  async liveEdges(nowMs: number): Promise<Set<string>> {
+    const ids = await this.redis.zrangebyscore(this.keys.edges(), nowMs - EDGE_HEARTBEAT_TTL_MS, '+inf');
+    return new Set(ids);
+  }
+
+  /** Edges that stopped beating (crashed) and have not been cleaned up. */
+  async deadEdges(nowMs: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.edges(), '-inf', `(${nowMs - EDGE_HEARTBEAT_TTL_MS}`);
+  }
+
+  /** The shop's online devices: client_id → presence, only those on live edges. */
+  async online(shopId: string, liveEdges: Set<string>): Promise<Map<string, Presence>> {
+    const entries = await this.redis.hgetall(this.keys.presence(shopId));
+    const online = new Map<string, Presence>();
+    for (const [clientId, json] of Object.entries(entries)) {
+      const presence = JSON.parse(json) as Presence;
+      if (liveEdges.has(presence.edge_id)) online.set(clientId, presence);
+    }
+    return online;
+  }
+
+  /** Every live connection of every live edge (an edge keeps its own connection list). */
+  async connections(liveEdges: Set<string>): Promise<Presence[]> {
+    const lists = await Promise.all(
+      [...liveEdges].map((edgeId) => this.redis.hvals(this.keys.edgeConnections(edgeId))),
+    );
+    return lists.flat().map((json) => JSON.parse(json) as Presence);
+  }
+}

@@ -1,0 +1,39 @@
+// Loads the Lua scripts beside this file into a client. Each script's header lists its KEYS, ARGV and results;
+// the key count is in the file name.
+import { readFileSync } from 'node:fs';
+import type { RedisClient } from '#runtime';
+
+export const SCRIPTS = ['notify-5', 'login-3', 'ack-4', 'register-2', 'revoke-3', 'close-2'] as const;
+export type ScriptName = (typeof SCRIPTS)[number];
+type ScriptReply = Array<string | number>;
+type ScriptCall = (...keysThenArgs: Array<string | number>) => Promise<ScriptReply>;
+
+const sources = new Map(
+  SCRIPTS.map((name) => [name, readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8')]),
+);
+const loaded = new WeakSet<RedisClient>();
+
+function commandName(name: ScriptName): string {
+  return `broker_${name.replace(/-\d+$/, '')}`;
+}
+
+/** Runs a script by name (EVALSHA, falling back to EVAL once per connection, as ioredis's defineCommand does). */
+export function runScript(
+  redis: RedisClient,
+  name: ScriptName,
+  keys: string[],
+  args: Array<string | number>,
+) {
+  if (!loaded.has(redis)) {
+    for (const script of SCRIPTS) {
+      redis.defineCommand(commandName(script), {
+        numberOfKeys: Number(script.slice(script.lastIndexOf('-') + 1)),
+        lua: sources.get(script)!,
+      });
+    }
+    loaded.add(redis);
+  }
+  // defineCommand adds methods at run time; ioredis cannot type them.
+  const call = (redis as unknown as Record<string, ScriptCall>)[commandName(name)]!;
+  return call.call(redis, ...keys, ...args);
+}

@@ -1,0 +1,40 @@
+--[[
+  Acknowledges messages of one device: removes each still-undelivered one from the inbox and appends one
+  MessageDelivered naming exactly those. Acking an already delivered message changes nothing, so a late or
+  repeated ack marks a message delivered once.
+
+  Input:
+    KEYS[1] shard stream
+    KEYS[2] shop's inbox (hash message id -> "<padded stream id>|<payload JSON>")
+    KEYS[3] shop's inbox order (zset)
+    KEYS[4] shop's push attempts (hash message id -> count)
+
+    ARGV[1] client id (every message id below ends in ".<client id>"; the caller checked)
+    ARGV[2] MessageDelivered event JSON up to its data's "ids" value
+    ARGV[3..] message ids
+
+  Output:
+    {0, stream id, count}  appended, for count messages
+    {1}                    nothing was undelivered; nothing appended
+]]
+local ids = {}
+local attempts = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local entry = redis.call('HGET', KEYS[2], id)
+  if entry then
+    local padded = string.sub(entry, 1, 24)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], ARGV[1] .. '|' .. padded .. '|' .. id)
+    local count = tonumber(redis.call('HGET', KEYS[4], id) or '0')
+    redis.call('HDEL', KEYS[4], id)
+    ids[#ids + 1] = '"' .. id .. '"'
+    attempts[#attempts + 1] = '"' .. id .. '":' .. count
+  end
+end
+if #ids == 0 then
+  return {1}
+end
+local body = ARGV[2] .. '[' .. table.concat(ids, ',') .. '],"attempts":{' .. table.concat(attempts, ',') .. '}}}'
+local streamId = redis.call('XADD', KEYS[1], '*', 't', 'MessageDelivered', 'e', body)
+return {0, streamId, #ids}

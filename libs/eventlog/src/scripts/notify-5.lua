@@ -1,0 +1,79 @@
+--[[
+  Appends a NotifyRequested once per (sender, req_id), deciding its recipients from the shop's registry in the
+  same atomic step (SPEC §5.2), and puts one message per recipient in the shop's inbox.
+
+  Input:
+    KEYS[1] shard stream
+    KEYS[2] req_id record of this sender and req_id
+    KEYS[3] shop's device registry (hash client_id -> JSON)
+    KEYS[4] shop's inbox (hash message id -> "<padded stream id>|<payload JSON>")
+    KEYS[5] shop's inbox order (zset, members "<client>|<padded stream id>|<message id>")
+
+    ARGV[1] sender client id ('' for the back office)
+    ARGV[2] sender token id ('' to skip the check)
+    ARGV[3] sender type expected: 'main', 'sub' or '' (back office)
+    ARGV[4] event id
+    ARGV[5] event JSON up to the recipients array
+    ARGV[6] event JSON after the recipients array
+    ARGV[7] message payload JSON shared by the recipients
+    ARGV[8] req_id record TTL, seconds
+
+  Output:
+     {0, event id, stream id, recipient count}  appended
+     {1, event id}                              a duplicate of an earlier notify: its event id
+    {-1}                                        a sub's notify, and the shop has no registered main device
+    {-2}                                        the sender is not a registered device of the shop (revoked)
+    {-3}                                        the sender's token belongs to an older registration
+]]
+local existing = redis.call('GET', KEYS[2])
+if existing then
+  return {1, existing}
+end
+
+local recipients = {}
+local senderType = ARGV[3]
+if ARGV[1] ~= '' then
+  local sender = redis.call('HGET', KEYS[3], ARGV[1])
+  if not sender then
+    return {-2}
+  end
+  local device = cjson.decode(sender)
+  if device.type ~= senderType then
+    return {-2}
+  end
+  if ARGV[2] ~= '' and device.token_id ~= ARGV[2] then
+    return {-3}
+  end
+end
+
+if senderType == 'sub' then
+  local registry = redis.call('HGETALL', KEYS[3])
+  for i = 1, #registry, 2 do
+    if cjson.decode(registry[i + 1]).type == 'main' then
+      recipients[#recipients + 1] = registry[i]
+    end
+  end
+  if #recipients == 0 then
+    return {-1}
+  end
+  table.sort(recipients)
+end
+
+local quoted = {}
+for i = 1, #recipients do
+  quoted[i] = '"' .. recipients[i] .. '"'
+end
+local body = ARGV[5] .. '[' .. table.concat(quoted, ',') .. ']' .. ARGV[6]
+local streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', body)
+
+local dash = string.find(streamId, '-', 1, true)
+local padded = string.rep('0', 13 - (dash - 1)) .. string.sub(streamId, 1, dash - 1) .. '-' ..
+  string.rep('0', 10 - (#streamId - dash)) .. string.sub(streamId, dash + 1)
+for i = 1, #recipients do
+  local messageId = ARGV[4] .. '.' .. recipients[i]
+  redis.call('HSET', KEYS[4], messageId, padded .. '|' .. ARGV[7])
+  redis.call('ZADD', KEYS[5], 0, recipients[i] .. '|' .. padded .. '|' .. messageId)
+end
+
+redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[8]))
+return {0, ARGV[4], streamId, #recipients}

@@ -1,0 +1,171 @@
+// WebSocket protocol v1 (SPEC §3): the frames devices send, how their text is parsed, and the frames sent back.
+import { type Static, Type } from '@sinclair/typebox';
+import { BrokerError } from './errors';
+import {
+  BusinessStatus,
+  ClientId,
+  compile,
+  DeviceTypeInput,
+  JsonObject,
+  MessageId,
+  NotifyType,
+  ReqId,
+  ShopId,
+  TableId,
+} from './schema';
+
+const OptionalReqId = Type.Optional(ReqId);
+
+export const LoginFrame = Type.Object({
+  op: Type.Literal('login'),
+  token: Type.String({ minLength: 1, maxLength: 4096 }),
+  shop_id: Type.Optional(ShopId),
+  client_id: Type.Optional(ClientId),
+  type: Type.Optional(DeviceTypeInput),
+  req_id: OptionalReqId,
+});
+
+export const NotifyFrame = Type.Object({
+  op: Type.Literal('notify'),
+  req_id: ReqId,
+  table_id: TableId,
+  type: NotifyType,
+  status: Type.Optional(BusinessStatus),
+  data: Type.Optional(JsonObject),
+  user_info: Type.Optional(JsonObject),
+});
+
+export const AckFrame = Type.Object({
+  op: Type.Literal('ack'),
+  id: Type.Optional(MessageId),
+  ids: Type.Optional(Type.Array(MessageId, { minItems: 1, maxItems: 500 })),
+  req_id: OptionalReqId,
+});
+
+export const PingFrame = Type.Object({ op: Type.Literal('ping'), req_id: OptionalReqId });
+export const LogoutFrame = Type.Object({ op: Type.Literal('logout'), req_id: OptionalReqId });
+
+export type LoginFrame = Static<typeof LoginFrame>;
+export type NotifyFrame = Static<typeof NotifyFrame>;
+export type AckFrame = Static<typeof AckFrame>;
+export type ClientFrame =
+  | LoginFrame
+  | NotifyFrame
+  | AckFrame
+  | Static<typeof PingFrame>
+  | Static<typeof LogoutFrame>;
+export type ClientOp = ClientFrame['op'];
+
+const FRAME_CHECKERS = {
+  login: compile(LoginFrame),
+  notify: compile(NotifyFrame),
+  ack: compile(AckFrame),
+  ping: compile(PingFrame),
+  logout: compile(LogoutFrame),
+} as const;
+
+export const CLIENT_OPS = Object.keys(FRAME_CHECKERS) as ClientOp[];
+
+export type ParsedFrame =
+  | { ok: true; frame: ClientFrame }
+  | { ok: false; op: ClientOp | 'error'; reqId?: string; error: BrokerError };
+
+function reqIdOf(value: Record<string, unknown>): string | undefined {
+  const reqId = value.req_id;
+  return typeof reqId === 'string' && reqId.length <= 128 ? reqId : undefined;
+}
+
+/**
+ * Frame text → a validated frame, or the error to answer with. Pure; never throws.
+ * `op:"error"` answers only frames without a usable op (SPEC §3); otherwise the reply carries the frame's op.
+ */
+export function parseClientFrame(text: string): ParsedFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, op: 'error', error: new BrokerError('MALFORMED_JSON') };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return {
+      ok: false,
+      op: 'error',
+      error: new BrokerError('INVALID_INPUT', 'a frame must be a JSON object'),
+    };
+  }
+  const record = value as Record<string, unknown>;
+  const op = record.op;
+  const reqId = reqIdOf(record);
+  if (typeof op !== 'string' || !Object.hasOwn(FRAME_CHECKERS, op)) {
+    const message = typeof op === 'string' ? `unknown op ${JSON.stringify(op.slice(0, 32))}` : 'missing op';
+    return { ok: false, op: 'error', reqId, error: new BrokerError('UNKNOWN_OP', message) };
+  }
+  const checker = FRAME_CHECKERS[op as ClientOp];
+  if (!checker.is(value)) {
+    return {
+      ok: false,
+      op: op as ClientOp,
+      reqId,
+      error: new BrokerError('INVALID_INPUT', checker.explain(value)),
+    };
+  }
+  if (op === 'ack' && record.id === undefined && record.ids === undefined) {
+    return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', 'ack needs id or ids') };
+  }
+  return { ok: true, frame: value as ClientFrame };
+}
+
+/** The ids an ack frame acknowledges, deduplicated. */
+export function ackedIds(frame: AckFrame): string[] {
+  const ids = new Set<string>(frame.ids ?? []);
+  if (frame.id !== undefined) ids.add(frame.id);
+  return [...ids];
+}
+
+/** A message for a main device, as pushed and as kept in the inbox until acked. */
+export interface MessagePayload {
+  id: string;
+  shop_id: string;
+  table_id: string | number | null;
+  type: string;
+  status: number;
+  title: string;
+  data: Record<string, unknown>;
+  user_info: Record<string, unknown>;
+  from_client_id: string | null;
+  to_client_id: string;
+  created_at: string;
+}
+
+export interface MessageFrame extends Omit<MessagePayload, 'to_client_id'> {
+  op: 'message';
+  attempt: number;
+}
+
+export interface BroadcastFrame {
+  op: 'broadcast';
+  event_id: string;
+  shop_id: string;
+  table_id: string | number | null;
+  type: string;
+  status: number;
+  title: string;
+  data: Record<string, unknown>;
+  user_info: Record<string, unknown>;
+  from_client_id: string | null;
+  created_at: string;
+}
+
+export interface ReplyFrame {
+  op: string;
+  code: number;
+  msg: string;
+  time: string;
+  req_id?: string;
+  data?: Record<string, unknown>;
+}
+
+export function messageFrameOf(payload: MessagePayload, attempt: number): MessageFrame {
+  const { to_client_id: _recipient, ...fields } = payload;
+  return { op: 'message', ...fields, attempt };
+}

@@ -1,0 +1,46 @@
+// Identifiers: time-ordered event ids, and the one rule that derives a message id from an event and a recipient.
+import { monotonicFactory } from 'ulid';
+
+const nextUlid = monotonicFactory();
+
+/** A time-ordered, unique event id (ULID: 26 chars, sorts by creation time). */
+export function newEventId(nowMs: number = Date.now()): string {
+  return nextUlid(nowMs);
+}
+
+/** A random connection id, unique across edges. */
+export function newConnId(nowMs: number = Date.now()): string {
+  return `c_${nextUlid(nowMs)}`;
+}
+
+/**
+ * SPEC §3: a message id is unique per (notify, recipient) and stable across redeliveries.
+ * It is `<event id>.<recipient client id>`: ULIDs hold no '.', so the first '.' splits it back,
+ * and the edge can refuse an ack for another device's message without a lookup.
+ */
+export function messageIdOf(eventId: string, recipientClientId: string): string {
+  return `${eventId}.${recipientClientId}`;
+}
+
+export function parseMessageId(id: string): { eventId: string; clientId: string } | null {
+  const dot = id.indexOf('.');
+  if (dot !== 26 || id.length > 26 + 1 + 64) return null;
+  return { eventId: id.slice(0, dot), clientId: id.slice(dot + 1) };
+}
+
+/** A Redis stream entry id, `<ms>-<seq>`, as two numbers that compare in log order. */
+export interface StreamPosition {
+  ms: number;
+  seq: number;
+}
+
+export function parseStreamId(id: string): StreamPosition {
+  const dash = id.indexOf('-');
+  return { ms: Number(id.slice(0, dash)), seq: Number(id.slice(dash + 1)) };
+}
+
+export function compareStreamIds(a: string, b: string): number {
+  const pa = parseStreamId(a);
+  const pb = parseStreamId(b);
+  return pa.ms - pb.ms || pa.seq - pb.seq;
+}

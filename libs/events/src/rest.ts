@@ -1,0 +1,105 @@
+// REST API v1 bodies and answers (SPEC §6). The api validates with these and generates openapi.json from them.
+import { type Static, Type } from '@sinclair/typebox';
+import {
+  BusinessStatus,
+  ClientId,
+  DeviceType,
+  DeviceTypeInput,
+  JsonObject,
+  MessageId,
+  NotifyType,
+  ReqId,
+  ShopId,
+  TableId,
+} from './schema';
+
+export const RegisterDeviceBody = Type.Object({ client_id: ClientId, type: DeviceTypeInput });
+export const HandleMessageBody = Type.Object({ status: BusinessStatus });
+export const HttpNotifyBody = Type.Object({
+  from_client_id: ClientId,
+  req_id: Type.Optional(ReqId),
+  table_id: TableId,
+  type: NotifyType,
+  status: Type.Optional(BusinessStatus),
+  data: Type.Optional(JsonObject),
+  user_info: Type.Optional(JsonObject),
+});
+export const BroadcastBody = Type.Object({
+  table_id: Type.Optional(TableId),
+  type: NotifyType,
+  status: Type.Optional(BusinessStatus),
+  data: JsonObject,
+  user_info: Type.Optional(JsonObject),
+  req_id: Type.Optional(ReqId),
+});
+
+export const MessageState = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('delivered'),
+  Type.Literal('handled'),
+]);
+export const MessageStateFilter = Type.Union([MessageState, Type.Literal('all')]);
+export const ListQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+});
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+const Time = Type.String({ format: 'date-time' });
+
+export const Device = Type.Object({
+  client_id: ClientId,
+  type: DeviceType,
+  online: Type.Boolean(),
+  revoked: Type.Boolean(),
+  registered_at: Time,
+  last_seen_at: Nullable(Time),
+});
+export const RegisteredDevice = Type.Intersect([Device, Type.Object({ token: Type.String() })]);
+
+export const Message = Type.Object({
+  id: MessageId,
+  shop_id: ShopId,
+  table_id: Nullable(TableId),
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  data: JsonObject,
+  user_info: JsonObject,
+  from_client_id: Nullable(ClientId),
+  to_client_id: ClientId,
+  state: MessageState,
+  attempts: Type.Integer(),
+  created_at: Time,
+  delivered_at: Nullable(Time),
+  handled_at: Nullable(Time),
+});
+
+export const Connection = Type.Object({
+  conn_id: Type.String(),
+  edge_id: Type.String(),
+  shop_id: ShopId,
+  client_id: ClientId,
+  type: DeviceType,
+  connected_at: Time,
+  remote_addr: Type.String(),
+});
+
+export const MainOnline = Type.Object({
+  online: Type.Boolean(),
+  devices: Type.Array(Type.Object({ client_id: ClientId, conn_id: Type.String(), edge_id: Type.String() })),
+});
+
+export const Accepted = Type.Object({ event_id: Type.String(), req_id: Type.Optional(ReqId) });
+export const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) });
+
+export const listOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
+  Type.Object({ items: Type.Array(item), next_cursor: Nullable(Type.String()) });
+
+export type DeviceView = Static<typeof Device>;
+export type MessageView = Static<typeof Message>;
+export type ConnectionView = Static<typeof Connection>;
+export type MessageStateFilter = Static<typeof MessageStateFilter>;
+export type HttpNotifyBody = Static<typeof HttpNotifyBody>;
+export type BroadcastBody = Static<typeof BroadcastBody>;

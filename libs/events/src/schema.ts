@@ -1,0 +1,73 @@
+// Building blocks shared by events, frames and REST bodies, and the one way a schema is compiled and checked.
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+
+/** SPEC §3: shop and client ids are 1–64 of `A–Z a–z 0–9 _ . : -`. */
+export const Identifier = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', minLength: 1, maxLength: 64 });
+export const ShopId = Identifier;
+export const ClientId = Identifier;
+
+export const DeviceType = Type.Union([Type.Literal('main'), Type.Literal('sub')]);
+export type DeviceType = Static<typeof DeviceType>;
+
+/** The legacy spellings 主/副 are accepted wherever a type is given, and stored as main/sub. */
+export const DeviceTypeInput = Type.Union([
+  Type.Literal('main'),
+  Type.Literal('sub'),
+  Type.Literal('主'),
+  Type.Literal('副'),
+]);
+
+export function normaliseDeviceType(type: Static<typeof DeviceTypeInput>): DeviceType {
+  if (type === '主') return 'main';
+  if (type === '副') return 'sub';
+  return type;
+}
+
+/** A table id comes back exactly as sent: a string or an integer. */
+export const TableId = Type.Union([Type.String({ maxLength: 128 }), Type.Integer()]);
+export const ReqId = Type.String({ minLength: 1, maxLength: 128 });
+export const JsonObject = Type.Record(Type.String(), Type.Unknown());
+export const NotifyType = Type.String({ minLength: 1, maxLength: 64 });
+export const BusinessStatus = Type.Integer({ minimum: -2147483648, maximum: 2147483647 });
+export const IsoTime = Type.String({ format: 'date-time', maxLength: 40 });
+export const MessageId = Type.String({
+  minLength: 28,
+  maxLength: 91,
+  pattern: '^[0-9A-HJKMNP-TV-Z]{26}\\.[A-Za-z0-9_.:-]{1,64}$',
+});
+
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+// TypeBox checks formats only when told how; we know one.
+import { FormatRegistry } from '@sinclair/typebox';
+
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (value) => DATE_TIME.test(value));
+
+export interface Checker<T> {
+  readonly schema: TSchema;
+  /** True when the value has the schema's shape. */
+  is(value: unknown): value is T;
+  /** The first few problems as one readable line, e.g. `/data/table_id: Expected union value`. */
+  explain(value: unknown): string;
+}
+
+/** Compiles a schema once, at module load; the hot path calls `is`, error paths call `explain`. */
+export function compile<S extends TSchema>(schema: S): Checker<Static<S>> {
+  const check = TypeCompiler.Compile(schema);
+  return {
+    schema,
+    is: (value: unknown): value is Static<S> => check.Check(value),
+    explain(value: unknown): string {
+      const problems: string[] = [];
+      for (const error of check.Errors(value)) {
+        problems.push(`${error.path || '/'}: ${error.message}`);
+        if (problems.length === 3) break;
+      }
+      return problems.join('; ') || 'invalid';
+    },
+  };
+}
+
+export { Value };

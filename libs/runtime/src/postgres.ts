@@ -1,0 +1,124 @@
+// PostgreSQL: a pool that waits for the server (one quiet line while it is down), creates the database when
+// it is missing, and applies db/schema.sql under an advisory lock so services starting together do not race.
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { delay } from './lifecycle';
+import { START_HINT } from './redis';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+const SCHEMA_FILE = new URL('../../../db/schema.sql', import.meta.url);
+const SCHEMA_LOCK = 715_020_001; // advisory lock key of schema migration, any fixed number
+
+export function describePostgres(url: string): string {
+  return url.replace(/\/\/([^:@/]*)(:[^@/]*)?@/, '//$1@');
+}
+
+function isUnreachable(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return ['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', '57P03', '57P01'].includes(
+    code,
+  );
+}
+
+export interface PostgresOptions {
+  max?: number;
+  applySchema?: boolean;
+  signal?: AbortSignal;
+}
+
+export async function connectPostgres(
+  url: string,
+  log: Logger,
+  options: PostgresOptions = {},
+): Promise<Pool> {
+  const target = describePostgres(url);
+  let hasWarned = false;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ensureDatabase(url, log);
+      const pool = new pg.Pool({
+        connectionString: url,
+        max: options.max ?? 10,
+        connectionTimeoutMillis: 5000,
+      });
+      pool.on('error', (err) =>
+        log.warn({ postgres: target, reason: err.message }, 'idle postgres client lost'),
+      );
+      if (options.applySchema !== false) await migrate(pool);
+      if (hasWarned) log.info({ postgres: target }, 'postgres reachable again');
+      return pool;
+    } catch (err) {
+      if (!isUnreachable(err)) throw err;
+      if (!hasWarned) {
+        log.warn(
+          { postgres: target, reason: (err as Error).message },
+          `postgres unreachable; ${START_HINT}; retrying`,
+        );
+        hasWarned = true;
+      }
+      if (options.signal?.aborted) throw new Error('aborted while waiting for postgres');
+      await delay(Math.min(200 * (attempt + 1), 2000), options.signal);
+    }
+  }
+}
+
+/** SPEC §7: the database named in DATABASE_URL is created when missing. */
+async function ensureDatabase(url: string, log: Logger): Promise<void> {
+  const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  probe.on('error', () => undefined); // a probe's late socket error has already been reported by connect()
+  try {
+    await probe.connect();
+    await probe.end();
+    return;
+  } catch (err) {
+    await probe.end().catch(() => undefined); // the connection never opened; nothing to close cleanly
+    if ((err as { code?: string }).code !== '3D000') throw err;
+  }
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  target.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: target.toString(), connectionTimeoutMillis: 5000 });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+    log.info({ database: name }, 'database created');
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42P04') throw err; // 42P04: created meanwhile by another service
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Applies db/schema.sql (idempotent) under an advisory lock. */
+export async function migrate(pool: Pool): Promise<void> {
+  const sql = readFileSync(SCHEMA_FILE, 'utf8');
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK]);
+    await client.query(sql);
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK]).catch(() => undefined); // dropped with the session anyway
+    client.release();
+  }
+}
+
+/** Runs fn in one transaction. */
+export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let failure: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    failure = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined); // the original error is what matters
+    throw err;
+  } finally {
+    client.release(failure); // a client that failed is destroyed, not reused
+  }
+}

@@ -1,0 +1,56 @@
+// Device tokens: HS256 JWTs carrying shop, client id, type and the registration's token id (jti). Verified
+// without a database round trip; revocation is checked against the registry in Redis at login and on notify.
+import { errors, jwtVerify, SignJWT } from 'jose';
+import { BrokerError, type DeviceType } from '#events';
+
+export interface DeviceClaims {
+  shop_id: string;
+  client_id: string;
+  type: DeviceType;
+  token_id: string;
+}
+
+const ISSUER = 'shop-broker';
+
+export class DeviceTokens {
+  private readonly key: Uint8Array;
+  constructor(
+    secret: string,
+    private readonly ttlS: number,
+  ) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async mint(claims: DeviceClaims, nowMs: number = Date.now(), ttlS: number = this.ttlS): Promise<string> {
+    const iat = Math.floor(nowMs / 1000);
+    return new SignJWT({ shop_id: claims.shop_id, type: claims.type })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setSubject(claims.client_id)
+      .setJti(claims.token_id)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ttlS)
+      .sign(this.key);
+  }
+
+  /** The token's claims, or TOKEN_INVALID (bad signature, expired, malformed). */
+  async verify(token: string): Promise<DeviceClaims> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, algorithms: ['HS256'] });
+      const { shop_id: shopId, type, sub, jti } = payload as Record<string, unknown>;
+      if (
+        typeof shopId !== 'string' ||
+        typeof sub !== 'string' ||
+        typeof jti !== 'string' ||
+        (type !== 'main' && type !== 'sub')
+      ) {
+        throw new BrokerError('TOKEN_INVALID', 'token lacks shop_id, sub, jti or type');
+      }
+      return { shop_id: shopId, client_id: sub, type, token_id: jti };
+    } catch (err) {
+      if (err instanceof BrokerError) throw err;
+      if (err instanceof errors.JWTExpired) throw new BrokerError('TOKEN_INVALID', 'token expired');
+      throw new BrokerError('TOKEN_INVALID');
+    }
+  }
+}
