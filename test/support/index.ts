@@ -1,2 +1,4 @@
 export * from './context';
+export * from './devices';
+export * from './raw-socket';
 export * from './wait';

@@ -3,4 +3,5 @@ export * from './append';
 export * from './consume';
 export * from './dead-letter';
 export * from './failures';
+export * from './inbox';
 export * from './presence';

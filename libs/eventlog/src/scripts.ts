@@ -3,7 +3,15 @@
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '#runtime';
 
-export const SCRIPTS = ['notify-5', 'login-3', 'ack-4', 'register-2', 'revoke-3', 'close-2'] as const;
+export const SCRIPTS = [
+  'notify-5',
+  'login-3',
+  'ack-4',
+  'register-2',
+  'revoke-3',
+  'close-2',
+  'push-2',
+] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 type ScriptReply = Array<string | number>;
 type ScriptCall = (...keysThenArgs: Array<string | number>) => Promise<ScriptReply>;

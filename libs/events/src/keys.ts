@@ -101,6 +101,11 @@ export class Keys {
     return `${this.prefix}:edge:{${edgeId}}:conns`;
   }
 
+  /** Held by the one dispatcher cleaning up after a dead edge. */
+  edgeSweepLock(edgeId: string): string {
+    return `${this.prefix}:edge:{${edgeId}}:sweep`;
+  }
+
   /** Pub/sub channel an edge listens on for deliveries and control commands. */
   edgeChannel(edgeId: string): string {
     return `${this.prefix}:edge-channel:${edgeId}`;

@@ -43,6 +43,16 @@ export const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 });
+export const MessagesQuery = Type.Object({
+  state: Type.Optional(MessageStateFilter),
+  limit: ListQuery.properties.limit,
+  cursor: ListQuery.properties.cursor,
+});
+export const ConnectionsQuery = Type.Object({
+  shop_id: Type.Optional(ShopId),
+  limit: ListQuery.properties.limit,
+  cursor: ListQuery.properties.cursor,
+});
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
   Type.Union([schema, Type.Null()]);
@@ -92,6 +102,8 @@ export const MainOnline = Type.Object({
 });
 
 export const Accepted = Type.Object({ event_id: Type.String(), req_id: Type.Optional(ReqId) });
+/** A disconnect was sent to the edge holding the connection; the edge records ConnectionClosed. */
+export const Disconnecting = Type.Object({ conn_id: Type.String(), edge_id: Type.String() });
 export const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) });
 
 export const listOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>

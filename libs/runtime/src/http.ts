@@ -59,7 +59,8 @@ export async function serveHealth(host: string, port: number, probe: ReadinessPr
   return server;
 }
 
-export function closeServer(server: Server): Promise<void> {
+/** Stops listening and cuts keep-alive connections (an http or https server). */
+export function closeServer(server: Pick<Server, 'close' | 'closeAllConnections'>): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();

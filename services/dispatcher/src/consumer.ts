@@ -1,0 +1,57 @@
+// The dispatcher's batch: route each NotifyRequested and DeviceLoggedIn of a shard batch to the live
+// connections of its recipients, in log order, then schedule one retry check for everything pushed.
+
+import type { ConsumedEntry, Inbox, PresenceBook } from '#eventlog';
+import type { Keys } from '#events';
+import { counter, type RedisClient } from '#runtime';
+import { send } from './deliver';
+import type { Retries } from './retries';
+import { FIRST_PUSH_LIMIT, type OnlineByShop, type Step, shopsToRoute, stepsOf } from './routing';
+
+const pushed = counter('broker_dispatcher_pushes_total', 'First pushes of messages (live and backlog)');
+
+export interface BatchDeps {
+  redis: RedisClient;
+  keys: Keys;
+  inbox: Inbox;
+  presence: PresenceBook;
+  retries: Retries;
+  attemptBudget: number;
+  now(): number;
+}
+
+export function dispatchBatch(deps: BatchDeps) {
+  return async (_shard: number, entries: ConsumedEntry[]): Promise<void> => {
+    const shops = shopsToRoute(entries.map((entry) => entry.event));
+    if (shops.length === 0) return;
+    const live = await deps.presence.liveEdges(deps.now());
+    const online: OnlineByShop = new Map(
+      await Promise.all(shops.map(async (shop) => [shop, await deps.presence.online(shop, live)] as const)),
+    );
+    const steps: Step[] = [];
+    for (const { event, streamId } of entries) {
+      for (const step of stepsOf(event, streamId, online)) {
+        if (step.kind !== 'backlog') {
+          steps.push(step);
+          continue;
+        }
+        // SPEC §5.4: every undelivered message of the device, oldest first, before anything newer.
+        const backlog = await deps.inbox.backlog(step.route.shop_id, step.route.client_id, step.upToStreamId);
+        for (const payload of backlog)
+          steps.push({ kind: 'push', push: { payload, route: step.route, limit: FIRST_PUSH_LIMIT } });
+      }
+    }
+    if (steps.length === 0) return;
+    const outcome = await send(deps.redis, deps.keys, deps.inbox, steps);
+    pushed.inc(outcome.pushed.length);
+    await deps.retries.schedule(
+      1,
+      outcome.pushed.map((p) => ({
+        shop: p.payload.shop_id,
+        client: p.payload.to_client_id,
+        id: p.payload.id,
+        limit: p.attempt + deps.attemptBudget - 1,
+      })),
+    );
+  };
+}

@@ -1,0 +1,149 @@
+// The dispatcher: consumes the log in its own group, pushes each message to its recipient's live connection,
+// on whichever edge it is, and keeps re-pushing through BullMQ until the device acks it.
+import { hostname } from 'node:os';
+import { EventLog, Inbox, PresenceBook, ShardConsumer } from '#eventlog';
+import { createEvent, Keys, newEventId } from '#events';
+import {
+  type Config,
+  checkRedis,
+  closeRedis,
+  closeServer,
+  createRedis,
+  type Logger,
+  once,
+  type ReadinessProbe,
+  readinessOf,
+  runSteps,
+  type ServiceHandle,
+  serveHealth,
+  whenRedisReady,
+} from '#runtime';
+import { dispatchBatch } from './consumer';
+import { sweepDeadEdges } from './edges';
+import { Retries } from './retries';
+
+export { retryDelayMs } from './retries';
+export { stepsOf } from './routing';
+
+export interface DispatcherHandle extends ServiceHandle {
+  readonly id: string;
+  readonly readiness: ReadinessProbe;
+  /** The bound health port, or null when the caller serves health. */
+  readonly port: number | null;
+  whenCaughtUp(timeoutMs?: number): Promise<void>;
+  retryDepth(): Promise<number>;
+}
+
+export interface DispatcherDeps {
+  log: Logger;
+  /** Serve /healthz, /readyz, /metrics on HEALTH_PORT (default true; `start all` serves one for everyone). */
+  healthServer?: boolean;
+  now?: () => number;
+}
+
+const SWEEP_EVERY_MS = 2000;
+
+export async function start(config: Config, deps: DispatcherDeps): Promise<DispatcherHandle> {
+  const id = `${hostname()}-${process.pid}-${newEventId().slice(-6)}`;
+  const log = deps.log.child({ svc: 'dispatcher', dispatcher_id: id });
+  const now = deps.now ?? Date.now;
+  const keys = new Keys(config.redis.prefix, config.shards);
+  const redis = createRedis(config.redis, log, { name: `dispatcher-${id}` });
+  const bullRedis = createRedis(config.redis, log, { name: `dispatcher-${id}-bullmq` });
+  await whenRedisReady(redis);
+  const source = `dispatcher:${id}`;
+  const eventLog = new EventLog(redis, keys);
+  const inbox = new Inbox(redis, keys);
+  const presence = new PresenceBook(redis, keys);
+  let isDraining = false;
+
+  const retries = new Retries(
+    {
+      redis,
+      keys,
+      inbox,
+      presence,
+      delivery: config.delivery,
+      log,
+      now,
+      async recordFailure(push, attempts) {
+        const event = createEvent({
+          type: 'DeliveryFailed',
+          shopId: push.payload.shop_id,
+          source,
+          nowMs: now(),
+          data: { client_id: push.payload.to_client_id, id: push.payload.id, attempts },
+        });
+        await eventLog.append(event);
+        log.info(
+          { event_id: event.id, message_id: push.payload.id, attempts },
+          'delivery failed; message stays pending',
+        );
+      },
+    },
+    bullRedis,
+  );
+  retries.startWorker(bullRedis);
+
+  const consumer = new ShardConsumer({
+    redis,
+    redisConfig: config.redis,
+    keys,
+    log,
+    group: 'dispatcher',
+    consumer: id,
+    batch: config.consumer.batch,
+    leaseMs: config.consumer.leaseMs,
+    handle: dispatchBatch({
+      redis,
+      keys,
+      inbox,
+      presence,
+      retries,
+      attemptBudget: config.delivery.attempts,
+      now,
+    }),
+  });
+  await consumer.start();
+
+  let sweeping = Promise.resolve();
+  const sweeper = setInterval(() => {
+    sweeping = sweepDeadEdges({ redis, keys, eventLog, presence, log, source }, now()).then(
+      () => undefined,
+      (err: Error) => log.warn({ reason: err.message }, 'dead-edge sweep failed; next round retries'),
+    );
+  }, SWEEP_EVERY_MS);
+
+  const readiness = readinessOf({ redis: () => checkRedis(redis) }, () => isDraining);
+  const health =
+    deps.healthServer === false ? null : await serveHealth('0.0.0.0', config.healthPort, readiness);
+  const port = health ? ((health.address() as { port: number }).port ?? null) : null;
+  log.info({ health_port: port }, 'dispatcher started');
+
+  const drain = once(async () => {
+    isDraining = true;
+    clearInterval(sweeper);
+    await sweeping;
+    await consumer.stop();
+  });
+  const stop = once(async () => {
+    await drain();
+    await runSteps(log, [
+      ['close retries', () => retries.close()],
+      ['close health', () => (health ? closeServer(health) : undefined)],
+      ['close redis', () => closeRedis(redis)],
+      ['close bullmq redis', () => closeRedis(bullRedis)],
+    ]);
+  });
+
+  return {
+    name: 'dispatcher',
+    id,
+    readiness,
+    port,
+    drain,
+    stop,
+    whenCaughtUp: (timeoutMs) => consumer.whenCaughtUp(timeoutMs),
+    retryDepth: () => retries.depth(),
+  };
+}

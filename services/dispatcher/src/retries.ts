@@ -1,0 +1,141 @@
+// Re-pushes of unacked messages, scheduled in BullMQ: one job per dispatched batch (not per message), so the
+// happy path pays one Redis round trip per batch for its safety net. When a job fires, messages acked meanwhile
+// are skipped by the push script; offline recipients wait for their next login; the rest are pushed again until
+// their attempt limit, then DeliveryFailed is appended and the message stays pending (SPEC §5.3).
+import { Queue, Worker } from 'bullmq';
+import type { Inbox, PresenceBook } from '#eventlog';
+import type { Keys } from '#events';
+import { type Config, counter, type Logger, type RedisClient } from '#runtime';
+import { send } from './deliver';
+import type { Push, Step } from './routing';
+
+export interface RetryItem {
+  shop: string;
+  client: string;
+  id: string;
+  /** Push while the message's attempt count is below this. */
+  limit: number;
+}
+
+export interface RetryJob {
+  round: number;
+  items: RetryItem[];
+}
+
+const QUEUE = 'redeliveries';
+const retried = counter('broker_dispatcher_repushes_total', 'Re-pushes of unacked messages');
+
+/** SPEC §3: the first retry after DELIVERY_RETRY_FIRST_MS, then doubling, with ±20 % jitter, capped. */
+export function retryDelayMs(
+  round: number,
+  firstMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  const base = Math.min(maxMs, firstMs * 2 ** (round - 1));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+export interface RetryDeps {
+  redis: RedisClient;
+  keys: Keys;
+  inbox: Inbox;
+  presence: PresenceBook;
+  delivery: Config['delivery'];
+  log: Logger;
+  now(): number;
+  /** Appends DeliveryFailed for a message that used up its attempts. */
+  recordFailure(push: Push, attempts: number): Promise<void>;
+}
+
+export class Retries {
+  private readonly queue: Queue<RetryJob>;
+  private worker: Worker<RetryJob> | undefined;
+
+  constructor(
+    private readonly deps: RetryDeps,
+    connection: RedisClient,
+  ) {
+    this.queue = new Queue<RetryJob>(QUEUE, { connection, prefix: deps.keys.bullPrefix() });
+    this.queue.on('error', (err) => deps.log.warn({ reason: err.message }, 'retry queue error'));
+  }
+
+  /** Starts working on due retry jobs (any dispatcher's: a dead dispatcher's jobs are picked up here). */
+  startWorker(connection: RedisClient): void {
+    this.worker = new Worker<RetryJob>(QUEUE, (job) => this.redeliver(job.data), {
+      connection,
+      prefix: this.deps.keys.bullPrefix(),
+      concurrency: 4,
+    });
+    this.worker.on('error', (err) => this.deps.log.warn({ reason: err.message }, 'retry worker error'));
+    this.worker.on('failed', (job, err) =>
+      this.deps.log.warn({ job_id: job?.id, reason: err.message }, 'retry job failed; BullMQ retries it'),
+    );
+  }
+
+  /** Schedules the next check of pushed messages. */
+  async schedule(round: number, items: RetryItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const { firstRetryMs, maxRetryMs } = this.deps.delivery;
+    await this.queue.add(
+      'redeliver',
+      { round, items },
+      {
+        delay: retryDelayMs(round, firstRetryMs, maxRetryMs),
+        attempts: 20,
+        backoff: { type: 'exponential', delay: 500 },
+        removeOnComplete: true,
+        removeOnFail: 1000,
+      },
+    );
+  }
+
+  /** Jobs waiting or delayed: the retry queue depth. */
+  async depth(): Promise<number> {
+    const counts = await this.queue.getJobCounts('delayed', 'waiting', 'active');
+    return (counts.delayed ?? 0) + (counts.waiting ?? 0) + (counts.active ?? 0);
+  }
+
+  private async redeliver(job: RetryJob): Promise<void> {
+    const { redis, keys, inbox, presence, log, now } = this.deps;
+    const live = await presence.liveEdges(now());
+    const byShop = new Map<string, RetryItem[]>();
+    for (const item of job.items) byShop.set(item.shop, [...(byShop.get(item.shop) ?? []), item]);
+    const steps: Step[] = [];
+    for (const [shop, items] of byShop) {
+      const [online, payloads] = await Promise.all([
+        presence.online(shop, live),
+        inbox.payloads(
+          shop,
+          items.map((item) => item.id),
+        ),
+      ]);
+      for (const item of items) {
+        const payload = payloads.get(item.id);
+        const route = online.get(item.client);
+        // Acked: done. Offline: its next login pushes it again, with a fresh budget.
+        if (!payload || !route) continue;
+        steps.push({ kind: 'push', push: { payload, route, limit: item.limit } });
+      }
+    }
+    const outcome = await send(redis, keys, inbox, steps);
+    retried.inc(outcome.pushed.length);
+    for (const failed of outcome.exhausted) await this.deps.recordFailure(failed, failed.attempts);
+    await this.schedule(
+      job.round + 1,
+      outcome.pushed.map((p) => ({
+        shop: p.payload.shop_id,
+        client: p.payload.to_client_id,
+        id: p.payload.id,
+        limit: p.limit,
+      })),
+    );
+    if (outcome.exhausted.length > 0)
+      log.info({ count: outcome.exhausted.length }, 'deliveries failed after their budget');
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.close();
+    await this.queue.close();
+  }
+}

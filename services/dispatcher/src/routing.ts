@@ -1,0 +1,79 @@
+// ◇ Who gets what from a batch of events, given who is online. No I/O: the consumer reads presence and the
+// inbox, calls these, and sends the result.
+
+import type { Presence } from '#eventlog';
+import { type BrokerEvent, broadcastFrameOf, type MessagePayload, messagesOf } from '#events';
+
+/** A message to push to a main device's live connection. */
+export interface Push {
+  payload: MessagePayload;
+  route: Presence;
+  /** Attempt limit of this series of pushes (see push-2.lua). */
+  limit: number;
+}
+
+/** A step of the batch, in log order: pushes known now, or a backlog to read for a device that logged in. */
+export type Step =
+  | { kind: 'push'; push: Push }
+  | { kind: 'broadcast'; route: Presence; frame: string }
+  | { kind: 'backlog'; route: Presence; upToStreamId: string };
+
+/** A first push (live, or a backlog at login) always goes out unless acked; the budget counts from it. */
+export const FIRST_PUSH_LIMIT = Number.MAX_SAFE_INTEGER;
+
+export type OnlineByShop = ReadonlyMap<string, ReadonlyMap<string, Presence>>;
+
+/**
+ * The steps one event asks for. A sub's notify: a push per online recipient main (SPEC §5.3). A main's or the
+ * back office's notify: a broadcast frame per online sub (best effort). A login: the device's backlog, if the
+ * login is still the device's current connection.
+ */
+export function stepsOf(event: BrokerEvent, streamId: string, online: OnlineByShop): Step[] {
+  const shop = online.get(event.shop_id);
+  if (!shop) return [];
+  switch (event.type) {
+    case 'NotifyRequested': {
+      if (event.data.audience === 'mains') {
+        const steps: Step[] = [];
+        for (const payload of messagesOf(event)) {
+          const route = shop.get(payload.to_client_id);
+          if (route && route.type === 'main')
+            steps.push({ kind: 'push', push: { payload, route, limit: FIRST_PUSH_LIMIT } });
+        }
+        return steps;
+      }
+      const frame = JSON.stringify(broadcastFrameOf(event));
+      const steps: Step[] = [];
+      for (const route of shop.values()) {
+        if (route.type === 'sub' && route.client_id !== event.data.from_client_id)
+          steps.push({ kind: 'broadcast', route, frame });
+      }
+      return steps;
+    }
+    case 'DeviceLoggedIn': {
+      const route = shop.get(event.data.client_id);
+      if (!route || route.conn_id !== event.data.conn_id || route.type !== 'main') return [];
+      return [{ kind: 'backlog', route, upToStreamId: streamId }];
+    }
+    case 'DeviceRegistered':
+    case 'DeviceRevoked':
+    case 'ConnectionClosed':
+    case 'MessageDelivered':
+    case 'DeliveryFailed':
+    case 'MessageHandled':
+      return [];
+    default: {
+      const never: never = event;
+      return never;
+    }
+  }
+}
+
+/** Shops whose presence a batch needs. */
+export function shopsToRoute(events: readonly BrokerEvent[]): string[] {
+  const shops = new Set<string>();
+  for (const event of events) {
+    if (event.type === 'NotifyRequested' || event.type === 'DeviceLoggedIn') shops.add(event.shop_id);
+  }
+  return [...shops];
+}

@@ -1,0 +1,27 @@
+// What a session needs from its edge, as one explicit object (built in index.ts).
+
+import type { EventLog, Presence } from '#eventlog';
+import type { EventOf } from '#events';
+import type { Config, DeviceTokens, Logger } from '#runtime';
+import type { EdgeMetrics } from './metrics';
+import type { Session } from './session';
+
+export interface EdgeContext {
+  config: Config['edge'];
+  edgeId: string;
+  /** `edge:<id>`, the source of every event this edge appends. */
+  source: string;
+  log: Logger;
+  eventLog: EventLog;
+  tokens: DeviceTokens;
+  metrics: EdgeMetrics;
+  now(): number;
+  /** Keeps a frame's work visible to drain(), which waits for it. */
+  track(work: Promise<void>): void;
+  /** A session logged in: route to it, list it, and close the connection it replaced. */
+  adopt(session: Session, presence: Presence, replaced: Presence | null): Promise<void>;
+  /** A session's socket closed: stop routing to it. */
+  forget(session: Session): void;
+  /** Appends ConnectionClosed; keeps retrying while Redis is away, so presence never stays stale. */
+  recordClose(event: EventOf<'ConnectionClosed'>): Promise<void>;
+}

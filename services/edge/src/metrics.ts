@@ -1,0 +1,18 @@
+// The edge's Prometheus metrics.
+import { counter, gauge, histogram } from '#runtime';
+
+export function edgeMetrics() {
+  return {
+    connections: gauge('broker_edge_connections', 'Open sockets on this edge', ['state']),
+    frames: counter('broker_edge_frames_total', 'Frames accepted, by op', ['op']),
+    refused: counter('broker_edge_refused_total', 'Frames refused, by error code', ['code']),
+    delivered: counter('broker_edge_pushed_frames_total', 'Frames pushed to devices'),
+    notifyMs: histogram(
+      'broker_edge_notify_append_ms',
+      'Notify append latency (ms)',
+      [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000],
+    ),
+  };
+}
+
+export type EdgeMetrics = ReturnType<typeof edgeMetrics>;

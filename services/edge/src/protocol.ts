@@ -1,0 +1,76 @@
+// ◇ Pure pieces of the edge protocol: reply frames, close reasons, and the per-connection rate limiter.
+import type { BrokerError, ReplyFrame } from '#events';
+
+export function replyOk(op: string, time: string, reqId?: string, data?: Record<string, unknown>): string {
+  const frame: ReplyFrame = { op, code: 0, msg: 'ok', time };
+  if (reqId !== undefined) frame.req_id = reqId;
+  if (data !== undefined) frame.data = data;
+  return JSON.stringify(frame);
+}
+
+export function replyError(op: string, error: BrokerError, time: string, reqId?: string): string {
+  const frame: ReplyFrame = { op, code: error.spec.ws ?? error.spec.http ?? 500, msg: error.message, time };
+  if (reqId !== undefined) frame.req_id = reqId;
+  return JSON.stringify(frame);
+}
+
+/** What ConnectionClosed records for a close code. */
+export function closeReasonOf(code: number): string {
+  switch (code) {
+    case 1000:
+      return 'closed';
+    case 1001:
+      return 'drain';
+    case 1008:
+      return 'rate_limited';
+    case 1009:
+      return 'frame_too_large';
+    case 1013:
+      return 'slow_reader';
+    case 4000:
+      return 'operator';
+    case 4401:
+      return 'token_invalid';
+    case 4403:
+      return 'revoked';
+    case 4408:
+      return 'login_timeout';
+    case 4409:
+      return 'replaced';
+    default:
+      return 'dropped';
+  }
+}
+
+/**
+ * A token bucket: `ratePerS` frames a second with bursts of `burst`. After `strikesToClose` refused frames in a
+ * row, the connection is closed (SPEC §3: 429, then 1008 if it persists).
+ */
+export class RateLimiter {
+  private tokens: number;
+  private lastMs: number;
+  private strikes = 0;
+
+  constructor(
+    private readonly ratePerS: number,
+    private readonly burst: number,
+    nowMs: number,
+    private readonly strikesToClose = 20,
+  ) {
+    this.tokens = burst;
+    this.lastMs = nowMs;
+  }
+
+  /** 'ok' to go on, 'refuse' to answer 429, 'close' to close with 1008. */
+  take(nowMs: number): 'ok' | 'refuse' | 'close' {
+    this.tokens = Math.min(this.burst, this.tokens + ((nowMs - this.lastMs) * this.ratePerS) / 1000);
+    this.lastMs = nowMs;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      this.strikes = 0;
+      return 'ok';
+    }
+    this.strikes += 1;
+    return this.strikes >= this.strikesToClose ? 'close' : 'refuse';
+  }
+}

@@ -1,0 +1,295 @@
+// One device socket: the login gate and timeout, the rate limit, frame dispatch, and the send-buffer bound.
+// Business decisions are in the Lua scripts behind EventLog; a session only validates, appends and answers.
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import type { Presence } from '#eventlog';
+import {
+  ackedIds,
+  BrokerError,
+  type ClientFrame,
+  createEvent,
+  type DeviceType,
+  isBrokerError,
+  type LoginFrame,
+  type NotifyFrame,
+  newConnId,
+  newEventId,
+  normaliseDeviceType,
+  parseClientFrame,
+  parseMessageId,
+} from '#events';
+import type { Logger } from '#runtime';
+import type { EdgeContext } from './context';
+import { closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';
+
+export interface Identity {
+  shopId: string;
+  clientId: string;
+  type: DeviceType;
+  tokenId: string;
+}
+
+export class Session {
+  readonly connId: string;
+  readonly remoteAddr: string;
+  readonly connectedAt: string;
+  identity: Identity | null = null;
+  missedPongs = 0;
+  private log: Logger;
+  private readonly limiter: RateLimiter;
+  private loginTimer: NodeJS.Timeout | undefined;
+  private isClosing = false;
+  private isLoggingIn = false;
+  private hasClosed = false;
+  private closeReason: string | undefined;
+
+  constructor(
+    private readonly ctx: EdgeContext,
+    readonly socket: WebSocket,
+    request: IncomingMessage,
+  ) {
+    const now = ctx.now();
+    this.connId = newConnId(now);
+    this.connectedAt = new Date(now).toISOString();
+    this.remoteAddr = request.socket.remoteAddress ?? '';
+    this.log = ctx.log;
+    this.limiter = new RateLimiter(ctx.config.ratePerS, ctx.config.rateBurst, now);
+    this.loginTimer = setTimeout(
+      () => this.close(4408, 'no login within the login timeout'),
+      ctx.config.loginTimeoutMs,
+    );
+    socket.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    socket.on('pong', () => {
+      this.missedPongs = 0;
+    });
+    socket.on('close', (code) => this.onClosed(code));
+    socket.on('error', (err) => this.log.info({ conn_id: this.connId, reason: err.message }, 'socket error'));
+  }
+
+  /** Sends a frame unless the peer has stopped reading: past the buffer bound the socket is closed (1013). */
+  send(text: string): boolean {
+    if (this.isClosing) return false;
+    if (this.socket.bufferedAmount > this.ctx.config.maxBufferedBytes) {
+      this.close(1013, 'send buffer over its bound');
+      return false;
+    }
+    this.socket.send(text);
+    return true;
+  }
+
+  close(code: number, reason: string, recordAs?: string): void {
+    if (this.isClosing) return;
+    this.isClosing = true;
+    this.closeReason = recordAs;
+    clearTimeout(this.loginTimer);
+    this.socket.close(code, reason.slice(0, 120));
+    // A peer that does not answer the close handshake (or has a full buffer) is cut off.
+    setTimeout(() => this.socket.terminate(), 2000).unref();
+  }
+
+  private onFrame(data: Buffer, isBinary: boolean): void {
+    this.missedPongs = 0;
+    const now = this.ctx.now();
+    const verdict = this.limiter.take(now);
+    if (verdict !== 'ok') {
+      this.ctx.metrics.refused.inc({ code: 'RATE_LIMITED' });
+      if (verdict === 'close') return this.close(1008, 'too many frames');
+      return void this.send(replyError('error', new BrokerError('RATE_LIMITED'), iso(now)));
+    }
+    if (isBinary) {
+      return void this.send(
+        replyError('error', new BrokerError('INVALID_INPUT', 'frames are JSON text'), iso(now)),
+      );
+    }
+    const parsed = parseClientFrame(data.toString('utf8'));
+    if (!parsed.ok) {
+      this.ctx.metrics.refused.inc({ code: parsed.error.code });
+      return void this.send(replyError(parsed.op, parsed.error, iso(now), parsed.reqId));
+    }
+    this.ctx.metrics.frames.inc({ op: parsed.frame.op });
+    this.ctx.track(this.dispatch(parsed.frame));
+  }
+
+  private async dispatch(frame: ClientFrame): Promise<void> {
+    try {
+      if (frame.op === 'ping')
+        return void this.send(
+          JSON.stringify({
+            op: 'pong',
+            code: 0,
+            msg: 'pong',
+            time: this.time(),
+            ...(frame.req_id ? { req_id: frame.req_id } : {}),
+          }),
+        );
+      if (frame.op === 'login') return await this.login(frame);
+      const identity = this.identity;
+      if (identity === null) throw new BrokerError('NOT_LOGGED_IN');
+      switch (frame.op) {
+        case 'notify':
+          return await this.notify(identity, frame);
+        case 'ack':
+          return await this.ack(identity, ackedIds(frame));
+        case 'logout':
+          await this.recordClose(identity, 'logout', 1000);
+          return this.close(1000, 'logout', 'logout');
+        default: {
+          const never: never = frame;
+          return never;
+        }
+      }
+    } catch (err) {
+      this.refuse(frame, err);
+    }
+  }
+
+  private refuse(frame: ClientFrame, err: unknown): void {
+    const error = isBrokerError(err) ? err : new BrokerError('INTERNAL');
+    if (!isBrokerError(err)) this.log.error({ err, conn_id: this.connId, op: frame.op }, 'frame failed');
+    this.ctx.metrics.refused.inc({ code: error.code });
+    this.send(replyError(frame.op, error, this.time(), 'req_id' in frame ? frame.req_id : undefined));
+    const close = error.spec.close;
+    if (close === 4401 || close === 4403) this.close(close, error.message);
+  }
+
+  private async login(frame: LoginFrame): Promise<void> {
+    if (this.identity !== null || this.isLoggingIn) throw new BrokerError('CONFLICT', 'already logged in');
+    this.isLoggingIn = true;
+    try {
+      const claims = await this.ctx.tokens.verify(frame.token);
+      if (
+        (frame.shop_id !== undefined && frame.shop_id !== claims.shop_id) ||
+        (frame.client_id !== undefined && frame.client_id !== claims.client_id) ||
+        (frame.type !== undefined && normaliseDeviceType(frame.type) !== claims.type)
+      ) {
+        throw new BrokerError('TOKEN_INVALID', 'shop_id, client_id or type does not match the token');
+      }
+      const identity: Identity = {
+        shopId: claims.shop_id,
+        clientId: claims.client_id,
+        type: claims.type,
+        tokenId: claims.token_id,
+      };
+      const presence: Presence = {
+        conn_id: this.connId,
+        edge_id: this.ctx.edgeId,
+        shop_id: identity.shopId,
+        client_id: identity.clientId,
+        type: identity.type,
+        connected_at: this.connectedAt,
+        remote_addr: this.remoteAddr,
+      };
+      const event = createEvent({
+        type: 'DeviceLoggedIn',
+        shopId: identity.shopId,
+        source: this.ctx.source,
+        nowMs: this.ctx.now(),
+        data: {
+          client_id: identity.clientId,
+          type: identity.type,
+          conn_id: this.connId,
+          edge_id: this.ctx.edgeId,
+          remote_addr: this.remoteAddr,
+        },
+      });
+      if (this.isClosing) return;
+      const { replaced } = await this.ctx.eventLog.login(event, identity.tokenId, presence);
+      this.identity = identity;
+      clearTimeout(this.loginTimer);
+      this.log = this.ctx.log.child({
+        shop_id: identity.shopId,
+        client_id: identity.clientId,
+        conn_id: this.connId,
+      });
+      await this.ctx.adopt(this, presence, replaced);
+      this.send(
+        replyOk('login', this.time(), frame.req_id, { conn_id: this.connId, edge_id: this.ctx.edgeId }),
+      );
+      this.log.info({ event_id: event.id }, 'device logged in');
+      // The socket went away while the login was being recorded: record its close too.
+      if (this.hasClosed) await this.recordClose(identity, this.closeReason ?? 'dropped', undefined);
+    } finally {
+      this.isLoggingIn = false;
+    }
+  }
+
+  private async notify(identity: Identity, frame: NotifyFrame): Promise<void> {
+    const now = this.ctx.now();
+    const event = createEvent({
+      type: 'NotifyRequested',
+      shopId: identity.shopId,
+      source: this.ctx.source,
+      nowMs: now,
+      id: newEventId(now),
+      data: {
+        req_id: frame.req_id,
+        from_client_id: identity.clientId,
+        from_type: identity.type,
+        audience: identity.type === 'sub' ? 'mains' : 'subs',
+        recipients: [],
+        table_id: frame.table_id,
+        type: frame.type,
+        status: frame.status ?? 0,
+        data: frame.data ?? {},
+        user_info: frame.user_info ?? {},
+      },
+    });
+    const outcome = await this.ctx.eventLog.appendNotify(event, {
+      tokenId: identity.tokenId,
+      type: identity.type,
+    });
+    this.ctx.metrics.notifyMs.observe(this.ctx.now() - now);
+    this.send(replyOk('notify', this.time(), frame.req_id, { event_id: outcome.eventId }));
+    if (!outcome.isDuplicate) this.log.debug({ event_id: outcome.eventId }, 'notify appended');
+  }
+
+  private async ack(identity: Identity, ids: string[]): Promise<void> {
+    for (const id of ids) {
+      if (parseMessageId(id)?.clientId !== identity.clientId)
+        throw new BrokerError('NOT_YOUR_MESSAGE', `message ${id} is addressed to another device`);
+    }
+    await this.ctx.eventLog.ack(
+      identity.shopId,
+      identity.clientId,
+      this.ctx.source,
+      ids,
+      newEventId(),
+      this.ctx.now(),
+    );
+  }
+
+  private onClosed(code: number): void {
+    this.isClosing = true;
+    this.hasClosed = true;
+    clearTimeout(this.loginTimer);
+    this.ctx.forget(this);
+    const identity = this.identity;
+    if (identity === null || this.closeReason === 'logout') return;
+    this.ctx.track(this.recordClose(identity, this.closeReason ?? closeReasonOf(code), code));
+  }
+
+  private async recordClose(identity: Identity, reason: string, code: number | undefined): Promise<void> {
+    const event = createEvent({
+      type: 'ConnectionClosed',
+      shopId: identity.shopId,
+      source: this.ctx.source,
+      nowMs: this.ctx.now(),
+      data: {
+        client_id: identity.clientId,
+        conn_id: this.connId,
+        edge_id: this.ctx.edgeId,
+        reason,
+        ...(code === undefined ? {} : { close_code: code }),
+      },
+    });
+    await this.ctx.recordClose(event);
+  }
+
+  private time(): string {
+    return iso(this.ctx.now());
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
