@@ -82,7 +82,9 @@ async function countPushes(inbox: Inbox, pushes: Push[]): Promise<Map<string, nu
         shop,
         list.map((push) => ({ id: push.payload.id, limit: push.limit })),
       );
-      list.forEach((push, i) => attempts.set(push.payload.id, counts[i] ?? 0));
+      list.forEach((push, i) => {
+        attempts.set(push.payload.id, counts[i] ?? 0);
+      });
     }),
   );
   return attempts;
