@@ -93,18 +93,19 @@ export class Session {
     const verdict = this.limiter.take(now);
     if (verdict !== 'ok') {
       this.ctx.metrics.refused.inc({ code: 'RATE_LIMITED' });
-      if (verdict === 'close') return this.close(1008, 'too many frames');
-      return void this.send(replyError('error', new BrokerError('RATE_LIMITED'), iso(now)));
+      if (verdict === 'close') this.close(1008, 'too many frames');
+      else this.send(replyError('error', new BrokerError('RATE_LIMITED'), iso(now)));
+      return;
     }
     if (isBinary) {
-      return void this.send(
-        replyError('error', new BrokerError('INVALID_INPUT', 'frames are JSON text'), iso(now)),
-      );
+      this.send(replyError('error', new BrokerError('INVALID_INPUT', 'frames are JSON text'), iso(now)));
+      return;
     }
     const parsed = parseClientFrame(data.toString('utf8'));
     if (!parsed.ok) {
       this.ctx.metrics.refused.inc({ code: parsed.error.code });
-      return void this.send(replyError(parsed.op, parsed.error, iso(now), parsed.reqId));
+      this.send(replyError(parsed.op, parsed.error, iso(now), parsed.reqId));
+      return;
     }
     this.ctx.metrics.frames.inc({ op: parsed.frame.op });
     this.ctx.track(this.dispatch(parsed.frame));
