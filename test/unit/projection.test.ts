@@ -1,0 +1,377 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type BrokerEvent, createEvent, messageIdOf } from '#events';
+import {
+  applyChanges,
+  deviceKey,
+  emptyView,
+  evolve,
+  type ProjectionView,
+  project,
+  type RowChange,
+} from '#persister';
+import { fixedEventId, type ShopOp, shopLog } from '../support/shop-log';
+
+const SHOP = 'shop-1';
+const T0 = Date.UTC(2025, 0, 1, 12);
+let counter = 0;
+
+function at(offsetMs: number) {
+  return { nowMs: T0 + offsetMs, id: fixedEventId(T0 + offsetMs, ++counter), shopId: SHOP };
+}
+
+/** given(events).when(events).thenRows(view): the emmett shape, over the in-memory fold. */
+function given(...history: BrokerEvent[]) {
+  const view = emptyView();
+  let position = 0;
+  const fold = (events: BrokerEvent[]) => {
+    for (const event of events) evolve(view, event, { shard: 0, streamId: `${T0}-${position++}` });
+  };
+  fold(history);
+  return {
+    when(...events: BrokerEvent[]) {
+      fold(events);
+      return { thenRows: (check: (view: ProjectionView) => void) => check(view) };
+    },
+  };
+}
+
+const register = (
+  offsetMs: number,
+  client_id: string,
+  type: 'main' | 'sub' = 'main',
+  token_id = `${client_id}-t1`,
+) =>
+  createEvent({
+    ...at(offsetMs),
+    type: 'DeviceRegistered',
+    source: 'api',
+    data: { client_id, type, token_id },
+  });
+const revoke = (offsetMs: number, client_id: string) =>
+  createEvent({ ...at(offsetMs), type: 'DeviceRevoked', source: 'api', data: { client_id } });
+const notify = (offsetMs: number, recipients: string[], audience: 'mains' | 'subs' = 'mains') =>
+  createEvent({
+    ...at(offsetMs),
+    type: 'NotifyRequested',
+    source: 'edge:e1',
+    data: {
+      req_id: `r${offsetMs}`,
+      from_client_id: 'waiter',
+      from_type: 'sub',
+      audience,
+      recipients,
+      table_id: 12,
+      type: 'add_dish',
+      status: 1,
+      data: { dish: 'dumplings' },
+      user_info: { name: 'Li' },
+    },
+  });
+const delivered = (
+  offsetMs: number,
+  client_id: string,
+  ids: string[],
+  attempts: Record<string, number> = {},
+) =>
+  createEvent({
+    ...at(offsetMs),
+    type: 'MessageDelivered',
+    source: 'edge:e1',
+    data: { client_id, ids, attempts },
+  });
+const failed = (offsetMs: number, id: string, attempts: number) =>
+  createEvent({
+    ...at(offsetMs),
+    type: 'DeliveryFailed',
+    source: 'dispatcher:d1',
+    data: { client_id: id.slice(27), id, attempts },
+  });
+const handled = (offsetMs: number, id: string, status: number) =>
+  createEvent({ ...at(offsetMs), type: 'MessageHandled', source: 'api', data: { id, status } });
+const loggedIn = (offsetMs: number, client_id: string, conn_id: string) =>
+  createEvent({
+    ...at(offsetMs),
+    type: 'DeviceLoggedIn',
+    source: 'edge:e1',
+    data: { client_id, type: 'main', conn_id, edge_id: 'e1', remote_addr: '10.0.0.9' },
+  });
+const closed = (offsetMs: number, client_id: string, conn_id: string, reason = 'logout') =>
+  createEvent({
+    ...at(offsetMs),
+    type: 'ConnectionClosed',
+    source: 'edge:e1',
+    data: { client_id, conn_id, edge_id: 'e1', reason },
+  });
+const iso = (offsetMs: number) => new Date(T0 + offsetMs).toISOString();
+
+describe('when a sub device notifies the mains', () => {
+  it('yields one pending row per recipient, keyed by the message id', () => {
+    const event = notify(10, ['pos-1', 'pos-2']);
+    given(register(1, 'pos-1'), register(2, 'pos-2'))
+      .when(event)
+      .thenRows((view) => {
+        expect([...view.messages.keys()].sort()).toEqual([
+          messageIdOf(event.id, 'pos-1'),
+          messageIdOf(event.id, 'pos-2'),
+        ]);
+        expect(view.messages.get(messageIdOf(event.id, 'pos-2'))).toEqual({
+          id: messageIdOf(event.id, 'pos-2'),
+          event_id: event.id,
+          shop_id: SHOP,
+          table_id: 12,
+          type: 'add_dish',
+          title: '桌id:12 add_dish',
+          status: 1,
+          data: { dish: 'dumplings' },
+          user_info: { name: 'Li' },
+          from_client_id: 'waiter',
+          to_client_id: 'pos-2',
+          state: 'pending',
+          attempts: 0,
+          created_at: iso(10),
+          delivered_at: null,
+          handled_at: null,
+          failed_at: null,
+        });
+      });
+  });
+
+  it('yields no message rows for a broadcast to subs, only its archive entry', () => {
+    const event = notify(10, [], 'subs');
+    given()
+      .when(event)
+      .thenRows((view) => {
+        expect(view.messages.size).toBe(0);
+        expect(view.events.get(event.id)?.type).toBe('NotifyRequested');
+      });
+  });
+});
+
+describe('when a message is acked', () => {
+  const event = notify(10, ['pos-1']);
+  const id = messageIdOf(event.id, 'pos-1');
+
+  it('marks it delivered with the attempts the ack counted', () => {
+    given(event)
+      .when(delivered(20, 'pos-1', [id], { [id]: 3 }))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({
+          state: 'delivered',
+          delivered_at: iso(20),
+          attempts: 3,
+        });
+      });
+  });
+
+  it('marks a late second ack once: delivered_at stays the first', () => {
+    given(event, delivered(20, 'pos-1', [id], { [id]: 1 }))
+      .when(delivered(30, 'pos-1', [id], { [id]: 4 }))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({
+          state: 'delivered',
+          delivered_at: iso(20),
+          attempts: 1,
+        });
+      });
+  });
+
+  it('keeps a message handled when the ack arrives after the back office handled it', () => {
+    given(event, handled(15, id, 7))
+      .when(delivered(20, 'pos-1', [id]))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ state: 'handled', status: 7, delivered_at: iso(20) });
+      });
+  });
+});
+
+describe('when the retry budget runs out', () => {
+  const event = notify(10, ['pos-1']);
+  const id = messageIdOf(event.id, 'pos-1');
+
+  it('records failed_at and the attempts, and the message stays pending', () => {
+    given(event)
+      .when(failed(20, id, 8))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ state: 'pending', failed_at: iso(20), attempts: 8 });
+      });
+  });
+
+  it('still lets the device ack it after its next login', () => {
+    given(event, failed(20, id, 8))
+      .when(delivered(40, 'pos-1', [id], { [id]: 1 }))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ state: 'delivered', failed_at: iso(20), attempts: 8 });
+      });
+  });
+});
+
+describe('when the back office handles a message', () => {
+  const event = notify(10, ['pos-1']);
+  const id = messageIdOf(event.id, 'pos-1');
+
+  it('marks it handled with the new business status', () => {
+    given(event)
+      .when(handled(20, id, 2))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ state: 'handled', handled_at: iso(20), status: 2 });
+      });
+  });
+
+  it('lets the latest handle win', () => {
+    given(event, handled(20, id, 2))
+      .when(handled(30, id, 3))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ handled_at: iso(30), status: 3 });
+      });
+  });
+});
+
+describe('when devices are registered and revoked', () => {
+  it('clears revoked_at and takes the new token on a re-registration', () => {
+    given(register(1, 'pos-1', 'main', 'tok-1'), revoke(2, 'pos-1'))
+      .when(register(3, 'pos-1', 'sub', 'tok-2'))
+      .thenRows((view) => {
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toEqual({
+          shop_id: SHOP,
+          client_id: 'pos-1',
+          type: 'sub',
+          token_id: 'tok-2',
+          registered_at: iso(3),
+          revoked_at: null,
+          last_seen_at: null,
+        });
+      });
+  });
+
+  it('records the first revoke only', () => {
+    given(register(1, 'pos-1'), revoke(2, 'pos-1'))
+      .when(revoke(3, 'pos-1'))
+      .thenRows((view) => expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.revoked_at).toBe(iso(2)));
+  });
+
+  it('does not revert a re-registration when an older registration or revoke is processed again', () => {
+    const first = register(1, 'pos-1', 'main', 'tok-1');
+    const revoked = revoke(2, 'pos-1');
+    given(first, revoked, register(3, 'pos-1', 'main', 'tok-2'))
+      .when(first, revoked)
+      .thenRows((view) => {
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toMatchObject({
+          token_id: 'tok-2',
+          revoked_at: null,
+        });
+      });
+  });
+});
+
+describe('when a device logs in and out', () => {
+  it('opens a connection and moves last_seen_at forward', () => {
+    given(register(1, 'pos-1'))
+      .when(loggedIn(5, 'pos-1', 'c1'), closed(9, 'pos-1', 'c1', 'logout'))
+      .thenRows((view) => {
+        expect(view.connections.get('c1')).toEqual({
+          conn_id: 'c1',
+          edge_id: 'e1',
+          shop_id: SHOP,
+          client_id: 'pos-1',
+          type: 'main',
+          remote_addr: '10.0.0.9',
+          connected_at: iso(5),
+          closed_at: iso(9),
+          close_reason: 'logout',
+        });
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.last_seen_at).toBe(iso(9));
+      });
+  });
+
+  it('never moves last_seen_at back when an older login is processed again', () => {
+    const login = loggedIn(5, 'pos-1', 'c1');
+    given(register(1, 'pos-1'), login, closed(9, 'pos-1', 'c1'))
+      .when(login)
+      .thenRows((view) => {
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.last_seen_at).toBe(iso(9));
+        expect(view.connections.get('c1')?.closed_at).toBe(iso(9));
+      });
+  });
+});
+
+describe('when any event is projected', () => {
+  it('archives it with its shard and stream position', () => {
+    const event = register(1, 'pos-1');
+    const changes: RowChange[] = project(event, { shard: 3, streamId: '1735732800001-7' });
+    expect(changes[0]).toEqual({
+      kind: 'archiveEvent',
+      row: {
+        id: event.id,
+        shard: 3,
+        stream_ms: 1735732800001,
+        stream_seq: 7,
+        shop_id: SHOP,
+        type: 'DeviceRegistered',
+        v: 1,
+        at: iso(1),
+        source: 'api',
+        data: event.data,
+      },
+    });
+  });
+});
+
+const opArbitrary: fc.Arbitrary<ShopOp> = fc.oneof(
+  fc.record({
+    op: fc.constant('register' as const),
+    client: fc.nat(4),
+    type: fc.constantFrom('main' as const, 'sub' as const),
+  }),
+  fc.record({ op: fc.constant('revoke' as const), client: fc.nat(4) }),
+  fc.record({ op: fc.constant('login' as const), client: fc.nat(4) }),
+  fc.record({ op: fc.constant('close' as const), client: fc.nat(4) }),
+  fc.record({ op: fc.constant('notify' as const), client: fc.nat(4) }),
+  fc.record({ op: fc.constant('ack' as const), client: fc.nat(4), count: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ op: fc.constant('fail' as const), pick: fc.nat(50), attempts: fc.integer({ min: 1, max: 9 }) }),
+  fc.record({ op: fc.constant('handle' as const), pick: fc.nat(50), status: fc.integer({ min: 0, max: 5 }) }),
+);
+
+function foldAll(events: BrokerEvent[], replays: number[] = []): ProjectionView {
+  const view = emptyView();
+  events.forEach((event, i) => {
+    const origin = { shard: 0, streamId: `${T0}-${i}` };
+    applyChanges(view, project(event, origin));
+    // Reprocess an earlier event here: what a redelivery after a crash, or a replayed stream, does.
+    for (const r of replays) {
+      const earlier = events[r % (i + 1)]!;
+      applyChanges(view, project(earlier, { shard: 0, streamId: `${T0}-${r % (i + 1)}` }));
+    }
+  });
+  return view;
+}
+
+describe('when events are processed more than once', () => {
+  it('leaves the same rows whichever events are processed again, and when', () => {
+    fc.assert(
+      fc.property(
+        fc.array(opArbitrary, { maxLength: 60 }),
+        fc.array(fc.nat(100), { maxLength: 3 }),
+        (ops, replays) => {
+          const events = shopLog(ops, { shopId: SHOP });
+          expect(foldAll(events, replays)).toEqual(foldAll(events));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('leaves the same rows when the whole log is replayed on top of itself', () => {
+    fc.assert(
+      fc.property(fc.array(opArbitrary, { maxLength: 60 }), (ops) => {
+        const events = shopLog(ops, { shopId: SHOP });
+        const view = foldAll(events);
+        events.forEach((event, i) => {
+          applyChanges(view, project(event, { shard: 0, streamId: `${T0}-${i}` }));
+        });
+        expect(view).toEqual(foldAll(events));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
