@@ -1,0 +1,107 @@
+// One route of the REST API as data: its path, input schemas, answers, errors, an example and what it runs.
+// app.ts mounts the table and openapi.ts documents the same table, so the document cannot miss a route.
+import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
+import { BrokerError, type Checker, compile, type ErrorCode, ShopId, Value } from '#events';
+
+export type Method = 'get' | 'post' | 'delete';
+
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  /** A request header, lower-case name; the first value when repeated. */
+  header(name: string): string | undefined;
+}
+
+export interface Reply {
+  status: number;
+  /** Sent as JSON; absent for 204. */
+  body?: unknown;
+}
+
+export interface HeaderDoc {
+  name: string;
+  description: string;
+  schema: TSchema;
+}
+
+export interface RouteSpec<P extends TObject, Q extends TObject, B extends TSchema> {
+  method: Method;
+  /** An express path: `/v1/shops/:shopId/devices`. */
+  path: string;
+  /** The OpenAPI operationId. */
+  name: string;
+  summary: string;
+  /** No API key needed (only the OpenAPI document itself). */
+  isPublic?: boolean;
+  params?: P;
+  query?: Q;
+  body?: B;
+  headers?: HeaderDoc[];
+  success: { status: number; description: string; schema?: TSchema };
+  /** Conditions this route answers with besides INVALID_INPUT and UNAUTHORIZED, which every route may. */
+  errors: ErrorCode[];
+  /** A request the running API accepts, and what it answers; published in openapi.json and replayed by a test. */
+  example: {
+    params?: Static<P>;
+    query?: Static<Q>;
+    body?: Static<B>;
+    headers?: Record<string, string>;
+    response?: unknown;
+  };
+  // Method syntax on purpose: a route with narrower inputs is still a Route (bivariant parameters).
+  run(input: RouteInput<Static<P>, Static<Q>, Static<B>>): Promise<Reply>;
+}
+
+export type AnyRouteSpec = RouteSpec<TObject, TObject, TSchema>;
+
+export interface Route {
+  readonly spec: AnyRouteSpec;
+  /** Validates the raw request parts; throws INVALID_INPUT naming what is wrong. */
+  inputOf(raw: {
+    params: unknown;
+    query: unknown;
+    body: unknown;
+    header(name: string): string | undefined;
+  }): Parameters<AnyRouteSpec['run']>[0];
+}
+
+const ANY_OBJECT = compile(Type.Object({}));
+
+/** Compiles a route's schemas once; the handler only ever sees input that passed them. */
+export function defineRoute<P extends TObject, Q extends TObject, B extends TSchema>(
+  spec: RouteSpec<P, Q, B>,
+): Route {
+  const params = spec.params ? compile(spec.params) : ANY_OBJECT;
+  const query = spec.query ? compile(spec.query) : ANY_OBJECT;
+  const body = spec.body ? compile(spec.body) : null;
+  return {
+    spec: spec as unknown as AnyRouteSpec, // erases the input types; inputOf has checked them
+    inputOf(raw) {
+      const input = {
+        params: checked('path', params, raw.params),
+        // Query values arrive as strings; Convert turns "50" into 50 where the schema wants an integer.
+        query: checked(
+          'query',
+          query,
+          spec.query ? Value.Convert(spec.query, { ...(raw.query as object) }) : {},
+        ),
+        body: undefined as unknown,
+        header: raw.header,
+      };
+      if (body) {
+        if (raw.body === undefined) throw new BrokerError('INVALID_INPUT', 'body: expected a JSON object');
+        input.body = checked('body', body, raw.body);
+      }
+      return input;
+    },
+  };
+}
+
+function checked<T>(where: string, checker: Checker<T>, value: unknown): T {
+  if (checker.is(value)) return value;
+  throw new BrokerError('INVALID_INPUT', `${where} ${checker.explain(value)}`);
+}
+
+/** Path parameters shared by the shop routes. */
+export const ShopPath = Type.Object({ shopId: ShopId });

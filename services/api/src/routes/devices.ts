@@ -1,0 +1,138 @@
+// Devices of a shop: register (DeviceRegistered, a fresh token), list (projection + live presence), revoke
+// (DeviceRevoked, then the live socket is told to close with 4403).
+import { Type } from '@sinclair/typebox';
+import { ClientId, createEvent, ERRORS, newEventId, normaliseDeviceType, rest, ShopId } from '#events';
+import { type ApiContext, checkedEvent, closeConnection, liveEdges, readRedis } from '../context';
+import { DEFAULT_LIMIT, decodeCursor, pageOf } from '../cursor';
+import { deviceOf, selectDevices } from '../queries';
+import { defineRoute, type Route, ShopPath } from '../route';
+
+const DevicePath = Type.Object({ shopId: ShopId, clientId: ClientId });
+
+const EXAMPLE_DEVICE: rest.DeviceView = {
+  client_id: 'pos-1',
+  type: 'main',
+  online: false,
+  revoked: false,
+  registered_at: '2024-05-01T09:30:00.000Z',
+  last_seen_at: null,
+};
+
+export function deviceRoutes(ctx: ApiContext): Route[] {
+  const register = defineRoute({
+    method: 'post',
+    path: '/v1/shops/:shopId/devices',
+    name: 'registerDevice',
+    summary:
+      'Registers a device (DeviceRegistered) and mints its token. The legacy types 主/副 are stored as main/sub; ' +
+      'a revoked device may be registered again and gets a new token.',
+    params: ShopPath,
+    body: rest.RegisterDeviceBody,
+    success: { status: 201, description: 'the device and its token', schema: rest.RegisteredDevice },
+    errors: ['CONFLICT', 'LOG_UNAVAILABLE'],
+    example: {
+      params: { shopId: 'shop-1' },
+      body: { client_id: 'pos-1', type: 'main' },
+      response: { ...EXAMPLE_DEVICE, token: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.…' },
+    },
+    async run({ params, body }) {
+      const nowMs = ctx.nowMs();
+      const type = normaliseDeviceType(body.type);
+      // A fresh token id per registration: the tokens of an earlier registration of this client stop working.
+      const tokenId = newEventId(nowMs);
+      const token = await ctx.tokens.mint(
+        { shop_id: params.shopId, client_id: body.client_id, type, token_id: tokenId },
+        nowMs,
+      );
+      const event = checkedEvent(
+        createEvent({
+          type: 'DeviceRegistered',
+          shopId: params.shopId,
+          source: 'api',
+          nowMs,
+          data: { client_id: body.client_id, type, token_id: tokenId },
+        }),
+      );
+      await ctx.eventLog.register(event);
+      const device: rest.DeviceView = {
+        client_id: body.client_id,
+        type,
+        online: false,
+        revoked: false,
+        registered_at: event.at,
+        last_seen_at: null,
+      };
+      return { status: 201, body: { ...device, token } };
+    },
+  });
+
+  const list = defineRoute({
+    method: 'get',
+    path: '/v1/shops/:shopId/devices',
+    name: 'listDevices',
+    summary: "The shop's devices, revoked ones included, in client_id order, with their online status.",
+    params: ShopPath,
+    query: rest.ListQuery,
+    success: { status: 200, description: 'a page of devices', schema: rest.listOf(rest.Device) },
+    errors: ['LOG_UNAVAILABLE', 'DATABASE_UNAVAILABLE'],
+    example: {
+      params: { shopId: 'shop-1' },
+      query: { limit: 50 },
+      response: { items: [EXAMPLE_DEVICE], next_cursor: null },
+    },
+    async run({ params, query }) {
+      const limit = query.limit ?? DEFAULT_LIMIT;
+      const after = query.cursor === undefined ? null : decodeCursor(query.cursor, 1)[0]!;
+      const [rows, online] = await Promise.all([
+        selectDevices(ctx.pool, params.shopId, limit, after),
+        liveEdges(ctx).then((edges) => readRedis(ctx.presence.online(params.shopId, edges))),
+      ]);
+      const page = pageOf(
+        rows,
+        limit,
+        (row) => [row.client_id],
+        (row) => deviceOf(row, online.has(row.client_id)),
+      );
+      return { status: 200, body: page };
+    },
+  });
+
+  const revoke = defineRoute({
+    method: 'delete',
+    path: '/v1/shops/:shopId/devices/:clientId',
+    name: 'revokeDevice',
+    summary:
+      'Revokes a device (DeviceRevoked): its tokens stop working and its live socket is closed with 4403.',
+    params: DevicePath,
+    success: { status: 204, description: 'revoked' },
+    errors: ['NOT_FOUND', 'LOG_UNAVAILABLE'],
+    example: { params: { shopId: 'shop-1', clientId: 'tablet-9' } },
+    async run({ params }) {
+      const event = checkedEvent(
+        createEvent({
+          type: 'DeviceRevoked',
+          shopId: params.shopId,
+          source: 'api',
+          nowMs: ctx.nowMs(),
+          data: { client_id: params.clientId },
+        }),
+      );
+      const live = await ctx.eventLog.revoke(event);
+      if (live !== null) {
+        try {
+          await closeConnection(ctx, live, ERRORS.DEVICE_REVOKED.close, ERRORS.DEVICE_REVOKED.message);
+        } catch (err) {
+          // The revocation is recorded, so the answer stays 204: the socket's notifies and logins are refused
+          // from now on (the registry is checked in the same atomic step); only the close itself is late.
+          ctx.log.warn(
+            { shop_id: params.shopId, client_id: params.clientId, reason: (err as Error).message },
+            'revoked, but the close command was not sent',
+          );
+        }
+      }
+      return { status: 204 };
+    },
+  });
+
+  return [register, list, revoke];
+}
