@@ -1,0 +1,29 @@
+// The `broker` command: start services, apply the schema, mint device tokens, and the operators' tools.
+// The only place that reads process.env and installs signal handlers.
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '#runtime';
+import { registerMigrate } from './commands/migrate';
+import { registerStart } from './commands/start';
+import { registerToken } from './commands/token';
+
+const program = new Command()
+  .name('broker')
+  .description('Shop message broker: event-sourced WebSocket broker on Redis Streams and PostgreSQL')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerStart(program);
+registerMigrate(program);
+registerToken(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (err instanceof ConfigError) {
+    process.stderr.write(`broker: configuration error: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`broker: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+}
