@@ -1,0 +1,409 @@
+// A device's session with the broker across connections (SPEC §3): login, re-login with backoff after an
+// unexpected close, notifies that survive reconnects, acks and deduplication of pushed messages. The socket
+// is connection.ts; the decisions (backoff, final closes, dedup, notify outcomes) are the pure modules.
+import { EventEmitter } from 'node:events';
+import type { MessageFrame, NotifyFrame, ReplyFrame } from '#events';
+import { Connection, type ConnectionEnd } from './connection';
+import { ClientError, closeCodeName } from './errors';
+import { FrameInbox } from './frame-inbox';
+import { NotifyOutbox, type NotifyResult } from './notify-outbox';
+import {
+  type ClientLogger,
+  type CloseInfo,
+  type DeviceClientEvents,
+  type DeviceClientOptions,
+  type LoginInfo,
+  type NotifyInput,
+  type Settings,
+  settingsOf,
+} from './options';
+import { RecentIds } from './recent-ids';
+import { backoffDelayMs, isFinalClose, isFinalLoginCode, nextAttempt } from './reconnect';
+import { ackFramesOf, type FrameOf, type ReadFrame } from './wire';
+
+/** idle: no socket and none planned; waiting: a reconnect is scheduled; closed: for good. */
+type State = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: Error): void;
+}
+
+interface PendingPing {
+  resolve(reply: ReplyFrame): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class DeviceClient extends EventEmitter<DeviceClientEvents> {
+  private readonly settings: Settings;
+  private readonly log: ClientLogger;
+  private readonly handled: RecentIds;
+  private readonly inbox: FrameInbox;
+  private readonly outbox: NotifyOutbox;
+  private state: State = 'idle';
+  private connection: Connection | undefined;
+  private loginInfo: LoginInfo | undefined;
+  private hasLoggedIn = false;
+  /** -1 until the first failure; see nextAttempt(). */
+  private attempt = -1;
+  private finalError: ClientError | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private acks: string[] = [];
+  private isAckFlushQueued = false;
+  private readonly pings = new Map<string, PendingPing>();
+  private connecting: Deferred<LoginInfo> | undefined;
+  private shutdown: Promise<void> | undefined;
+  private readonly closed = deferred<void>();
+
+  constructor(options: DeviceClientOptions) {
+    super();
+    this.settings = settingsOf(options);
+    this.log = this.settings.logger;
+    this.handled = new RecentIds(this.settings.dedupIds);
+    this.inbox = new FrameInbox(this.settings.keepFrames);
+    this.outbox = new NotifyOutbox({
+      send: (text) => this.connection?.send(text) ?? false,
+      backoff: this.settings.backoff,
+      random: this.settings.random,
+      maxFrameBytes: this.settings.maxFrameBytes,
+    });
+  }
+
+  /** The current connection's ids, while logged in. */
+  get session(): LoginInfo | undefined {
+    return this.loginInfo;
+  }
+
+  get isReady(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Notifies sent or queued and not yet answered. */
+  get pendingNotifies(): number {
+    return this.outbox.size;
+  }
+
+  /**
+   * Opens the socket and logs in; resolves with the login reply's data. Rejects at once on a final refusal
+   * (bad token, revoked, replaced, invalid login fields). A passing failure (network, 503, drain) is retried
+   * with backoff when `reconnect` is on, and rejects with CONNECTION_LOST or LOGIN_REFUSED when it is off.
+   */
+  connect(): Promise<LoginInfo> {
+    if (this.finalError) return Promise.reject(this.finalError);
+    if (this.shutdown) return Promise.reject(new ClientError('CLIENT_CLOSED'));
+    if (this.state === 'ready' && this.loginInfo) return Promise.resolve(this.loginInfo);
+    if (!this.connecting) {
+      this.connecting = deferred<LoginInfo>();
+      if (this.state === 'idle') this.open();
+    }
+    return this.connecting.promise;
+  }
+
+  /**
+   * Records a table event; resolves once the edge says it is durable. Unanswered notifies are sent again,
+   * with the same req_id, after every reconnect; a 503 (event log unavailable) is retried with backoff.
+   * Rejects with REFUSED (`.code`, `.msg`) on any other error reply, TIMEOUT after `notifyTimeoutMs`.
+   */
+  notify(input: NotifyInput, options: { timeoutMs?: number } = {}): Promise<NotifyResult> {
+    if (this.finalError) return Promise.reject(this.finalError);
+    if (this.shutdown) return Promise.reject(new ClientError('CLIENT_CLOSED'));
+    const frame: NotifyFrame = {
+      op: 'notify',
+      req_id: input.req_id ?? this.settings.newReqId(),
+      table_id: input.table_id,
+      type: input.type,
+    };
+    if (input.status !== undefined) frame.status = input.status;
+    if (input.data !== undefined) frame.data = input.data;
+    if (input.user_info !== undefined) frame.user_info = input.user_info;
+    return this.outbox.submit(frame, options.timeoutMs ?? this.settings.notifyTimeoutMs);
+  }
+
+  /** Acknowledges messages (needed only with autoAck off). Sent now, or right after the next login. */
+  ack(ids: string | readonly string[]): void {
+    for (const id of typeof ids === 'string' ? [ids] : ids) {
+      this.handled.remember(id);
+      this.queueAck(id);
+    }
+  }
+
+  /** A round trip to the edge; resolves with the pong. */
+  ping(timeoutMs: number = this.settings.requestTimeoutMs): Promise<ReplyFrame> {
+    const reqId = this.settings.newReqId();
+    if (!this.connection?.send(JSON.stringify({ op: 'ping', req_id: reqId }))) {
+      return Promise.reject(new ClientError('NOT_CONNECTED'));
+    }
+    return new Promise<ReplyFrame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(reqId);
+        reject(new ClientError('TIMEOUT', { reqId }, `no pong within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pings.set(reqId, { resolve, reject, timer });
+    });
+  }
+
+  /** The next received frame with this op, already buffered or still to come: `next('message')`. */
+  next<Op extends string>(
+    op: Op,
+    predicate?: (frame: FrameOf<Op>) => boolean,
+    timeoutMs: number = 5_000,
+  ): Promise<FrameOf<Op>> {
+    return this.inbox.next(op, predicate, timeoutMs);
+  }
+
+  /** Every message handed to the app so far (each id once), oldest first. */
+  messages(): MessageFrame[] {
+    return this.inbox.messages();
+  }
+
+  /** Tells the edge this device is leaving (ConnectionClosed, reason logout) and closes. No reconnect. */
+  logout(): Promise<void> {
+    this.shutdown ??= this.shutDown('logout');
+    return this.shutdown;
+  }
+
+  /** Closes the socket with 1000. Idempotent; no reconnect after it. Unanswered notifies reject. */
+  close(): Promise<void> {
+    this.shutdown ??= this.shutDown('close');
+    return this.shutdown;
+  }
+
+  private async shutDown(mode: 'logout' | 'close'): Promise<void> {
+    clearTimeout(this.reconnectTimer);
+    this.flushAcks();
+    const err = new ClientError('CLIENT_CLOSED');
+    this.connecting?.reject(err);
+    this.connecting = undefined;
+    this.outbox.rejectAll(err);
+    this.inbox.fail(err);
+    this.failPings(err);
+    const connection = this.connection;
+    if (!connection) {
+      this.state = 'closed';
+      this.closed.resolve();
+    } else if (mode === 'logout' && connection.send(JSON.stringify({ op: 'logout' }))) {
+      // The edge closes with 1000 once the logout is recorded; close ourselves if it does not.
+      const timer = setTimeout(() => connection.close(1000, 'logout'), this.settings.requestTimeoutMs);
+      await this.closed.promise;
+      clearTimeout(timer);
+    } else {
+      connection.close(1000, 'client closed');
+    }
+    await this.closed.promise;
+  }
+
+  private open(): void {
+    this.state = 'connecting';
+    const connection: Connection = new Connection(this.settings, {
+      // A replaced connection may still report its last frames or its close; only the current one counts.
+      frame: (read) => {
+        if (this.connection === connection) this.receive(connection, read);
+      },
+      unreadable: () => this.log.warn({ conn_id: this.loginInfo?.conn_id }, 'unreadable frame ignored'),
+      socketError: (err) => {
+        if (this.connection === connection) this.socketFailed(err);
+      },
+      closed: (end) => {
+        if (this.connection === connection) this.connectionClosed(end);
+      },
+    });
+    this.connection = connection;
+  }
+
+  private receive(connection: Connection, read: ReadFrame): void {
+    switch (read.kind) {
+      case 'message':
+        this.receiveMessage(read.frame);
+        return;
+      case 'broadcast':
+        this.inbox.push(read.frame);
+        this.emit('broadcast', read.frame);
+        return;
+      case 'reply':
+        this.receiveReply(connection, read.frame);
+        return;
+      default: {
+        const unreachable: never = read;
+        throw new Error(`unknown frame kind ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  // SPEC §3: the device acks each message and ignores repeats of an id it has already handled. A repeat
+  // means our ack was lost, so it is acked again; the app sees each id once.
+  private receiveMessage(frame: MessageFrame): void {
+    const isRepeat = this.handled.has(frame.id);
+    if (isRepeat || this.settings.autoAck) {
+      this.handled.remember(frame.id);
+      this.queueAck(frame.id);
+    }
+    if (isRepeat) {
+      this.log.debug({ id: frame.id, attempt: frame.attempt }, 'repeated message acked again');
+      return;
+    }
+    this.inbox.pushMessage(frame);
+    this.emit('message', frame);
+  }
+
+  private receiveReply(connection: Connection, reply: ReplyFrame): void {
+    this.inbox.push(reply);
+    this.emit('reply', reply);
+    if (reply.op === 'login' && this.state === 'connecting') {
+      this.loginAnswered(connection, reply);
+    } else if (reply.op === 'pong') {
+      this.pongReceived(reply);
+    } else if (!this.outbox.settle(reply) && reply.code !== 0) {
+      this.log.warn(
+        { op: reply.op, code: reply.code, msg: reply.msg, req_id: reply.req_id },
+        'request refused',
+      );
+    }
+  }
+
+  private loginAnswered(connection: Connection, reply: ReplyFrame): void {
+    if (reply.code !== 0) {
+      const error = new ClientError('LOGIN_REFUSED', { code: reply.code, msg: reply.msg });
+      if (isFinalLoginCode(reply.code)) {
+        this.failForGood(error);
+        connection.close(1000, 'login refused');
+      } else {
+        connection.abort(error);
+      }
+      return;
+    }
+    connection.loggedIn();
+    const session: LoginInfo = {
+      conn_id: String(reply.data?.conn_id ?? ''),
+      edge_id: String(reply.data?.edge_id ?? ''),
+      reconnected: this.hasLoggedIn,
+    };
+    this.loginInfo = session;
+    this.state = 'ready';
+    this.hasLoggedIn = true;
+    this.log.info({ conn_id: session.conn_id, edge_id: session.edge_id }, 'logged in');
+    this.outbox.sendUnanswered();
+    this.flushAcks();
+    this.connecting?.resolve(session);
+    this.connecting = undefined;
+    this.emit('login', session);
+  }
+
+  private pongReceived(reply: ReplyFrame): void {
+    // A pong names its ping by req_id; one without it answers the oldest ping.
+    const key =
+      reply.req_id !== undefined && this.pings.has(reply.req_id)
+        ? reply.req_id
+        : this.pings.keys().next().value;
+    const ping = key === undefined ? undefined : this.pings.get(key);
+    if (key === undefined || !ping) return;
+    this.pings.delete(key);
+    clearTimeout(ping.timer);
+    ping.resolve(reply);
+  }
+
+  private socketFailed(err: Error): void {
+    this.log.warn({ url: this.settings.url, reason: err.message }, 'socket error');
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private connectionClosed({ code, reason, loggedInForMs, failure }: ConnectionEnd): void {
+    this.connection = undefined;
+    this.loginInfo = undefined;
+    this.outbox.connectionLost();
+    this.failPings(new ClientError('CONNECTION_LOST', { closeCode: code, msg: reason }));
+    this.log.info({ code, close: closeCodeName(code), reason }, 'connection closed');
+
+    if (isFinalClose(code) && !this.shutdown && !this.finalError) {
+      this.failForGood(new ClientError('CLOSED_FINAL', { closeCode: code, msg: reason }));
+    }
+    if (this.shutdown || this.finalError) {
+      this.settle({ code, reason, willReconnect: false });
+      return;
+    }
+    if (code === 1009) {
+      this.outbox.refuseLargestSent(
+        (reqId) =>
+          new ClientError('FRAME_TOO_LARGE', { closeCode: code, reqId }, 'the edge closed with 1009'),
+      );
+    }
+    if (!this.settings.reconnect) {
+      this.state = 'idle';
+      this.connecting?.reject(failure);
+      this.connecting = undefined;
+      this.emit('close', { code, reason, willReconnect: false });
+      return;
+    }
+    this.state = 'waiting';
+    this.emit('close', { code, reason, willReconnect: true });
+    if (this.shutdown) return; // a 'close' listener closed the client
+    this.attempt = nextAttempt(this.attempt, loggedInForMs);
+    const delayMs = backoffDelayMs(this.attempt, this.settings.backoff, this.settings.random);
+    this.log.info({ attempt: this.attempt + 1, delay_ms: delayMs, reason: failure.message }, 'reconnecting');
+    this.emit('reconnect', { attempt: this.attempt + 1, delayMs, code });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.open();
+    }, delayMs);
+  }
+
+  /** The socket is gone and nothing follows it. */
+  private settle(info: CloseInfo): void {
+    this.state = 'closed';
+    this.closed.resolve();
+    this.emit('close', info);
+  }
+
+  /** A condition reconnecting cannot fix: every waiting caller learns why, and the client stays closed. */
+  private failForGood(error: ClientError): void {
+    this.finalError = error;
+    this.state = 'closed';
+    clearTimeout(this.reconnectTimer);
+    this.connecting?.reject(error);
+    this.connecting = undefined;
+    this.outbox.rejectAll(error);
+    this.inbox.fail(error);
+    this.failPings(error);
+    this.log.warn({ code: error.code, close_code: error.closeCode, msg: error.msg }, 'closed for good');
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+
+  private failPings(err: Error): void {
+    for (const ping of this.pings.values()) {
+      clearTimeout(ping.timer);
+      ping.reject(err);
+    }
+    this.pings.clear();
+  }
+
+  // Acks from one burst of frames go out as one frame: ws delivers the frames of one read in the same
+  // tick, so a microtask collects them.
+  private queueAck(id: string): void {
+    this.acks.push(id);
+    if (this.isAckFlushQueued) return;
+    this.isAckFlushQueued = true;
+    queueMicrotask(() => {
+      this.isAckFlushQueued = false;
+      this.flushAcks();
+    });
+  }
+
+  /** Sends queued acks on a logged-in connection; otherwise they wait for the next login. */
+  private flushAcks(): void {
+    const connection = this.connection;
+    if (this.acks.length === 0 || this.state !== 'ready' || !connection) return;
+    for (const frame of ackFramesOf(this.acks)) connection.send(JSON.stringify(frame));
+    this.acks = [];
+  }
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
