@@ -1,7 +1,7 @@
 // One route of the REST API as data: its path, input schemas, answers, errors, an example and what it runs.
 // app.ts mounts the table and openapi.ts documents the same table, so the document cannot miss a route.
 import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
-import { BrokerError, type Checker, compile, type ErrorCode, ShopId, Value } from '#events';
+import { BrokerError, type Checker, compile, type ErrorCode, ShopId } from '#events';
 
 export type Method = 'get' | 'post' | 'delete';
 
@@ -80,12 +80,7 @@ export function defineRoute<P extends TObject, Q extends TObject, B extends TSch
     inputOf(raw) {
       const input = {
         params: checked('path', params, raw.params),
-        // Query values arrive as strings; Convert turns "50" into 50 where the schema wants an integer.
-        query: checked(
-          'query',
-          query,
-          spec.query ? Value.Convert(spec.query, { ...(raw.query as object) }) : {},
-        ),
+        query: checked('query', query, spec.query ? withIntegers(spec.query, raw.query) : {}),
         body: undefined as unknown,
         header: raw.header,
       };
@@ -96,6 +91,20 @@ export function defineRoute<P extends TObject, Q extends TObject, B extends TSch
       return input;
     },
   };
+}
+
+/**
+ * Query values arrive as strings: "50" becomes 50 where the schema wants an integer, and nothing else is
+ * coerced (TypeBox's Value.Convert would also turn "1.5" into 1).
+ */
+function withIntegers(schema: TObject, query: unknown): Record<string, unknown> {
+  const values: Record<string, unknown> = { ...(query as Record<string, unknown>) };
+  for (const [name, property] of Object.entries(schema.properties)) {
+    const value = values[name];
+    const isInteger = (property as { type?: unknown }).type === 'integer';
+    if (isInteger && typeof value === 'string' && /^-?\d{1,15}$/.test(value)) values[name] = Number(value);
+  }
+  return values;
 }
 
 function checked<T>(where: string, checker: Checker<T>, value: unknown): T {
