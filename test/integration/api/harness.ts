@@ -2,6 +2,7 @@
 // a TCP proxy in front of Redis that a test can cut to make a real outage (no mocks).
 import { createServer, type Server, Socket } from 'node:net';
 import { type ApiDeps, type ApiHandle, start as startApi } from '#api';
+import { type BrokerEvent, decodeEntry } from '#events';
 import type { TestContext } from '#test-support';
 
 export const API_KEY = 'test-key';
@@ -97,4 +98,16 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   };
   await listen();
   return { port, cut, resume: listen, close: cut };
+}
+
+/** The shop's events as recorded in its stream, in log order. */
+export async function eventsOf(ctx: TestContext, shopId: string): Promise<BrokerEvent[]> {
+  const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
+  const events: BrokerEvent[] = [];
+  for (const [, fields] of entries) {
+    const decoded = decodeEntry(fields);
+    if (!decoded.ok) throw new Error(`undecodable entry: ${decoded.reason}`);
+    if (decoded.event.shop_id === shopId) events.push(decoded.event);
+  }
+  return events;
 }
