@@ -60,3 +60,12 @@ export async function openRaw(url: string, options: WebSocket.ClientOptions = {}
     },
   };
 }
+
+/** Opens a socket and logs in with the token; fails the test unless the login succeeds. */
+export async function loginRaw(url: string, token: string): Promise<RawSocket> {
+  const socket = await openRaw(url);
+  socket.send({ op: 'login', token });
+  const reply = await socket.next((frame) => frame.op === 'login');
+  if (reply.code !== 0) throw new Error(`login refused: ${JSON.stringify(reply)}`);
+  return socket;
+}
