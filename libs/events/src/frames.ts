@@ -6,7 +6,9 @@ import {
   ClientId,
   compile,
   DeviceTypeInput,
+  isNestedDeeperThan,
   JsonObject,
+  MAX_JSON_DEPTH,
   MessageId,
   NotifyType,
   ReqId,
@@ -111,6 +113,13 @@ export function parseClientFrame(text: string): ParsedFrame {
   }
   if (op === 'ack' && record.id === undefined && record.ids === undefined) {
     return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', 'ack needs id or ids') };
+  }
+  if (
+    op === 'notify' &&
+    (isNestedDeeperThan(record.data, MAX_JSON_DEPTH) || isNestedDeeperThan(record.user_info, MAX_JSON_DEPTH))
+  ) {
+    const message = `data and user_info may be nested at most ${MAX_JSON_DEPTH} levels deep`;
+    return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', message) };
   }
   return { ok: true, frame: value as ClientFrame };
 }

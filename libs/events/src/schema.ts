@@ -29,6 +29,24 @@ export function normaliseDeviceType(type: Static<typeof DeviceTypeInput>): Devic
 export const TableId = Type.Union([Type.String({ maxLength: 128 }), Type.Integer()]);
 export const ReqId = Type.String({ minLength: 1, maxLength: 128 });
 export const JsonObject = Type.Record(Type.String(), Type.Unknown());
+
+/**
+ * Deepest nesting a free-form JSON field (`data`, `user_info`) may have. JSON.parse takes any depth, but
+ * JSON.stringify and PostgreSQL's jsonb recurse and fail on a few thousand levels; no device needs more.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** True when objects and arrays in a parsed JSON value nest deeper than `maxDepth`. Iterative: any depth is safe. */
+export function isNestedDeeperThan(value: unknown, maxDepth: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth >= maxDepth) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 export const NotifyType = Type.String({ minLength: 1, maxLength: 64 });
 export const BusinessStatus = Type.Integer({ minimum: -2147483648, maximum: 2147483647 });
 export const IsoTime = Type.String({ format: 'date-time', maxLength: 40 });

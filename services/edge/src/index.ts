@@ -252,3 +252,6 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     },
   };
 }
+
+// ◇ The pure protocol pieces, for unit tests and benchmarks.
+export { closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';
