@@ -21,6 +21,9 @@ import { RecentIds } from './recent-ids';
 import { backoffDelayMs, isFinalClose, isFinalLoginCode, nextAttempt } from './reconnect';
 import { ackFramesOf, type FrameOf, type ReadFrame } from './wire';
 
+/** After a refused login the edge closes with the code that names the cause; this is how long we wait for it. */
+const CLOSE_GRACE_MS = 1_000;
+
 /** idle: no socket and none planned; waiting: a reconnect is scheduled; closed: for good. */
 type State = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
 
@@ -265,12 +268,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private loginAnswered(connection: Connection, reply: ReplyFrame): void {
     if (reply.code !== 0) {
       const error = new ClientError('LOGIN_REFUSED', { code: reply.code, msg: reply.msg });
-      if (isFinalLoginCode(reply.code)) {
-        this.failForGood(error);
-        connection.close(1000, 'login refused');
-      } else {
-        connection.abort(error);
-      }
+      if (isFinalLoginCode(reply.code)) connection.endAfter(error, CLOSE_GRACE_MS);
+      else connection.abort(error);
       return;
     }
     connection.loggedIn();
@@ -315,8 +314,14 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.failPings(new ClientError('CONNECTION_LOST', { closeCode: code, msg: reason }));
     this.log.info({ code, close: closeCodeName(code), reason }, 'connection closed');
 
-    if (isFinalClose(code) && !this.shutdown && !this.finalError) {
-      this.failForGood(new ClientError('CLOSED_FINAL', { closeCode: code, msg: reason }));
+    if (!this.shutdown && !this.finalError) {
+      const refused = failure.kind === 'LOGIN_REFUSED' && isFinalLoginCode(failure.code ?? 0);
+      if (refused)
+        this.failForGood(
+          new ClientError('LOGIN_REFUSED', { code: failure.code, msg: failure.msg, closeCode: code }),
+        );
+      else if (isFinalClose(code))
+        this.failForGood(new ClientError('CLOSED_FINAL', { closeCode: code, msg: reason }));
     }
     if (this.shutdown || this.finalError) {
       this.settle({ code, reason, willReconnect: false });

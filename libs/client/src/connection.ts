@@ -30,6 +30,7 @@ export class Connection {
   private socketError: string | undefined;
   private readonly loginTimer: NodeJS.Timeout;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly settings: Settings,
@@ -78,6 +79,16 @@ export class Connection {
     else this.socket.close(code, reason);
   }
 
+  /**
+   * The session cannot go on, but the edge has more to say: after a refused login it closes with the code
+   * that names the cause (4401, 4403). Wait for that close, and close ourselves if it does not come.
+   */
+  endAfter(failure: ClientError, graceMs: number): void {
+    this.failure ??= failure;
+    clearTimeout(this.loginTimer);
+    this.graceTimer = setTimeout(() => this.close(1000, 'login refused'), graceMs);
+  }
+
   /** Drops the socket at once; `failure` is what the close will be reported as. */
   abort(failure: ClientError): void {
     this.failure ??= failure;
@@ -124,6 +135,7 @@ export class Connection {
 
   private closed(code: number, reason: string): void {
     clearTimeout(this.loginTimer);
+    clearTimeout(this.graceTimer);
     clearInterval(this.heartbeatTimer);
     const loggedInForMs = this.loggedInAt === undefined ? 0 : Date.now() - this.loggedInAt;
     const failure =
