@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '#runtime';
+import { createTestContext, registerDevice, type TestContext, waitFor } from '#test-support';
+import { type Api, startTcpProxy, startTestApi, type TcpProxy } from './harness';
+
+/** The same URL, reached through the proxy's port. */
+function through(proxy: TcpProxy, url: string): string {
+  const target = new URL(url);
+  target.hostname = '127.0.0.1';
+  target.port = String(proxy.port);
+  return target.toString();
+}
+
+describe('when Redis or PostgreSQL goes away', () => {
+  let ctx: TestContext;
+  let api: Api;
+  let redisProxy: TcpProxy;
+  let postgresProxy: TcpProxy;
+
+  const readiness = async () => (await api.request('GET', '/readyz', { key: null })).body;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    const redisUrl = new URL(ctx.env.REDIS_URL!);
+    const databaseUrl = new URL(ctx.databaseUrl);
+    redisProxy = await startTcpProxy(redisUrl.hostname, Number(redisUrl.port || 6379));
+    postgresProxy = await startTcpProxy(databaseUrl.hostname, Number(databaseUrl.port || 5432));
+    const { config } = loadConfig({
+      ...ctx.env,
+      REDIS_URL: through(redisProxy, ctx.env.REDIS_URL!),
+      DATABASE_URL: through(postgresProxy, ctx.databaseUrl),
+    });
+    api = await startTestApi({ ...ctx, config });
+    await registerDevice(ctx, 'shop-1', 'waiter-1', 'sub');
+    await registerDevice(ctx, 'shop-1', 'pos-1', 'main');
+  });
+  afterAll(async () => {
+    await api?.handle.stop();
+    await redisProxy?.close();
+    await postgresProxy?.close();
+    await ctx?.cleanup();
+  });
+
+  it('is ready while both answer', async () => {
+    expect(await readiness()).toMatchObject({ ready: true, checks: { redis: 'ok', postgres: 'ok' } });
+  });
+
+  it('refuses writes with 503 LOG_UNAVAILABLE while Redis is down, and takes them again after', async () => {
+    await redisProxy.cut();
+    await waitFor(async () => (await readiness()).ready === false, { what: 'readyz to report redis down' });
+    expect((await readiness()).checks).toMatchObject({ redis: expect.stringContaining('unreachable') });
+
+    const write = await api.request('POST', '/v1/shops/shop-1/notify', {
+      body: { from_client_id: 'waiter-1', table_id: 1, type: 'add_dish', req_id: 'during-outage' },
+    });
+    expect(write.status).toBe(503);
+    expect(write.body.error).toEqual({ code: 'LOG_UNAVAILABLE', message: expect.any(String) });
+    expect((await api.request('GET', '/v1/shops/shop-1/main-online')).status).toBe(503);
+    expect(
+      (await api.request('POST', '/v1/shops/shop-1/devices', { body: { client_id: 'x', type: 'sub' } }))
+        .status,
+    ).toBe(503);
+
+    await redisProxy.resume();
+    await waitFor(async () => (await readiness()).ready === true, { what: 'readyz to recover' });
+    const again = await api.request('POST', '/v1/shops/shop-1/notify', {
+      body: { from_client_id: 'waiter-1', table_id: 1, type: 'add_dish', req_id: 'during-outage' },
+    });
+    expect(again.status).toBe(202);
+  });
+
+  it('answers reads of the projections with 503 DATABASE_UNAVAILABLE while PostgreSQL is down', async () => {
+    await postgresProxy.cut();
+    const read = await api.request('GET', '/v1/shops/shop-1/messages');
+    expect(read.status).toBe(503);
+    expect(read.body.error?.code).toBe('DATABASE_UNAVAILABLE');
+    expect(await readiness()).toMatchObject({
+      ready: false,
+      checks: { postgres: expect.stringContaining('unreachable') },
+    });
+
+    await postgresProxy.resume();
+    await waitFor(async () => (await api.request('GET', '/v1/shops/shop-1/messages')).status === 200, {
+      what: 'reads to work again',
+    });
+  });
+});
