@@ -1,6 +1,7 @@
 // Realistic event logs of one shop, built from a list of operations the way the edge, the api and the dispatcher
 // would append them (recipients fixed at notify time, acks only of undelivered messages). Pure and
 // deterministic: ids and times come from a counter, so a property test can shrink a failing log.
+import fc from 'fast-check';
 import { type BrokerEvent, createEvent, type DeviceType, messageIdOf } from '#events';
 
 export type ShopOp =
@@ -49,7 +50,7 @@ interface Device {
 export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): BrokerEvent[] {
   const shopId = options.shopId;
   let nowMs = options.startMs ?? Date.UTC(2025, 0, 1);
-  let n = 0;
+  let n = shopSeed(shopId) * 1_000_000; // event and connection ids stay unique across shops
   const devices = new Map<string, Device>();
   const undelivered = new Map<string, string[]>(); // recipient → message ids, oldest first
   const messages: string[] = [];
@@ -105,7 +106,7 @@ export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): Broker
       case 'login': {
         if (!device?.isActive) break;
         if (device.conn) closeOf(device, client_id, 'replaced');
-        const conn_id = `c-${n + 1}`;
+        const conn_id = `${shopId}-c${n + 1}`;
         device.conn = conn_id;
         emit(
           createEvent({
@@ -141,7 +142,7 @@ export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): Broker
             from_type: device.type,
             audience,
             recipients,
-            table_id: n % 2 === 0 ? n : `T${n}`,
+            table_id: n % 2 === 0 ? n % 40 : `T${n % 40}`,
             type: 'add_dish',
             status: 0,
             data: { dish: 'noodles', qty: (n % 3) + 1, note: { spicy: n % 2 === 0 } },
@@ -194,6 +195,12 @@ export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): Broker
   }
 }
 
+function shopSeed(shopId: string): number {
+  let hash = 0;
+  for (let i = 0; i < shopId.length; i++) hash = (hash * 31 + shopId.charCodeAt(i)) % 4_000_000_000;
+  return hash;
+}
+
 /** A day at a busy shop: two mains and a sub log in, then each notify is acked by both mains. */
 export function busyShopOps(notifies: number): ShopOp[] {
   const ops: ShopOp[] = [
@@ -213,4 +220,59 @@ export function busyShopOps(notifies: number): ShopOp[] {
     if (i % 20 === 19) ops.push({ op: 'login', client: 3 }); // a waiter's handheld reconnects now and then
   }
   return ops;
+}
+
+const client = fc.nat(3);
+
+/**
+ * Random but eventful shop histories for property tests: two mains and a sub start registered and online, then
+ * notifies, acks, handles and failures dominate, with re-registrations and reconnects among them.
+ */
+export function shopOpsArbitrary(maxLength = 60): fc.Arbitrary<ShopOp[]> {
+  const op: fc.Arbitrary<ShopOp> = fc.oneof(
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constant('register' as const),
+        client,
+        type: fc.constantFrom('main' as const, 'sub' as const),
+      }),
+    },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('revoke' as const), client }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('login' as const), client }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), client }) },
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('notify' as const), client }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        op: fc.constant('ack' as const),
+        client,
+        count: fc.integer({ min: 1, max: 3 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        op: fc.constant('fail' as const),
+        pick: fc.nat(30),
+        attempts: fc.integer({ min: 1, max: 9 }),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        op: fc.constant('handle' as const),
+        pick: fc.nat(30),
+        status: fc.integer({ min: 0, max: 5 }),
+      }),
+    },
+  );
+  const prelude: ShopOp[] = [
+    { op: 'register', client: 0, type: 'main' },
+    { op: 'register', client: 1, type: 'main' },
+    { op: 'register', client: 2, type: 'sub' },
+    { op: 'login', client: 0 },
+    { op: 'login', client: 2 },
+  ];
+  return fc.array(op, { minLength: 10, maxLength }).map((ops) => [...prelude, ...ops]);
 }

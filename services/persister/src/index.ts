@@ -1,2 +1,159 @@
-// The persister: projects the event log into PostgreSQL. start() is its one entry point.
+// The persister: reads every shard in the 'persister' consumer group and projects the log into PostgreSQL
+// (devices, connections, messages, and the events archive), then trims what is archived from the streams.
+// start() is its one entry point; the CLI's audit and rebuild use the exports below and nothing deeper.
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { isTransientFailure, ShardConsumer } from '#eventlog';
+import { Keys } from '#events';
+import {
+  type Config,
+  checkPostgres,
+  checkRedis,
+  closeRedis,
+  closeServer,
+  connectPostgres,
+  createRedis,
+  isRedisReady,
+  type Logger,
+  once,
+  type Pool,
+  type ReadinessProbe,
+  type RedisClient,
+  readinessOf,
+  runSteps,
+  type ServiceHandle,
+  serveHealth,
+} from '#runtime';
+import { batchProjector } from './consumer';
+import { lagDetail, measureLag, PERSISTER_GROUP } from './lag';
+import { retentionIntervalMs, trimShard } from './retention';
+
+export { type BatchHandler, batchProjector } from './consumer';
+export { PERSISTER_GROUP, type ShardLag } from './lag';
 export * from './projection';
+export { readCheckpoints, readProjection } from './store';
+
+export interface PersisterDeps {
+  log: Logger;
+  /** Serve /healthz, /readyz and /metrics on config.healthPort (default true; `start all` serves them once). */
+  healthServer?: boolean;
+}
+
+export interface PersisterHandle extends ServiceHandle {
+  /** The health port actually bound, or null without a health server. */
+  readonly port: number | null;
+  readonly readiness: ReadinessProbe;
+  /** Resolves once every event appended so far is projected and acknowledged. */
+  whenCaughtUp(timeoutMs?: number): Promise<void>;
+  /** Shards this process reads now. */
+  shards(): number[];
+}
+
+const LAG_INTERVAL_MS = 2000;
+
+export async function start(config: Config, deps: PersisterDeps): Promise<PersisterHandle> {
+  const log = deps.log.child({ svc: 'persister' });
+  const consumerName = `persister-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const redis = createRedis(config.redis, log, { name: 'persister' });
+  let pool: Pool;
+  try {
+    // One connection per shard this process may read at once, plus the probes'.
+    pool = await connectPostgres(config.databaseUrl, log, { max: Math.min(config.shards, 16) + 2 });
+  } catch (err) {
+    await closeRedis(redis);
+    throw err;
+  }
+  const keys = new Keys(config.redis.prefix, config.shards);
+  const consumer = new ShardConsumer({
+    redis,
+    redisConfig: config.redis,
+    keys,
+    log,
+    group: PERSISTER_GROUP,
+    consumer: consumerName,
+    batch: config.consumer.batch,
+    leaseMs: config.consumer.leaseMs,
+    handle: batchProjector(pool, log),
+  });
+  await consumer.start();
+
+  let isDraining = false;
+  const stopLag = every('projection lag', LAG_INTERVAL_MS, async () => {
+    if (isRedisReady(redis)) await measureLag(redis, keys, Date.now());
+  });
+  const stopRetention = every(
+    'stream retention',
+    retentionIntervalMs(config.consumer.retentionMs),
+    async () => {
+      for (const shard of consumer.shards()) {
+        await trimShard({ redis, pool, keys }, shard, Date.now(), config.consumer.retentionMs);
+      }
+    },
+  );
+
+  const readiness = readinessOf(
+    { redis: () => checkRedis(redis), postgres: () => checkPostgres(pool) },
+    () => isDraining,
+    () => lagOrReason(redis, keys),
+  );
+  let server: Server | null = null;
+  if (deps.healthServer !== false) server = await serveHealth('0.0.0.0', config.healthPort, readiness);
+  const port = server ? (server.address() as AddressInfo).port : null; // a TCP server's address is an object
+  log.info({ consumer: consumerName, health_port: port }, 'persister started');
+
+  const drain = once(async () => {
+    isDraining = true;
+    await consumer.stop(); // finishes the batch in flight; what is not acknowledged stays pending for another
+  });
+  const stop = once(() =>
+    runSteps(log, [
+      ['drain', drain],
+      ['timers', () => Promise.all([stopLag(), stopRetention()])],
+      ['health server', () => server && closeServer(server)],
+      ['postgres', () => pool.end()],
+      ['redis', () => closeRedis(redis)],
+    ]),
+  );
+
+  return {
+    name: 'persister',
+    port,
+    readiness,
+    whenCaughtUp: (timeoutMs) => consumer.whenCaughtUp(timeoutMs),
+    shards: () => consumer.shards(),
+    drain,
+    stop,
+  };
+
+  /** Runs a periodic task without overlap; a failure is one quiet line, and the next round tries again. */
+  function every(name: string, periodMs: number, task: () => Promise<void>): () => Promise<void> {
+    let running: Promise<void> = Promise.resolve();
+    let isRunning = false;
+    const timer = setInterval(() => {
+      if (isRunning || isDraining) return;
+      isRunning = true;
+      running = task()
+        .catch((err: Error) => {
+          // A dependency outage is reported once by its client; the next round simply tries again.
+          if (isTransientFailure(err))
+            log.debug({ task: name, reason: err.message }, 'periodic task deferred');
+          else log.warn({ task: name, reason: err.message }, 'periodic task failed; retrying');
+        })
+        .finally(() => {
+          isRunning = false;
+        });
+    }, periodMs);
+    timer.unref();
+    return async () => {
+      clearInterval(timer);
+      await running;
+    };
+  }
+}
+
+async function lagOrReason(redis: RedisClient, keys: Keys): Promise<Record<string, unknown>> {
+  if (!isRedisReady(redis)) return { projection_lag: 'unknown: redis unreachable' };
+  return lagDetail(await measureLag(redis, keys, Date.now()));
+}

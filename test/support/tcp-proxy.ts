@@ -1,0 +1,85 @@
+// A TCP proxy between a service and a dependency, so a test can take the dependency away and bring it back
+// without touching the real server: `cut()` drops every open connection and refuses new ones, `stall()` keeps
+// connections open but forwards nothing (a slow or hung server), `resume()` restores normal service.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+export interface TcpProxy {
+  readonly port: number;
+  /** Connections dropped or refused since start. */
+  readonly refused: number;
+  cut(): void;
+  stall(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+type Mode = 'open' | 'cut' | 'stalled';
+
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  let mode: Mode = 'open';
+  let refused = 0;
+  const pairs = new Set<[Socket, Socket]>();
+  const held: Array<[Socket, Buffer]> = []; // bytes read while stalled, forwarded in order on resume
+
+  function forward(from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      if (mode === 'stalled') held.push([to, chunk]);
+      else if (!to.write(chunk)) from.pause();
+    });
+    to.on('drain', () => from.resume());
+  }
+
+  const server: Server = createServer((client) => {
+    if (mode === 'cut') {
+      refused++;
+      client.destroy();
+      return;
+    }
+    const upstream = connect(target.port, target.host);
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    const drop = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    forward(client, upstream);
+    forward(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port; // a TCP server's address is an object
+
+  return {
+    port,
+    get refused() {
+      return refused;
+    },
+    cut() {
+      mode = 'cut';
+      for (const [client, upstream] of pairs) {
+        refused++;
+        client.destroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+      held.length = 0;
+    },
+    stall() {
+      mode = 'stalled';
+    },
+    resume() {
+      mode = 'open';
+      for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
+    },
+    close() {
+      for (const [client, upstream] of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
