@@ -1,6 +1,7 @@
 // Each test file's own world: a fresh PostgreSQL database, a fresh Redis key prefix, a quiet logger and a
 // configuration built with loadConfig from a plain object (never process.env).
 import { randomBytes } from 'node:crypto';
+import { Cluster } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { Keys } from '#events';
@@ -42,6 +43,7 @@ export async function createTestContext(overrides: Env = {}): Promise<TestContex
   const databaseUrl = databaseUrlFor(inject('databaseUrl'), name);
   const env: Env = {
     REDIS_URL: inject('redisUrl'),
+    REDIS_CLUSTER_NODES: inject('redisClusterNodes'),
     DATABASE_URL: databaseUrl,
     REDIS_PREFIX: name,
     SHARDS: '4',
@@ -78,11 +80,12 @@ export async function createTestContext(overrides: Env = {}): Promise<TestContex
 }
 
 async function deleteKeys(redis: RedisClient, pattern: string): Promise<void> {
-  if (!('scanStream' in redis)) return;
-  const stream = redis.scanStream({ match: pattern, count: 1000 });
-  for await (const batch of stream) {
-    const keys = batch as string[];
-    if (keys.length > 0) await redis.unlink(...keys);
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  for (const node of nodes) {
+    for await (const batch of node.scanStream({ match: pattern, count: 1000 })) {
+      // One UNLINK per key: in a cluster, the keys of a batch may sit in different slots.
+      await Promise.all((batch as string[]).map((key) => node.unlink(key)));
+    }
   }
 }
 

@@ -7,6 +7,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string;
     databaseUrl: string;
+    /** `host:port,...` when the run targets a Redis Cluster (CI runs the end-to-end suite once that way). */
+    redisClusterNodes: string;
   }
 }
 
@@ -27,6 +29,7 @@ export default async function setup(project: TestProject) {
     databaseUrl = postgres.getConnectionUri();
   }
   project.provide('redisUrl', redisUrl);
+  project.provide('redisClusterNodes', process.env.REDIS_CLUSTER_NODES ?? '');
   project.provide('databaseUrl', databaseUrl);
   return async () => {
     for (const stop of stops) await stop();

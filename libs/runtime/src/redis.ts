@@ -45,14 +45,29 @@ export function createRedis(cfg: Config['redis'], log: Logger, role: RedisRole):
   return client;
 }
 
-/** A second connection with the same settings, for blocking reads and subscriptions. */
+/**
+ * A second connection for blocking reads and subscriptions. It queues commands while disconnected and has no
+ * command timeout, whatever the original's role: a blocking read or a SUBSCRIBE must wait for Redis, not fail.
+ */
 export function duplicateRedis(
   client: RedisClient,
   log: Logger,
   cfg: Config['redis'],
   name: string,
 ): RedisClient {
-  const copy = client.duplicate();
+  const patient = {
+    connectionName: name,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    commandTimeout: undefined,
+  };
+  const copy =
+    client instanceof Cluster
+      ? client.duplicate(undefined, {
+          enableOfflineQueue: true,
+          redisOptions: { ...client.options.redisOptions, ...patient },
+        })
+      : client.duplicate(patient);
   watchOutages(copy, log, describeRedis(cfg), name);
   return copy;
 }
