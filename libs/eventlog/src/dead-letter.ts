@@ -60,7 +60,7 @@ export async function listDeadLetters(redis: RedisClient, keys: Keys, limit = 10
           stream_id: record.stream_id ?? '',
           reason: record.reason ?? '',
           at: record.at ?? '',
-          fields: JSON.parse(record.fields ?? '{}') as Record<string, string>,
+          fields: fieldsOf(record.fields),
         };
       });
     }),
@@ -69,4 +69,12 @@ export async function listDeadLetters(redis: RedisClient, keys: Keys, limit = 10
     .flat()
     .sort((a, b) => b.at.localeCompare(a.at))
     .slice(0, limit);
+}
+
+/** The parked entry's original fields, stored as the flat [k, v, k, v] list Redis returned. */
+function fieldsOf(stored: string | undefined): Record<string, string> {
+  const flat = JSON.parse(stored ?? '[]') as string[]; // written by parkDeadLetter above
+  const fields: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+  return fields;
 }

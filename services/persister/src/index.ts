@@ -49,6 +49,8 @@ export interface PersisterHandle extends ServiceHandle {
   whenCaughtUp(timeoutMs?: number): Promise<void>;
   /** Shards this process reads now. */
   shards(): number[];
+  /** One retention round over every shard now (the timer trims only the shards this process reads). */
+  trimStreams(): Promise<number>;
 }
 
 const LAG_INTERVAL_MS = 2000;
@@ -83,15 +85,15 @@ export async function start(config: Config, deps: PersisterDeps): Promise<Persis
   const stopLag = every('projection lag', LAG_INTERVAL_MS, async () => {
     if (isRedisReady(redis)) await measureLag(redis, keys, Date.now());
   });
-  const stopRetention = every(
-    'stream retention',
-    retentionIntervalMs(config.consumer.retentionMs),
-    async () => {
-      for (const shard of consumer.shards()) {
-        await trimShard({ redis, pool, keys }, shard, Date.now(), config.consumer.retentionMs);
-      }
-    },
-  );
+  const trimShards = async (shards: number[]) => {
+    let trimmed = 0;
+    for (const shard of shards) {
+      trimmed += await trimShard({ redis, pool, keys }, shard, Date.now(), config.consumer.retentionMs);
+    }
+    return trimmed;
+  };
+  const retentionPeriodMs = retentionIntervalMs(config.consumer.retentionMs);
+  const stopRetention = every('stream retention', retentionPeriodMs, () => trimShards(consumer.shards()));
 
   const readiness = readinessOf(
     { redis: () => checkRedis(redis), postgres: () => checkPostgres(pool) },
@@ -123,13 +125,14 @@ export async function start(config: Config, deps: PersisterDeps): Promise<Persis
     readiness,
     whenCaughtUp: (timeoutMs) => consumer.whenCaughtUp(timeoutMs),
     shards: () => consumer.shards(),
+    trimStreams: () => trimShards(keys.allShards()),
     drain,
     stop,
   };
 
   /** Runs a periodic task without overlap; a failure is one quiet line, and the next round tries again. */
-  function every(name: string, periodMs: number, task: () => Promise<void>): () => Promise<void> {
-    let running: Promise<void> = Promise.resolve();
+  function every(name: string, periodMs: number, task: () => Promise<unknown>): () => Promise<void> {
+    let running: Promise<unknown> = Promise.resolve();
     let isRunning = false;
     const timer = setInterval(() => {
       if (isRunning || isDraining) return;
