@@ -2,7 +2,7 @@
 // and models none of its rules: it answers logins as the test says and otherwise does only what the test
 // tells it, so reconnects, re-sends, acks and dedup can be driven frame by frame.
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { DeviceClient, type DeviceClientOptions } from '#client';
 import type { ClientFrame, LoginFrame } from '#events';
@@ -60,6 +60,18 @@ export class Peer {
       attempt,
       ...fields,
     });
+  }
+
+  /**
+   * Pushes messages in one TCP write, so the client reads them as one burst (as it would a redelivered
+   * backlog). ws has no public cork; the underlying net.Socket does.
+   */
+  pushBurst(messages: Array<{ id: string; attempt?: number }>): void {
+    // ws keeps its net.Socket in a private field; corking it is the only way to force one write.
+    const tcp = (this.socket as unknown as { _socket: Socket })._socket;
+    tcp.cork();
+    for (const { id, attempt } of messages) this.pushMessage(id, attempt);
+    process.nextTick(() => tcp.uncork());
   }
 
   private received(frame: ClientFrame): void {
