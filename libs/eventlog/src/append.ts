@@ -30,8 +30,6 @@ export interface Presence {
   remote_addr: string;
 }
 
-const RECIPIENTS_MARKER = '"__recipients__"';
-
 export class EventLog {
   constructor(
     readonly redis: RedisClient,
@@ -58,8 +56,13 @@ export class EventLog {
   ): Promise<NotifyOutcome> {
     const shop = event.shop_id;
     const senderId = event.data.from_client_id ?? '';
-    const template = JSON.stringify({ ...event, data: { ...event.data, recipients: '__recipients__' } });
-    const at = template.indexOf(RECIPIENTS_MARKER);
+    // The script fills in the recipients: cut the JSON where they go. They are put last (data is the envelope's
+    // last field, recipients data's last), so the cut is at a fixed place, whatever the client's strings hold.
+    const { data: _data, ...envelope } = event;
+    const { recipients: _recipients, ...fields } = event.data;
+    const json = JSON.stringify({ ...envelope, data: fields });
+    const head = `${json.slice(0, -2)},"recipients":`;
+    const tail = json.slice(-2);
     const payload: Omit<MessagePayload, 'id' | 'to_client_id'> = {
       shop_id: shop,
       table_id: event.data.table_id,
@@ -83,16 +86,7 @@ export class EventLog {
           this.keys.inbox(shop),
           this.keys.inboxOrder(shop),
         ],
-        [
-          senderId,
-          sender.tokenId,
-          sender.type,
-          event.id,
-          template.slice(0, at),
-          template.slice(at + RECIPIENTS_MARKER.length),
-          JSON.stringify(payload),
-          REQ_ID_TTL_S,
-        ],
+        [senderId, sender.tokenId, sender.type, event.id, head, tail, JSON.stringify(payload), REQ_ID_TTL_S],
       );
     } catch (err) {
       throw asLogError(err);

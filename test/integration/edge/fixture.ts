@@ -1,0 +1,84 @@
+// What the edge's integration tests share: an edge started in-process on its own key prefix, logged-in raw
+// sockets, and the shop's events as the stream holds them (each one checked against the catalogue).
+
+import { type EdgeHandle, start } from '#edge';
+import { EventLog } from '#eventlog';
+import { type BrokerEvent, createEvent, type DeviceType, decodeEntry, type EventType } from '#events';
+import { DeviceTokens, type Env } from '#runtime';
+import { createTestContext, openRaw, type RawSocket, registerDevice, type TestContext } from '#test-support';
+
+export interface EdgeWorld {
+  ctx: TestContext;
+  edge: EdgeHandle;
+  url: string;
+  eventLog: EventLog;
+  tokens: DeviceTokens;
+  stop(): Promise<void>;
+}
+
+export async function startEdgeWorld(overrides: Env = {}): Promise<EdgeWorld> {
+  const ctx = await createTestContext(overrides);
+  const edge = await start(ctx.config, { log: ctx.log });
+  return {
+    ctx,
+    edge,
+    url: `ws://127.0.0.1:${edge.port}/ws`,
+    eventLog: new EventLog(ctx.redis, ctx.keys),
+    tokens: new DeviceTokens(ctx.config.tokens.secret, ctx.config.tokens.ttlS),
+    async stop() {
+      await edge.stop();
+      await ctx.cleanup();
+    },
+  };
+}
+
+/** Opens a socket and logs it in; fails the test unless the login is answered with code 0. */
+export async function loggedIn(url: string, token: string, extra: Record<string, unknown> = {}) {
+  const socket = await openRaw(url);
+  socket.send({ op: 'login', token, ...extra });
+  const reply = await socket.next((f) => f.op === 'login');
+  if (reply.code !== 0) throw new Error(`login refused: ${JSON.stringify(reply)}`);
+  return Object.assign(socket, { connId: (reply.data as { conn_id: string }).conn_id });
+}
+
+/** Registers a device and answers its token and token id (to mint variants of the token). */
+export async function registered(ctx: TestContext, shopId: string, clientId: string, type: DeviceType) {
+  const token = await registerDevice(ctx, shopId, clientId, type);
+  const entry = await ctx.redis.hget(ctx.keys.devices(shopId), clientId);
+  return { token, tokenId: (JSON.parse(entry!) as { token_id: string }).token_id };
+}
+
+/** The shop's events in log order; throws if the stream holds an entry that fails the catalogue. */
+export async function shopEvents(ctx: TestContext, shopId: string, type?: EventType): Promise<BrokerEvent[]> {
+  const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
+  const events: BrokerEvent[] = [];
+  for (const [id, fields] of entries) {
+    const decoded = decodeEntry(fields);
+    if (!decoded.ok) throw new Error(`stream entry ${id} is invalid: ${decoded.reason}`);
+    if (decoded.event.shop_id === shopId && (type === undefined || decoded.event.type === type))
+      events.push(decoded.event);
+  }
+  return events;
+}
+
+/** Revokes a device the way the api does, without closing its sockets (the api publishes that separately). */
+export async function revokeQuietly(world: EdgeWorld, shopId: string, clientId: string) {
+  return world.eventLog.revoke(
+    createEvent({ type: 'DeviceRevoked', shopId, source: 'api', data: { client_id: clientId } }),
+  );
+}
+
+export function notifyFrame(reqId: string, extra: Record<string, unknown> = {}) {
+  return {
+    op: 'notify',
+    req_id: reqId,
+    table_id: 7,
+    type: 'add_dish',
+    status: 1,
+    data: { dish: 'noodles' },
+    user_info: { name: 'A' },
+    ...extra,
+  };
+}
+
+export type { RawSocket };
