@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClientError, closeCodeName, isFinalClose, isFinalLoginCode } from '#client';
+import { ClientError, closeCodeName, finalFailureOf, isFinalClose, isFinalLoginCode } from '#client';
 
 describe('when the edge closes the socket', () => {
   it('gives up after a bad token, a revoked device or a newer login of the same device', () => {
@@ -46,5 +46,33 @@ describe('when a close code is described', () => {
     const err = new ClientError('CLOSED_FINAL', { closeCode: 4403 });
     expect(err.code).toBe(4403);
     expect(err.message).toBe('connection closed for good: close 4403 DEVICE_REVOKED');
+  });
+});
+
+describe('when the client decides whether a close ends it', () => {
+  const lost = new ClientError('CONNECTION_LOST', { closeCode: 1006 });
+
+  it('ends after a refused login, keeping the reply code and adding the close code', () => {
+    const refused = new ClientError('LOGIN_REFUSED', { code: 401, msg: 'bad or expired token' });
+    expect(finalFailureOf(4401, 'bad or expired token', refused)).toMatchObject({
+      kind: 'LOGIN_REFUSED',
+      code: 401,
+      closeCode: 4401,
+      msg: 'bad or expired token',
+    });
+  });
+
+  it('ends after a final close code even without a reply', () => {
+    expect(finalFailureOf(4409, 'replaced', lost)).toMatchObject({
+      kind: 'CLOSED_FINAL',
+      code: 4409,
+      msg: 'replaced',
+    });
+  });
+
+  it('goes on after a login refused for a passing reason or a lost connection', () => {
+    const unavailable = new ClientError('LOGIN_REFUSED', { code: 503, msg: 'event log unavailable' });
+    expect(finalFailureOf(1006, '', unavailable)).toBeUndefined();
+    expect(finalFailureOf(1001, 'draining', lost)).toBeUndefined();
   });
 });

@@ -18,7 +18,7 @@ import {
   settingsOf,
 } from './options';
 import { RecentIds } from './recent-ids';
-import { backoffDelayMs, isFinalClose, isFinalLoginCode, nextAttempt } from './reconnect';
+import { backoffDelayMs, finalFailureOf, isFinalLoginCode, nextAttempt } from './reconnect';
 import { ackFramesOf, type FrameOf, type ReadFrame } from './wire';
 
 /** After a refused login the edge closes with the code that names the cause; this is how long we wait for it. */
@@ -315,13 +315,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.log.info({ code, close: closeCodeName(code), reason }, 'connection closed');
 
     if (!this.shutdown && !this.finalError) {
-      const refused = failure.kind === 'LOGIN_REFUSED' && isFinalLoginCode(failure.code ?? 0);
-      if (refused)
-        this.failForGood(
-          new ClientError('LOGIN_REFUSED', { code: failure.code, msg: failure.msg, closeCode: code }),
-        );
-      else if (isFinalClose(code))
-        this.failForGood(new ClientError('CLOSED_FINAL', { closeCode: code, msg: reason }));
+      const final = finalFailureOf(code, reason, failure);
+      if (final) this.failForGood(final);
     }
     if (this.shutdown || this.finalError) {
       this.settle({ code, reason, willReconnect: false });

@@ -18,6 +18,7 @@ export {
   type BackoffPolicy,
   backoffDelayMs,
   DEFAULT_BACKOFF,
+  finalFailureOf,
   isFinalClose,
   isFinalLoginCode,
   nextAttempt,

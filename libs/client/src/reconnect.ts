@@ -1,6 +1,7 @@
-// When a device client reconnects and how long it waits first. Pure: randomness comes in as a parameter,
-// and nothing here touches a socket or a timer.
+// When a device client reconnects, how long it waits first, and which failures end it for good. Pure:
+// randomness comes in as a parameter, and nothing here touches a socket or a timer.
 import { ERRORS } from '#events';
+import { ClientError } from './errors';
 
 export interface BackoffPolicy {
   /** Ceiling of the first wait, in ms; each consecutive failure doubles it. */
@@ -55,4 +56,21 @@ export function isFinalClose(closeCode: number): boolean {
  */
 export function isFinalLoginCode(code: number): boolean {
   return code >= 400 && code < 500 && code !== 408 && code !== 429;
+}
+
+/**
+ * The error that ends the client for good after a close, or undefined when reconnecting can help.
+ * @param failure why the connection ended, as far as the client knows (a refused login, a lost socket)
+ */
+export function finalFailureOf(
+  closeCode: number,
+  reason: string,
+  failure: ClientError,
+): ClientError | undefined {
+  if (failure.kind === 'LOGIN_REFUSED' && failure.code !== undefined && isFinalLoginCode(failure.code)) {
+    // The refusal came as a reply; the close that followed (4401, 4403) completes the picture.
+    return new ClientError('LOGIN_REFUSED', { code: failure.code, msg: failure.msg, closeCode });
+  }
+  if (isFinalClose(closeCode)) return new ClientError('CLOSED_FINAL', { closeCode, msg: reason });
+  return undefined;
 }
