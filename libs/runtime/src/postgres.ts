@@ -86,7 +86,10 @@ async function ensureDatabase(url: string, log: Logger): Promise<void> {
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
     log.info({ database: name }, 'database created');
   } catch (err) {
-    if ((err as { code?: string }).code !== '42P04') throw err; // 42P04: created meanwhile by another service
+    // Created meanwhile by another service: 42P04 when it was committed first, 23505 (pg_database_datname_index)
+    // when both CREATE DATABASE ran at once.
+    const code = (err as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw err;
   } finally {
     await admin.end();
   }
