@@ -45,7 +45,9 @@ export interface ApiHandle extends ServiceHandle {
   readonly port: number;
 }
 
-export { openApiDocument } from './openapi';
+// The pure parts, for the unit tests and the CLI.
+export { decodeCursor, encodeCursor, pageOf } from './cursor';
+export { openApiDocument, openApiPath } from './openapi';
 
 /** The route table, the OpenAPI document's route included. */
 export function routesOf(ctx: ApiContext): Route[] {
