@@ -33,6 +33,7 @@ import { retentionIntervalMs, trimShard } from './retention';
 export { type BatchHandler, batchProjector } from './consumer';
 export { PERSISTER_GROUP, type ShardLag } from './lag';
 export * from './projection';
+export { keepFrom, type TrimBounds } from './retention';
 export { readCheckpoints, readProjection } from './store';
 
 export interface PersisterDeps {
