@@ -14,9 +14,12 @@ export class PresenceBook {
     readonly keys: Keys,
   ) {}
 
-  /** An edge says it is alive; call every EDGE_HEARTBEAT_MS. */
-  async beat(edgeId: string, nowMs: number): Promise<void> {
-    await this.redis.zadd(this.keys.edges(), nowMs, edgeId);
+  /**
+   * An edge says it is alive; call every EDGE_HEARTBEAT_MS. True when the edge was not listed: its first beat,
+   * or it was swept as dead meanwhile (its connections were recorded closed).
+   */
+  async beat(edgeId: string, nowMs: number): Promise<boolean> {
+    return (await this.redis.zadd(this.keys.edges(), nowMs, edgeId)) === 1;
   }
 
   async forgetEdge(edgeId: string): Promise<void> {

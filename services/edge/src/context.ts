@@ -16,10 +16,14 @@ export interface EdgeContext {
   tokens: DeviceTokens;
   metrics: EdgeMetrics;
   now(): number;
-  /** Keeps a frame's work visible to drain(), which waits for it. */
+  /** Keeps a frame's work visible to drain() and stop(), which wait for it. */
   track(work: Promise<void>): void;
-  /** A session logged in: route to it, list it, and close the connection it replaced. */
-  adopt(session: Session, presence: Presence, replaced: Presence | null): Promise<void>;
+  /** Lists a connection on this edge before its login is recorded; LOG_UNAVAILABLE when Redis is away. */
+  list(presence: Presence): Promise<void>;
+  /** Unlists a connection whose login was refused. */
+  unlist(connId: string): void;
+  /** A session logged in: route to it, and close the connection it replaced (4409). */
+  adopt(session: Session, replaced: Presence | null): void;
   /** A session's socket closed: stop routing to it. */
   forget(session: Session): void;
   /** Appends ConnectionClosed; keeps retrying while Redis is away, so presence never stays stale. */

@@ -1,8 +1,8 @@
 // The edge: terminates device sockets, authenticates, validates frames and appends events. It keeps no business
 // state beyond its live sockets and the routes to them; kill it and devices reconnect to another edge.
 import type { AddressInfo } from 'node:net';
-import { EDGE_HEARTBEAT_MS, EventLog, type Presence, PresenceBook } from '#eventlog';
-import { createEvent, decodeEdgeCommand, type EventOf, Keys } from '#events';
+import { EventLog, type Presence, PresenceBook } from '#eventlog';
+import { decodeEdgeCommand, encodeEdgeCommand, Keys } from '#events';
 import {
   type Config,
   checkRedis,
@@ -20,10 +20,12 @@ import {
   type ServiceHandle,
   whenRedisReady,
 } from '#runtime';
+import { ConnectionTable } from './connections';
 import type { EdgeContext } from './context';
 import { edgeMetrics } from './metrics';
 import { createEdgeServer } from './server';
 import { Session } from './session';
+import { startUpkeep } from './upkeep';
 
 export interface EdgeHandle extends ServiceHandle {
   readonly port: number;
@@ -44,6 +46,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const edgeId = config.edge.id;
   const log = deps.log.child({ svc: 'edge', edge_id: edgeId });
   const now = deps.now ?? Date.now;
+  const source = `edge:${edgeId}`;
   const keys = new Keys(config.redis.prefix, config.shards);
   const redis = createRedis(config.redis, log, { name: `edge-${edgeId}`, failFast: true });
   const subscriber = duplicateRedis(redis, log, config.redis, `edge-${edgeId}-sub`);
@@ -51,16 +54,14 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const eventLog = new EventLog(redis, keys);
   const presence = new PresenceBook(redis, keys);
   const metrics = edgeMetrics();
-  const sessions = new Map<string, Session>();
+  const table = new ConnectionTable({ redis, keys, eventLog, metrics, log, edgeId, source });
   const inFlight = new Set<Promise<void>>();
-  const unrecordedCloses: Array<EventOf<'ConnectionClosed'>> = [];
-  const anonymous = new Set<Session>();
   let isDraining = false;
 
   const ctx: EdgeContext = {
     config: config.edge,
     edgeId,
-    source: `edge:${edgeId}`,
+    source,
     log,
     eventLog,
     tokens: new DeviceTokens(config.tokens.secret, config.tokens.ttlS),
@@ -70,122 +71,69 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       inFlight.add(work);
       work.finally(() => inFlight.delete(work)).catch((err) => log.error({ err }, 'untracked failure'));
     },
-    async adopt(session, entry, replaced) {
-      sessions.set(session.connId, session);
-      anonymous.delete(session);
-      metrics.connections.set({ state: 'logged_in' }, sessions.size);
-      metrics.connections.set({ state: 'anonymous' }, anonymous.size);
-      await redis.hset(keys.edgeConnections(edgeId), session.connId, JSON.stringify(entry));
+    list: (entry) => table.list(entry),
+    unlist: (connId) => table.unlist(connId),
+    adopt(session, replaced) {
+      table.adopt(session);
       if (replaced && replaced.conn_id !== session.connId)
         closeElsewhere(replaced, 4409, 'replaced by a newer login');
     },
-    forget(session) {
-      sessions.delete(session.connId);
-      anonymous.delete(session);
-      metrics.connections.set({ state: 'logged_in' }, sessions.size);
-      metrics.connections.set({ state: 'anonymous' }, anonymous.size);
-    },
-    async recordClose(event) {
-      try {
-        await eventLog.recordClose(event);
-        await redis.hdel(keys.edgeConnections(edgeId), event.data.conn_id);
-      } catch {
-        unrecordedCloses.push(event); // Redis away: retried by the heartbeat until it lands
-      }
-    },
+    forget: (session) => table.forget(session),
+    recordClose: (event) => table.recordClose(event),
   };
 
   /** Closes a device's other connection: here directly, elsewhere through that edge's channel. */
   function closeElsewhere(target: Presence, code: number, reason: string) {
-    const local = sessions.get(target.conn_id);
+    const local = table.get(target.conn_id);
     if (local) return local.close(code, reason);
     if (target.edge_id === edgeId) return; // ours, already gone
     redis
       .publish(
         keys.edgeChannel(target.edge_id),
-        JSON.stringify({ kind: 'close', conn_id: target.conn_id, code, reason }),
+        encodeEdgeCommand({ kind: 'close', conn_id: target.conn_id, code, reason }),
       )
-      .catch((err) =>
-        log.warn(
-          { conn_id: target.conn_id, reason: (err as Error).message },
-          'could not close replaced connection',
-        ),
+      .catch((err: Error) =>
+        // Pub/sub is at most once anyway: the older socket's device was replaced in presence, so it gets no
+        // deliveries; it is closed when its edge next hears of it or the device next writes.
+        log.warn({ conn_id: target.conn_id, reason: err.message }, 'could not close replaced connection'),
       );
   }
 
-  // Deliveries and closes sent to this edge.
+  // Deliveries and closes sent to this edge by the dispatcher and the api.
   subscriber.on('message', (_channel: string, text: string) => {
     const command = decodeEdgeCommand(text);
     if (!command) return log.warn({ size: text.length }, 'undecodable edge command ignored');
-    const session = sessions.get(command.conn_id);
+    const session = table.get(command.conn_id);
     if (!session) return; // the device moved or left; the dispatcher's retries and the inbox cover it
     if (command.kind === 'close') return session.close(command.code, command.reason);
-    for (const frame of command.frames) if (!session.send(frame)) break;
-    metrics.delivered.inc(command.frames.length);
+    let sent = 0;
+    for (const frame of command.frames) {
+      if (!session.send(frame)) break;
+      sent += 1;
+    }
+    metrics.delivered.inc(sent);
   });
   await subscriber.subscribe(keys.edgeChannel(edgeId));
 
   // A previous run of this edge id may have died with sockets open: record their closes before serving.
-  await sweepOwnConnections();
-  async function sweepOwnConnections() {
-    const stale = await redis.hvals(keys.edgeConnections(edgeId));
-    for (const json of stale) {
-      const entry = JSON.parse(json) as Presence;
-      if (sessions.has(entry.conn_id)) continue;
-      await ctx.recordClose(
-        createEvent({
-          type: 'ConnectionClosed',
-          shopId: entry.shop_id,
-          source: ctx.source,
-          nowMs: now(),
-          data: {
-            client_id: entry.client_id,
-            conn_id: entry.conn_id,
-            edge_id: edgeId,
-            reason: 'edge_restart',
-          },
-        }),
-      );
-    }
-  }
-
-  const heartbeat = setInterval(() => {
-    presence.beat(edgeId, now()).then(
-      async () => {
-        while (unrecordedCloses.length > 0) {
-          const event = unrecordedCloses[0]!;
-          await eventLog.recordClose(event);
-          await redis.hdel(keys.edgeConnections(edgeId), event.data.conn_id);
-          unrecordedCloses.shift();
-        }
-      },
-      () => undefined, // Redis away: the outage is logged once by the client; the edge keeps its sockets
-    );
-  }, EDGE_HEARTBEAT_MS);
-  await presence.beat(edgeId, now());
-
-  // Dead-peer detection: one timer for all sockets (ws README, "How to detect and close broken connections").
-  const pinger = setInterval(() => {
-    for (const session of [...sessions.values(), ...anonymous]) {
-      if (session.missedPongs >= 2) {
-        session.socket.terminate();
-        continue;
-      }
-      session.missedPongs += 1;
-      session.socket.ping();
-    }
-  }, config.edge.pingIntervalMs);
+  const earlier = await table.recordEarlierRun(now());
+  if (earlier > 0) log.info({ connections: earlier }, 'closes of an earlier run recorded');
+  const upkeep = startUpkeep({
+    presence,
+    table,
+    edgeId,
+    pingIntervalMs: config.edge.pingIntervalMs,
+    now,
+    log,
+  });
+  await upkeep.beat();
 
   const readiness = readinessOf({ redis: () => checkRedis(redis) }, () => isDraining);
   const edge = createEdgeServer(
     config.edge,
     readiness,
     () => isDraining,
-    (socket, request) => {
-      const session = new Session(ctx, socket, request);
-      anonymous.add(session);
-      metrics.connections.set({ state: 'anonymous' }, anonymous.size);
-    },
+    (socket, request) => table.add(new Session(ctx, socket, request)),
   );
   await new Promise<void>((resolve, reject) => {
     edge.server.once('error', reject);
@@ -199,19 +147,18 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
 
   const drain = once(async () => {
     isDraining = true;
-    // SPEC §7: close sockets with 1001 spread over the drain window, so reconnects do not arrive as one burst.
-    const open = [...new Set([...sessions.values(), ...anonymous])];
-    const windowMs = config.edge.drainMs;
+    // SPEC §7: close sockets with 1001 spread over the drain window, so reconnects do not arrive as one burst;
+    // each socket's frames already received are answered first.
+    const open = table.all();
     const slices = Math.max(1, Math.min(open.length, 20));
+    const closing: Array<Promise<void>> = [];
     for (let i = 0; i < slices; i++) {
-      for (const session of open.slice(
-        Math.floor((i * open.length) / slices),
-        Math.floor(((i + 1) * open.length) / slices),
-      )) {
-        session.close(1001, 'server draining, reconnect elsewhere', 'drain');
-      }
-      if (i < slices - 1) await delay(windowMs / slices);
+      const from = Math.floor((i * open.length) / slices);
+      const to = Math.floor(((i + 1) * open.length) / slices);
+      for (const session of open.slice(from, to)) closing.push(session.closeForDrain());
+      if (i < slices - 1) await delay(config.edge.drainMs / slices);
     }
+    await Promise.allSettled(closing);
     await Promise.allSettled([...inFlight]);
     log.info({ closed: open.length }, 'edge drained');
   });
@@ -219,11 +166,12 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const stop = once(async () => {
     await drain();
     await runSteps(log, [
-      ['stop pinging', () => clearInterval(pinger)],
+      ['stop timers', () => upkeep.stop()],
       ['close sockets', () => closeAllSockets()],
       ['record closes', () => Promise.allSettled([...inFlight])],
-      ['stop heartbeat', () => clearInterval(heartbeat)],
-      ['leave edge list', () => (unrecordedCloses.length === 0 ? presence.forgetEdge(edgeId) : undefined)],
+      ['settle owed writes', () => table.settleOwed()],
+      // While writes are owed the edge stays listed: its heartbeat stops, and the dead-edge sweep records them.
+      ['leave edge list', () => (table.owesWrites ? undefined : presence.forgetEdge(edgeId))],
       ['close server', () => closeServer(edge.server)],
       ['close subscriber', () => closeRedis(subscriber)],
       ['close redis', () => closeRedis(redis)],
@@ -231,11 +179,10 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   });
 
   async function closeAllSockets() {
-    const open = [...new Set([...sessions.values(), ...anonymous])];
-    for (const session of open) session.close(1001, 'server stopping', 'drain');
-    // Wait (bounded) for the close handshakes so their ConnectionClosed events are appended.
-    const deadline = now() + 2000;
-    while (sessions.size + anonymous.size > 0 && now() < deadline) await delay(10);
+    for (const session of table.all()) session.close(1001, 'server stopping');
+    // Wait (bounded by the sessions' close-handshake timeout) so their ConnectionClosed events are appended.
+    const deadline = now() + 3000;
+    while (table.size > 0 && now() < deadline) await delay(10);
   }
 
   return {
@@ -245,7 +192,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     readiness,
     drain,
     stop,
-    connectionCount: () => sessions.size + anonymous.size,
+    connectionCount: () => table.size,
     reloadTls: () => {
       edge.reloadTls();
       log.info('tls certificates reloaded');

@@ -29,6 +29,9 @@ export interface Identity {
   tokenId: string;
 }
 
+/** How long a closing peer has to answer the close handshake before its socket is cut. */
+const CLOSE_HANDSHAKE_MS = 2000;
+
 export class Session {
   readonly connId: string;
   readonly remoteAddr: string;
@@ -41,7 +44,13 @@ export class Session {
   private isClosing = false;
   private isLoggingIn = false;
   private hasClosed = false;
+  /** What ConnectionClosed records: the code and reason this edge closed with, or none if the peer left. */
+  private closeCode: number | undefined;
   private closeReason: string | undefined;
+  /** ConnectionClosed was already recorded (logout) or by someone else (a dead-edge sweep). */
+  private isCloseRecorded = false;
+  private inFlight = 0;
+  private whenIdle: (() => void) | undefined;
 
   constructor(
     private readonly ctx: EdgeContext,
@@ -80,11 +89,35 @@ export class Session {
   close(code: number, reason: string, recordAs?: string): void {
     if (this.isClosing) return;
     this.isClosing = true;
-    this.closeReason = recordAs;
+    this.closeCode = code;
+    this.closeReason = recordAs ?? closeReasonOf(code);
     clearTimeout(this.loginTimer);
     this.socket.close(code, reason.slice(0, 120));
     // A peer that does not answer the close handshake (or has a full buffer) is cut off.
-    setTimeout(() => this.socket.terminate(), 2000).unref();
+    setTimeout(() => this.socket.terminate(), CLOSE_HANDSHAKE_MS).unref();
+  }
+
+  /** A peer that stopped answering pings: cut at once, a close handshake would wait on it for nothing. */
+  terminate(recordAs: string): void {
+    this.isClosing = true;
+    this.closeReason ??= recordAs;
+    clearTimeout(this.loginTimer);
+    this.socket.terminate();
+  }
+
+  /** Draining: the frames already received are answered first, then the socket is closed with 1001. */
+  async closeForDrain(): Promise<void> {
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.whenIdle = resolve));
+    this.close(1001, 'server draining, reconnect elsewhere');
+  }
+
+  /**
+   * This connection was already recorded closed by a dead-edge sweep (Redis was away long enough for this edge
+   * to count as dead). The device must log in again to be reachable, so it is asked to reconnect.
+   */
+  closeAsSwept(): void {
+    this.isCloseRecorded = true;
+    this.close(1012, 'connection state lost, reconnect');
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
@@ -112,17 +145,9 @@ export class Session {
   }
 
   private async dispatch(frame: ClientFrame): Promise<void> {
+    this.inFlight += 1;
     try {
-      if (frame.op === 'ping')
-        return void this.send(
-          JSON.stringify({
-            op: 'pong',
-            code: 0,
-            msg: 'pong',
-            time: this.time(),
-            ...(frame.req_id ? { req_id: frame.req_id } : {}),
-          }),
-        );
+      if (frame.op === 'ping') return void this.send(replyOk('pong', this.time(), frame.req_id));
       if (frame.op === 'login') return await this.login(frame);
       const identity = this.identity;
       if (identity === null) throw new BrokerError('NOT_LOGGED_IN');
@@ -132,8 +157,7 @@ export class Session {
         case 'ack':
           return await this.ack(identity, ackedIds(frame));
         case 'logout':
-          await this.recordClose(identity, 'logout', 1000);
-          return this.close(1000, 'logout', 'logout');
+          return await this.logout(identity);
         default: {
           const never: never = frame;
           return never;
@@ -141,6 +165,9 @@ export class Session {
       }
     } catch (err) {
       this.refuse(frame, err);
+    } finally {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) this.whenIdle?.();
     }
   }
 
@@ -157,20 +184,8 @@ export class Session {
     if (this.identity !== null || this.isLoggingIn) throw new BrokerError('CONFLICT', 'already logged in');
     this.isLoggingIn = true;
     try {
-      const claims = await this.ctx.tokens.verify(frame.token);
-      if (
-        (frame.shop_id !== undefined && frame.shop_id !== claims.shop_id) ||
-        (frame.client_id !== undefined && frame.client_id !== claims.client_id) ||
-        (frame.type !== undefined && normaliseDeviceType(frame.type) !== claims.type)
-      ) {
-        throw new BrokerError('TOKEN_INVALID', 'shop_id, client_id or type does not match the token');
-      }
-      const identity: Identity = {
-        shopId: claims.shop_id,
-        clientId: claims.client_id,
-        type: claims.type,
-        tokenId: claims.token_id,
-      };
+      const identity = await this.verify(frame);
+      if (this.isClosing) return;
       const presence: Presence = {
         conn_id: this.connId,
         edge_id: this.ctx.edgeId,
@@ -193,8 +208,16 @@ export class Session {
           remote_addr: this.remoteAddr,
         },
       });
-      if (this.isClosing) return;
-      const { replaced } = await this.ctx.eventLog.login(event, identity.tokenId, presence);
+      // Listed on this edge before the login is recorded: should the edge die in between, the dead-edge sweep
+      // still finds the connection and records its close.
+      await this.ctx.list(presence);
+      let replaced: Presence | null;
+      try {
+        ({ replaced } = await this.ctx.eventLog.login(event, identity.tokenId, presence));
+      } catch (err) {
+        this.ctx.unlist(this.connId);
+        throw err;
+      }
       this.identity = identity;
       clearTimeout(this.loginTimer);
       this.log = this.ctx.log.child({
@@ -202,16 +225,38 @@ export class Session {
         client_id: identity.clientId,
         conn_id: this.connId,
       });
-      await this.ctx.adopt(this, presence, replaced);
+      this.ctx.adopt(this, replaced);
       this.send(
         replyOk('login', this.time(), frame.req_id, { conn_id: this.connId, edge_id: this.ctx.edgeId }),
       );
       this.log.info({ event_id: event.id }, 'device logged in');
-      // The socket went away while the login was being recorded: record its close too.
-      if (this.hasClosed) await this.recordClose(identity, this.closeReason ?? 'dropped', undefined);
+      // The socket went away while the login was being recorded: forget it and record its close too.
+      if (this.hasClosed && !this.isCloseRecorded) {
+        this.isCloseRecorded = true;
+        this.ctx.forget(this);
+        await this.recordClose(identity, this.closeReason ?? 'dropped', this.closeCode);
+      }
     } finally {
       this.isLoggingIn = false;
     }
+  }
+
+  /** The token's identity; TOKEN_INVALID when the frame names another shop, device or type than it. */
+  private async verify(frame: LoginFrame): Promise<Identity> {
+    const claims = await this.ctx.tokens.verify(frame.token);
+    if (
+      (frame.shop_id !== undefined && frame.shop_id !== claims.shop_id) ||
+      (frame.client_id !== undefined && frame.client_id !== claims.client_id) ||
+      (frame.type !== undefined && normaliseDeviceType(frame.type) !== claims.type)
+    ) {
+      throw new BrokerError('TOKEN_INVALID', 'shop_id, client_id or type does not match the token');
+    }
+    return {
+      shopId: claims.shop_id,
+      clientId: claims.client_id,
+      type: claims.type,
+      tokenId: claims.token_id,
+    };
   }
 
   private async notify(identity: Identity, frame: NotifyFrame): Promise<void> {
@@ -259,14 +304,24 @@ export class Session {
     );
   }
 
+  private async logout(identity: Identity): Promise<void> {
+    this.isCloseRecorded = true;
+    await this.recordClose(identity, 'logout', 1000);
+    this.close(1000, 'logout');
+  }
+
   private onClosed(code: number): void {
     this.isClosing = true;
     this.hasClosed = true;
+    this.closeCode ??= code;
+    this.closeReason ??= closeReasonOf(code);
     clearTimeout(this.loginTimer);
+    this.whenIdle?.();
     this.ctx.forget(this);
     const identity = this.identity;
-    if (identity === null || this.closeReason === 'logout') return;
-    this.ctx.track(this.recordClose(identity, this.closeReason ?? closeReasonOf(code), code));
+    if (identity === null || this.isCloseRecorded) return;
+    this.isCloseRecorded = true;
+    this.ctx.track(this.recordClose(identity, this.closeReason, this.closeCode));
   }
 
   private async recordClose(identity: Identity, reason: string, code: number | undefined): Promise<void> {

@@ -115,8 +115,8 @@ describe('when a device acks', () => {
     waiter.send(notifyFrame('r1'));
     const { event_id } = (await waiter.next((f) => f.op === 'notify')).data as { event_id: string };
     cashier.send({ op: 'ack', id: `${event_id}.m1`, req_id: 'a1' });
-    const [delivered] = await waitFor(() =>
-      shopEvents(world.ctx, 'ack-1', 'MessageDelivered').then((e) => e.length > 0 && e),
+    const delivered = await waitFor(() =>
+      shopEvents(world.ctx, 'ack-1', 'MessageDelivered').then((events) => events[0]),
     );
     expect(delivered?.data).toMatchObject({ client_id: 'm1', ids: [`${event_id}.m1`] });
     cashier.send({ op: 'ping' });

@@ -1,0 +1,152 @@
+// The edge's live sockets, and their listing in Redis (the per-edge connection hash a dead-edge sweep reads).
+// A listing write that fails while Redis is away is owed and retried by the heartbeat, so a closed connection is
+// always recorded closed in the end and presence never stays stale.
+import { asLogError, type EventLog, type Presence } from '#eventlog';
+import { createEvent, type EventOf, type Keys } from '#events';
+import type { Logger, RedisClient } from '#runtime';
+import type { EdgeMetrics } from './metrics';
+import type { Session } from './session';
+
+export interface ConnectionTableDeps {
+  redis: RedisClient;
+  keys: Keys;
+  eventLog: EventLog;
+  metrics: EdgeMetrics;
+  log: Logger;
+  edgeId: string;
+  source: string;
+}
+
+export class ConnectionTable {
+  /** Logged-in sessions by connection id: where deliveries and close commands are routed. */
+  private readonly sessions = new Map<string, Session>();
+  private readonly anonymous = new Set<Session>();
+  private readonly owed: Array<() => Promise<unknown>> = [];
+
+  constructor(private readonly deps: ConnectionTableDeps) {}
+
+  get size(): number {
+    return this.sessions.size + this.anonymous.size;
+  }
+
+  get(connId: string): Session | undefined {
+    return this.sessions.get(connId);
+  }
+
+  /** Every open socket, logged in or not. */
+  all(): Session[] {
+    return [...this.sessions.values(), ...this.anonymous];
+  }
+
+  add(session: Session): void {
+    this.anonymous.add(session);
+    this.count();
+  }
+
+  adopt(session: Session): void {
+    this.anonymous.delete(session);
+    this.sessions.set(session.connId, session);
+    this.count();
+  }
+
+  forget(session: Session): void {
+    this.anonymous.delete(session);
+    if (this.sessions.get(session.connId) === session) this.sessions.delete(session.connId);
+    this.count();
+  }
+
+  /** Lists a connection on this edge; LOG_UNAVAILABLE when Redis is away. */
+  async list(presence: Presence): Promise<void> {
+    const { redis, keys, edgeId } = this.deps;
+    try {
+      await redis.hset(keys.edgeConnections(edgeId), presence.conn_id, JSON.stringify(presence));
+    } catch (err) {
+      throw asLogError(err);
+    }
+  }
+
+  /** Unlists a connection whose login was refused. */
+  unlist(connId: string): void {
+    const { redis, keys, edgeId } = this.deps;
+    this.attempt(() => redis.hdel(keys.edgeConnections(edgeId), connId));
+  }
+
+  /** Appends ConnectionClosed and unlists the connection, now or, while Redis is away, as soon as it is back. */
+  async recordClose(event: EventOf<'ConnectionClosed'>): Promise<void> {
+    const { redis, keys, edgeId, eventLog } = this.deps;
+    await this.attempt(() => eventLog.recordClose(event));
+    await this.attempt(() => redis.hdel(keys.edgeConnections(edgeId), event.data.conn_id));
+  }
+
+  /** Runs the owed writes in order; stops at the first that fails (Redis still away). */
+  async settleOwed(): Promise<void> {
+    while (this.owed.length > 0) {
+      await this.owed[0]!();
+      this.owed.shift();
+    }
+  }
+
+  get owesWrites(): boolean {
+    return this.owed.length > 0;
+  }
+
+  /**
+   * Closes the sessions whose listing a dead-edge sweep removed (Redis was away long enough for this edge to
+   * count as dead): they were recorded closed and dropped from presence, so their devices must log in again.
+   */
+  async closeSwept(): Promise<number> {
+    const { redis, keys, edgeId } = this.deps;
+    const listed = new Set(await redis.hkeys(keys.edgeConnections(edgeId)));
+    let swept = 0;
+    for (const session of this.sessions.values()) {
+      if (listed.has(session.connId)) continue;
+      session.closeAsSwept();
+      swept += 1;
+    }
+    if (swept > 0)
+      this.deps.log.warn({ swept }, 'connections swept while redis was away; asked to reconnect');
+    return swept;
+  }
+
+  /** Records the closes of connections listed by an earlier run of this edge id (it died with them open). */
+  async recordEarlierRun(nowMs: number): Promise<number> {
+    const { redis, keys, edgeId, source } = this.deps;
+    const stale = await redis.hvals(keys.edgeConnections(edgeId));
+    for (const json of stale) {
+      const entry = JSON.parse(json) as Presence;
+      await this.recordClose(
+        createEvent({
+          type: 'ConnectionClosed',
+          shopId: entry.shop_id,
+          source,
+          nowMs,
+          data: {
+            client_id: entry.client_id,
+            conn_id: entry.conn_id,
+            edge_id: edgeId,
+            reason: 'edge_restart',
+          },
+        }),
+      );
+    }
+    return stale.length;
+  }
+
+  private async attempt(write: () => Promise<unknown>): Promise<void> {
+    if (this.owed.length > 0) {
+      this.owed.push(write); // keep the order: an earlier write is still owed
+      return;
+    }
+    try {
+      await write();
+    } catch (err) {
+      this.deps.log.warn({ reason: (err as Error).message }, 'connection listing owed until redis is back');
+      this.owed.push(write);
+    }
+  }
+
+  private count(): void {
+    this.deps.metrics.connections.set({ state: 'logged_in' }, this.sessions.size);
+    this.deps.metrics.connections.set({ state: 'anonymous' }, this.anonymous.size);
+  }
+}
