@@ -59,89 +59,97 @@ const LAG_INTERVAL_MS = 2000;
 export async function start(config: Config, deps: PersisterDeps): Promise<PersisterHandle> {
   const log = deps.log.child({ svc: 'persister' });
   const consumerName = `persister-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const keys = new Keys(config.redis.prefix, config.shards);
   const redis = createRedis(config.redis, log, { name: 'persister' });
-  let pool: Pool;
+  let pool: Pool | undefined;
+  let server: Server | null = null;
+  let isDraining = false;
+  let isStopping = false;
   try {
     // One connection per shard this process may read at once, plus the probes'.
     pool = await connectPostgres(config.databaseUrl, log, { max: Math.min(config.shards, 16) + 2 });
+    const db = pool;
+    const readiness = readinessOf(
+      { redis: () => checkRedis(redis), postgres: () => checkPostgres(db) },
+      () => isDraining,
+      () => lagOrReason(redis, keys),
+    );
+    if (deps.healthServer !== false) server = await serveHealth('0.0.0.0', config.healthPort, readiness);
+    const port = server ? (server.address() as AddressInfo).port : null; // a TCP server's address is an object
+
+    const consumer = new ShardConsumer({
+      redis,
+      redisConfig: config.redis,
+      keys,
+      log,
+      group: PERSISTER_GROUP,
+      consumer: consumerName,
+      batch: config.consumer.batch,
+      leaseMs: config.consumer.leaseMs,
+      handle: batchProjector(db, log),
+    });
+    await consumer.start();
+
+    const trimShards = async (shards: number[]) => {
+      let trimmed = 0;
+      for (const shard of shards) {
+        trimmed += await trimShard({ redis, pool: db, keys }, shard, Date.now(), config.consumer.retentionMs);
+      }
+      return trimmed;
+    };
+    const timers = [
+      every('projection lag', LAG_INTERVAL_MS, () => measureLag(redis, keys, Date.now())),
+      every('stream retention', retentionIntervalMs(config.consumer.retentionMs), () =>
+        trimShards(consumer.shards()),
+      ),
+    ];
+    log.info({ consumer: consumerName, health_port: port }, 'persister started');
+
+    const drain = once(async () => {
+      isDraining = true;
+      await consumer.stop(); // finishes the batch in flight; what is not acknowledged stays pending for another
+    });
+    const stop = once(() => {
+      isStopping = true;
+      return runSteps(log, [
+        ['drain', drain],
+        ['timers', () => timers.forEach(clearInterval)],
+        ['health server', () => server && closeServer(server)],
+        ['postgres', () => db.end()],
+        ['redis', () => closeRedis(redis)],
+      ]);
+    });
+    return {
+      name: 'persister',
+      port,
+      readiness,
+      whenCaughtUp: (timeoutMs) => consumer.whenCaughtUp(timeoutMs),
+      shards: () => consumer.shards(),
+      trimStreams: () => trimShards(keys.allShards()),
+      drain,
+      stop,
+    };
   } catch (err) {
-    await closeRedis(redis);
+    await runSteps(log, [
+      ['health server', () => server && closeServer(server)],
+      ['postgres', () => pool?.end()],
+      ['redis', () => closeRedis(redis)],
+    ]);
     throw err;
   }
-  const keys = new Keys(config.redis.prefix, config.shards);
-  const consumer = new ShardConsumer({
-    redis,
-    redisConfig: config.redis,
-    keys,
-    log,
-    group: PERSISTER_GROUP,
-    consumer: consumerName,
-    batch: config.consumer.batch,
-    leaseMs: config.consumer.leaseMs,
-    handle: batchProjector(pool, log),
-  });
-  await consumer.start();
 
-  let isDraining = false;
-  const stopLag = every('projection lag', LAG_INTERVAL_MS, async () => {
-    if (isRedisReady(redis)) await measureLag(redis, keys, Date.now());
-  });
-  const trimShards = async (shards: number[]) => {
-    let trimmed = 0;
-    for (const shard of shards) {
-      trimmed += await trimShard({ redis, pool, keys }, shard, Date.now(), config.consumer.retentionMs);
-    }
-    return trimmed;
-  };
-  const retentionPeriodMs = retentionIntervalMs(config.consumer.retentionMs);
-  const stopRetention = every('stream retention', retentionPeriodMs, () => trimShards(consumer.shards()));
-
-  const readiness = readinessOf(
-    { redis: () => checkRedis(redis), postgres: () => checkPostgres(pool) },
-    () => isDraining,
-    () => lagOrReason(redis, keys),
-  );
-  let server: Server | null = null;
-  if (deps.healthServer !== false) server = await serveHealth('0.0.0.0', config.healthPort, readiness);
-  const port = server ? (server.address() as AddressInfo).port : null; // a TCP server's address is an object
-  log.info({ consumer: consumerName, health_port: port }, 'persister started');
-
-  const drain = once(async () => {
-    isDraining = true;
-    await consumer.stop(); // finishes the batch in flight; what is not acknowledged stays pending for another
-  });
-  const stop = once(() =>
-    runSteps(log, [
-      ['drain', drain],
-      ['timers', () => Promise.all([stopLag(), stopRetention()])],
-      ['health server', () => server && closeServer(server)],
-      ['postgres', () => pool.end()],
-      ['redis', () => closeRedis(redis)],
-    ]),
-  );
-
-  return {
-    name: 'persister',
-    port,
-    readiness,
-    whenCaughtUp: (timeoutMs) => consumer.whenCaughtUp(timeoutMs),
-    shards: () => consumer.shards(),
-    trimStreams: () => trimShards(keys.allShards()),
-    drain,
-    stop,
-  };
-
-  /** Runs a periodic task without overlap; a failure is one quiet line, and the next round tries again. */
-  function every(name: string, periodMs: number, task: () => Promise<unknown>): () => Promise<void> {
-    let running: Promise<unknown> = Promise.resolve();
+  /**
+   * Runs a periodic task, one round at a time, while Redis is reachable. A failed round is one quiet line and the
+   * next round tries again; a round still running at stop fails when the clients close, quietly.
+   */
+  function every(name: string, periodMs: number, task: () => Promise<unknown>): NodeJS.Timeout {
     let isRunning = false;
     const timer = setInterval(() => {
-      if (isRunning || isDraining) return;
+      if (isRunning || isDraining || !isRedisReady(redis)) return;
       isRunning = true;
-      running = task()
+      task()
         .catch((err: Error) => {
-          // A dependency outage is reported once by its client; the next round simply tries again.
-          if (isTransientFailure(err))
+          if (isStopping || isTransientFailure(err))
             log.debug({ task: name, reason: err.message }, 'periodic task deferred');
           else log.warn({ task: name, reason: err.message }, 'periodic task failed; retrying');
         })
@@ -150,10 +158,7 @@ export async function start(config: Config, deps: PersisterDeps): Promise<Persis
         });
     }, periodMs);
     timer.unref();
-    return async () => {
-      clearInterval(timer);
-      await running;
-    };
+    return timer;
   }
 }
 
