@@ -42,7 +42,7 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Exponential backoff with full jitter: a random wait up to min(max, base·2^attempt). */
+/** Exponential backoff with equal jitter: a wait between half and all of min(max, base·2^attempt). */
 export function backoffMs(
   attempt: number,
   baseMs: number,
