@@ -1,0 +1,175 @@
+// Latency at a fixed rate (open loop: notifies go out on schedule whatever the answers do). Measured, for the
+// notifies sent inside the window: notify → durable reply at the sender, notify → message received by each main
+// device, and notify → the message's row showing 'delivered' in PostgreSQL (a sample of messages, polled).
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type pg from 'pg';
+import { isMessage, type LiveShop, notifyFrame } from './lib/shops';
+import { perSecond, round, Samples, type Summary } from './lib/stats';
+import { sleep, waitUntil } from './lib/wait';
+
+export interface LatencyOptions {
+  rate: number;
+  warmupMs: number;
+  windowMs: number;
+}
+
+export interface LatencyResult {
+  rate: number;
+  windowS: number;
+  /** Notifies answered per second inside the window: whether the broker kept up with the offered rate. */
+  achievedPerS: number;
+  reply: Summary;
+  received: Summary;
+  projected: Summary;
+  /** Sampled messages whose row was not seen delivered within the drain timeout. */
+  projectionMissing: number;
+  /** The load generator's own event-loop delay (p99, ms): what it adds to the figures at most. */
+  generatorLagP99Ms: number;
+  pollIntervalMs: number;
+  curves: { received: Array<[number, number]>; projected: Array<[number, number]> };
+}
+
+const TICK_MS = 1;
+const POLL_GAP_MS = 10;
+/** Sampled notifies per second for the projection latency (both of their messages are watched). */
+const PROJECTION_SAMPLES_PER_S = 200;
+
+export async function runLatency(
+  shops: LiveShop[],
+  pool: pg.Pool,
+  options: LatencyOptions,
+): Promise<LatencyResult> {
+  const reply = new Samples();
+  const received = new Samples();
+  const projected = new Samples();
+  const sentAt = new Map<string, number>();
+  /** Message id → send time of its notify, for the sampled messages not yet seen delivered. */
+  const watched = new Map<string, number>();
+  const sampleEvery = Math.max(1, Math.round(options.rate / PROJECTION_SAMPLES_PER_S));
+  const tag = `lat${options.rate}`;
+  let windowStart = Number.POSITIVE_INFINITY;
+  let windowEnd = Number.POSITIVE_INFINITY;
+  const inWindow = (t: number) => t >= windowStart && t < windowEnd;
+  let answered = 0;
+  let answeredInWindow = 0;
+  let deliveredCount = 0;
+
+  for (const shop of shops) {
+    shop.sub.onFrame = (frame) => {
+      if (frame.op !== 'notify' || frame.req_id === undefined) return;
+      const now = performance.now();
+      answered += 1;
+      const t = sentAt.get(frame.req_id);
+      sentAt.delete(frame.req_id);
+      if (t === undefined || frame.code !== 0) return;
+      if (!inWindow(t)) return;
+      answeredInWindow += 1;
+      reply.add(now - t);
+      const n = Number(frame.req_id.slice(tag.length + 1));
+      const eventId = (frame.data as { event_id: string }).event_id;
+      if (n % sampleEvery === 0)
+        for (const main of shop.spec.mains) watched.set(`${eventId}.${main.clientId}`, t);
+    };
+    for (const main of shop.mains) {
+      main.onFrame = (frame) => {
+        if (!isMessage(frame)) return;
+        main.ack(frame.id);
+        if (frame.attempt !== 1) return;
+        deliveredCount += 1;
+        if (inWindow(frame.data.t)) received.add(performance.now() - frame.data.t);
+      };
+    }
+  }
+
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  let isPolling = true;
+  const poller = pollProjection(pool, watched, projected, () => isPolling);
+
+  // Open loop: at every tick, send whatever the schedule says is due, round-robin over the shops' subs.
+  const start = performance.now();
+  const stopAt = start + options.warmupMs + options.windowMs;
+  let sent = 0;
+  let next = 0;
+  while (performance.now() < stopAt) {
+    const now = performance.now();
+    if (windowStart === Number.POSITIVE_INFINITY && now >= start + options.warmupMs) {
+      windowStart = now;
+      loopDelay.enable();
+    }
+    const due = Math.floor(((now - start) * options.rate) / 1000) - sent;
+    for (let i = 0; i < due; i++) {
+      const shop = shops[next]!;
+      next = (next + 1) % shops.length;
+      const reqId = `${tag}-${sent}`;
+      const t = performance.now();
+      sentAt.set(reqId, t);
+      shop.sub.send(notifyFrame(reqId, sent, t));
+      sent += 1;
+    }
+    await sleep(TICK_MS);
+  }
+  windowEnd = performance.now();
+  loopDelay.disable();
+  const windowMs = windowEnd - windowStart;
+  const mainsPerShop = shops[0]?.mains.length ?? 0;
+
+  await waitUntil(() => answered >= sent && deliveredCount >= sent * mainsPerShop, 60_000);
+  await waitUntil(() => watched.size === 0, 120_000, 50);
+  isPolling = false;
+  await poller;
+
+  return {
+    rate: options.rate,
+    windowS: round(windowMs / 1000, 1),
+    achievedPerS: Math.round(perSecond(answeredInWindow, windowMs)),
+    reply: reply.summary(),
+    received: received.summary(),
+    projected: projected.summary(),
+    projectionMissing: watched.size,
+    generatorLagP99Ms: round(loopDelay.percentile(99) / 1e6, 1),
+    pollIntervalMs: POLL_GAP_MS,
+    curves: { received: received.curve(), projected: projected.curve() },
+  };
+}
+
+/**
+ * Polls the watched message ids until their rows show 'delivered'. A row seen by a query is credited with the
+ * time that query returned: an upper bound, late by at most one poll gap plus one query.
+ */
+async function pollProjection(
+  pool: pg.Pool,
+  watched: Map<string, number>,
+  projected: Samples,
+  isActive: () => boolean,
+): Promise<void> {
+  while (isActive()) {
+    const ids = [...watched.keys()].slice(0, 5000);
+    if (ids.length > 0) {
+      const { rows } = await pool.query<{ id: string }>(
+        "SELECT id FROM messages WHERE id = ANY($1::text[]) AND state <> 'pending'",
+        [ids],
+      );
+      const seen = performance.now();
+      for (const { id } of rows) {
+        const t = watched.get(id);
+        if (t === undefined) continue;
+        projected.add(seen - t);
+        watched.delete(id);
+      }
+    }
+    await sleep(POLL_GAP_MS);
+  }
+}
+
+export function printLatency(result: LatencyResult): void {
+  const fmt = (s: Summary) =>
+    `p50 ${round(s.p50, 1)}  p99 ${round(s.p99, 1)}  p99.9 ${round(s.p999, 1)}  max ${round(s.max, 1)} ms (n=${s.count})`;
+  console.log(
+    `latency at ${result.rate} notifies/s (${result.windowS} s window, achieved ${result.achievedPerS}/s, generator loop p99 ${result.generatorLagP99Ms} ms)`,
+  );
+  console.log(`  notify → reply     ${fmt(result.reply)}`);
+  console.log(`  notify → received  ${fmt(result.received)}`);
+  console.log(
+    `  notify → projected ${fmt(result.projected)}${result.projectionMissing ? `, ${result.projectionMissing} not seen` : ''}`,
+  );
+}

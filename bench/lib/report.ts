@@ -1,0 +1,255 @@
+// A run's figures → the run's section of BENCHMARKS.md (between its markers; the hand-written analysis around
+// them stays) and its latency chart in docs/bench/. The targets are judged here, never in tests.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ConnectionsResult } from '../connections.bench';
+import type { LatencyResult } from '../latency.bench';
+import type { MosquittoResult } from '../mosquitto.bench';
+import type { RedisXaddResult } from '../redis-xadd.bench';
+import type { ThroughputResult } from '../throughput.bench';
+import type { Machine } from './machine';
+import { round, type Summary } from './stats';
+import { latencyChart } from './svg';
+
+export interface RunReport {
+  mode: 'quick' | 'full';
+  command: string;
+  date: string;
+  machine: Machine;
+  loadAtStart: string;
+  /** Load average when each scenario started. */
+  loads: Record<string, string>;
+  commit: string;
+  durationS?: number;
+  scenarios: {
+    throughput?: ThroughputResult;
+    latency?: LatencyResult[];
+    connections?: ConnectionsResult;
+    mosquitto?: MosquittoResult;
+    redis?: RedisXaddResult;
+  };
+}
+
+const FILE = 'BENCHMARKS.md';
+const ms = (value: number) => (Number.isFinite(value) ? `${round(value, 1)}` : '—');
+const num = (value: number) => value.toLocaleString('en-US');
+const verdict = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? '**met**' : '**missed**');
+
+function chartFile(mode: string): string {
+  return `docs/bench/latency-${mode}.svg`;
+}
+
+interface TargetRow {
+  target: string;
+  measured: string;
+  ok: boolean | null;
+}
+
+function targets(report: RunReport): TargetRow[] {
+  const { throughput, latency, connections, mosquitto } = report.scenarios;
+  const at1000 = latency?.find((l) => l.rate === 1000);
+  const rows: TargetRow[] = [];
+  const ratio = throughput && mosquitto ? throughput.deliveriesPerS / mosquitto.deliveriesPerS : null;
+  rows.push({
+    target: 'deliveries/s ≥ ½ × Mosquitto QoS 1 (same run)',
+    measured:
+      ratio === null
+        ? '—'
+        : `${num(throughput!.deliveriesPerS)} vs ${num(mosquitto!.deliveriesPerS)} (×${round(ratio, 2)})`,
+    ok: ratio === null ? null : ratio >= 0.5,
+  });
+  rows.push({
+    target: 'p99 notify → received < 25 ms at 1,000/s',
+    measured: at1000 ? `${ms(at1000.received.p99)} ms` : '—',
+    ok: at1000 ? at1000.received.p99 < 25 : null,
+  });
+  rows.push({
+    target: 'p99 notify → row delivered < 250 ms at 1,000/s',
+    measured: at1000 ? `${ms(at1000.projected.p99)} ms` : '—',
+    ok: at1000 ? at1000.projected.p99 < 250 && at1000.projectionMissing === 0 : null,
+  });
+  rows.push({
+    target: '≤ 10 KiB per idle logged-in connection',
+    measured: connections
+      ? `${connections.rssPerConnectionKiB} KiB RSS at ${num(connections.connected)} connections`
+      : '—',
+    ok: connections ? connections.rssPerConnectionKiB <= 10 : null,
+  });
+  rows.push({
+    target: '10,000 reconnects with logins < 10 s',
+    measured: connections
+      ? `${connections.reconnectS} s for ${num(connections.reconnected)}${connections.reconnect < 10_000 ? ' (quick size)' : ''}`
+      : '—',
+    ok: connections
+      ? connections.reconnect >= 10_000
+        ? connections.reconnectS < 10 && connections.reconnectFailed === 0
+        : null
+      : null,
+  });
+  return rows;
+}
+
+function latencyRow(l: LatencyResult, label: string, s: Summary): string {
+  return `| ${num(l.rate)} | ${num(l.achievedPerS)} | ${label} | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.p999)} | ${ms(s.max)} | ${num(s.count)} |`;
+}
+
+export function renderSection(report: RunReport): string {
+  const { machine: m, scenarios } = report;
+  const out: string[] = [];
+  out.push(
+    `### ${report.mode === 'full' ? 'Full' : 'Quick'} run — ${report.date.slice(0, 16).replace('T', ' ')} UTC`,
+  );
+  out.push('');
+  out.push(`- Command: \`${report.command}\` (took ${report.durationS ?? '?'} s)`);
+  out.push(
+    `- Machine: ${m.cores} cores (\`nproc\`), ${m.cpuModel}, ${m.memoryGiB} GiB memory, Node ${m.node}, Linux ${m.kernel}`,
+  );
+  out.push(`- Load average at start: ${report.loadAtStart} (other work shares this machine)`);
+  out.push(
+    `- Load average as each scenario started: ${Object.entries(report.loads)
+      .map(([k, v]) => `${k} ${v}`)
+      .join('; ')}`,
+  );
+  out.push(`- Code: ${report.commit}`);
+  out.push('');
+  out.push('| target | measured | verdict |', '|---|---|---|');
+  for (const row of targets(report)) out.push(`| ${row.target} | ${row.measured} | ${verdict(row.ok)} |`);
+  out.push('');
+
+  const { throughput: t, latency, connections: c, mosquitto: q, redis: r } = scenarios;
+  if (t || q || r) {
+    out.push('**Throughput and peers** (same shops, same messages in flight per sender)', '');
+    out.push(
+      '| system | senders | in flight each | window | notifies (publishes) acked/s | deliveries/s | rows/s |',
+    );
+    out.push('|---|---|---|---|---|---|---|');
+    if (t)
+      out.push(
+        `| broker (edge + dispatcher + persister) | ${num(t.shops)} | ${t.inFlightPerSub} | ${t.windowS} s | ${num(t.notifiesPerS)} | ${num(t.deliveriesPerS)} | ${num(t.rowsPerS)} |`,
+      );
+    if (q)
+      out.push(
+        `| ${q.version}, QoS 1, clean: false | ${num(q.shops)} | ${q.inFlightPerPublisher} | ${q.windowS} s | ${num(q.publishesPerS)} | ${num(q.deliveriesPerS)} | — |`,
+      );
+    if (r) {
+      out.push(
+        `| redis ${r.version} XADD, 50 clients | — | 1 | ${num(r.requests)} req | ${num(r.xaddPerS)} | — | — |`,
+      );
+      out.push(
+        `| redis ${r.version} XADD, 50 clients, pipeline 16 | — | 16 | ${num(r.requests)} req | ${num(r.xaddPipelinedPerS)} | — | — |`,
+      );
+    }
+    out.push('');
+    const ratios: string[] = [];
+    if (t && q)
+      ratios.push(`broker deliveries/s ÷ Mosquitto's = **${round(t.deliveriesPerS / q.deliveriesPerS, 3)}**`);
+    if (t && r) {
+      ratios.push(`broker notifies/s ÷ Redis XADD/s = **${round(t.notifiesPerS / r.xaddPerS, 3)}**`);
+      ratios.push(`÷ pipelined XADD/s = **${round(t.notifiesPerS / r.xaddPipelinedPerS, 3)}**`);
+    }
+    if (ratios.length) out.push(`Ratios: ${ratios.join('; ')}.`, '');
+    if (t) {
+      out.push(
+        `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '> 60'} s and the last delivered row was projected after ${t.projectionDrainS ?? '> 180'} s; ${num(t.repushes)} re-pushes, ${num(t.refused)} refused notifies.`,
+        '',
+      );
+      out.push('CPU in cores (CPU-seconds per second) during the broker throughput window:', '');
+      out.push(
+        `| ${Object.keys(t.cores).join(' | ')} |`,
+        `|${Object.keys(t.cores)
+          .map(() => '---')
+          .join('|')}|`,
+      );
+      out.push(`| ${Object.values(t.cores).join(' | ')} |`, '');
+      if (q)
+        out.push(
+          `Mosquitto window: mosquitto ${q.cores.mosquitto} cores, load generator (mqtt.js) ${q.cores['load generator']} cores.`,
+          '',
+        );
+    }
+  }
+  if (latency?.length) {
+    out.push('**Latency at fixed rates** (open loop, ms; "received" counts each main device\'s copy)', '');
+    out.push('| offered/s | achieved/s | from notify sent to | p50 | p99 | p99.9 | max | samples |');
+    out.push('|---|---|---|---|---|---|---|---|');
+    for (const l of latency) {
+      out.push(latencyRow(l, 'durable reply at the sender', l.reply));
+      out.push(latencyRow(l, 'message received by a main', l.received));
+      out.push(
+        latencyRow(
+          l,
+          `row delivered in PostgreSQL${l.projectionMissing ? ` (${l.projectionMissing} never seen)` : ''}`,
+          l.projected,
+        ),
+      );
+    }
+    out.push('');
+    out.push(
+      `Windows of ${latency[0]!.windowS} s after a warm-up; load generator event-loop delay p99: ${latency.map((l) => `${l.generatorLagP99Ms} ms at ${num(l.rate)}/s`).join(', ')}; projection polled every ${latency[0]!.pollIntervalMs} ms plus one query.`,
+      '',
+    );
+    out.push(`![latency by percentile](${chartFile(report.mode)})`, '');
+  }
+  if (c) {
+    out.push('**Connections on one edge**', '');
+    out.push('| measure | value |', '|---|---|');
+    out.push(
+      `| idle logged-in connections | ${num(c.connected)} of ${num(c.total)} (${num(c.failed)} failed), opened in ${c.connectS} s |`,
+    );
+    out.push(`| edge RSS before → after | ${c.rssBeforeMiB} → ${c.rssAfterMiB} MiB |`);
+    out.push(`| RSS per connection | ${c.rssPerConnectionKiB} KiB |`);
+    out.push(
+      `| after a forced full GC: RSS / V8 heap+external per connection | ${c.rssAfterGcPerConnectionKiB} / ${c.heapPerConnectionKiB} KiB |`,
+    );
+    out.push(
+      `| ${num(c.reconnect)} devices dropped, then reconnected and logged in | ${c.reconnectS} s (${num(c.reconnected)} ok, ${num(c.reconnectFailed)} failed) |`,
+    );
+    out.push('');
+    out.push(
+      `${c.generators} load-generator processes, source addresses ${c.sourceAddresses.join(', ')}, at most ${c.handshakesInFlight} handshakes in flight.${c.total < 15_000 ? ' Quick mode: smaller counts than the targets name.' : ''}${c.firstError ? ` First error: ${c.firstError}.` : ''}`,
+      '',
+    );
+  }
+  return out.join('\n');
+}
+
+function chart(report: RunReport): string | null {
+  const latency = report.scenarios.latency;
+  if (!latency?.length) return null;
+  const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
+  const series = latency.flatMap((l, i) => [
+    { label: `received @ ${num(l.rate)}/s`, color: colors[i % colors.length]!, points: l.curves.received },
+    {
+      label: `row delivered @ ${num(l.rate)}/s`,
+      color: colors[i % colors.length]!,
+      dashed: true,
+      points: l.curves.projected,
+    },
+  ]);
+  return latencyChart(
+    `Notify → main device / → PostgreSQL row (${report.mode} run, ${report.date.slice(0, 10)})`,
+    series,
+    [
+      { label: 'target p99 received 25 ms', ms: 25, color: '#ff7f0e' },
+      { label: 'target p99 projected 250 ms', ms: 250, color: '#8c564b' },
+    ],
+  );
+}
+
+/** Replaces the run's section of BENCHMARKS.md (creating the file and markers when missing) and its chart. */
+export function writeReport(report: RunReport): void {
+  const begin = `<!-- bench:${report.mode}:begin -->`;
+  const end = `<!-- bench:${report.mode}:end -->`;
+  const current = existsSync(FILE) ? readFileSync(FILE, 'utf8') : '# Benchmarks\n';
+  const section = `${begin}\n${renderSection(report)}\n${end}`;
+  const from = current.indexOf(begin);
+  const to = current.indexOf(end);
+  const next =
+    from >= 0 && to > from
+      ? `${current.slice(0, from)}${section}${current.slice(to + end.length)}`
+      : `${current.trimEnd()}\n\n${section}\n`;
+  writeFileSync(FILE, next);
+  mkdirSync('docs/bench', { recursive: true });
+  const svg = chart(report);
+  if (svg) writeFileSync(chartFile(report.mode), svg);
+  writeFileSync(`docs/bench/results-${report.mode}.json`, `${JSON.stringify(report, null, 2)}\n`);
+}

@@ -1,0 +1,132 @@
+// Throughput: every shop's sub device keeps a fixed number of notifies in flight (closed loop), both main devices
+// ack every message. Counts, over the measurement window: notifies acknowledged to the sender, first deliveries
+// received and acked by the mains, and message rows the persister turned 'delivered' in PostgreSQL.
+import type pg from 'pg';
+import type { RedisClient } from '#runtime';
+import type { Broker } from './lib/broker';
+import { coresBetween, cpuSnapshot } from './lib/cpu';
+import { isMessage, type LiveShop, notifyFrame } from './lib/shops';
+import { perSecond, round } from './lib/stats';
+import { sleep, waitUntil } from './lib/wait';
+
+export interface ThroughputOptions {
+  warmupMs: number;
+  windowMs: number;
+  inFlightPerSub: number;
+}
+
+export interface ThroughputResult {
+  shops: number;
+  inFlightPerSub: number;
+  windowS: number;
+  notifiesPerS: number;
+  deliveriesPerS: number;
+  rowsPerS: number;
+  /** Messages pushed again (attempt > 1) because an ack had not been seen in time. */
+  repushes: number;
+  refused: number;
+  /** After the load stopped: until every delivery arrived, then until every delivered row was projected. */
+  deliveryDrainS: number | null;
+  projectionDrainS: number | null;
+  cores: Record<string, number>;
+}
+
+export async function deliveredRows(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM messages WHERE state = 'delivered'",
+  );
+  return rows[0]?.n ?? 0;
+}
+
+export async function runThroughput(
+  broker: Broker,
+  shops: LiveShop[],
+  pool: pg.Pool,
+  redis: RedisClient,
+  options: ThroughputOptions,
+): Promise<ThroughputResult> {
+  const counts = { sent: 0, notified: 0, refused: 0, delivered: 0, repushes: 0 };
+  let isRunning = true;
+  let n = 0;
+  const mainsPerShop = shops[0]?.mains.length ?? 0;
+  const rowsAtStart = await deliveredRows(pool);
+
+  for (const shop of shops) {
+    const sendNext = () => {
+      counts.sent += 1;
+      n += 1;
+      shop.sub.send(notifyFrame(`tp-${n}`, n, performance.now()));
+    };
+    shop.sub.onFrame = (frame) => {
+      if (frame.op !== 'notify') return;
+      if (frame.code === 0) counts.notified += 1;
+      else counts.refused += 1;
+      if (isRunning) sendNext();
+    };
+    for (const main of shop.mains) {
+      main.onFrame = (frame) => {
+        if (!isMessage(frame)) return;
+        if (frame.attempt === 1) counts.delivered += 1;
+        else counts.repushes += 1;
+        main.ack(frame.id);
+      };
+    }
+    for (let i = 0; i < options.inFlightPerSub; i++) sendNext();
+  }
+
+  const pids = Object.fromEntries(broker.processes().map((p) => [p.name, p.pid]));
+  await sleep(options.warmupMs);
+  const t0 = performance.now();
+  const [before, rows0] = [{ ...counts }, await deliveredRows(pool)];
+  const cpu0 = await cpuSnapshot(pids, redis);
+  await sleep(options.windowMs);
+  const t1 = performance.now();
+  const [after, rows1] = [{ ...counts }, await deliveredRows(pool)];
+  const cpu1 = await cpuSnapshot(pids, redis);
+  const windowMs = t1 - t0;
+
+  isRunning = false;
+  const hasDelivered = await waitUntil(
+    () =>
+      counts.notified + counts.refused >= counts.sent && counts.delivered >= counts.notified * mainsPerShop,
+    60_000,
+  );
+  const deliveryDrainS = hasDelivered ? (performance.now() - t1) / 1000 : null;
+  const hasProjected = await waitUntil(
+    async () => (await deliveredRows(pool)) - rowsAtStart >= counts.delivered,
+    180_000,
+    100,
+  );
+  const projectionDrainS = hasProjected ? (performance.now() - t1) / 1000 : null;
+
+  return {
+    shops: shops.length,
+    inFlightPerSub: options.inFlightPerSub,
+    windowS: round(windowMs / 1000, 1),
+    notifiesPerS: Math.round(perSecond(after.notified - before.notified, windowMs)),
+    deliveriesPerS: Math.round(perSecond(after.delivered - before.delivered, windowMs)),
+    rowsPerS: Math.round(perSecond(rows1 - rows0, windowMs)),
+    repushes: counts.repushes,
+    refused: counts.refused,
+    deliveryDrainS: deliveryDrainS === null ? null : round(deliveryDrainS, 1),
+    projectionDrainS: projectionDrainS === null ? null : round(projectionDrainS, 1),
+    cores: coresBetween(cpu0, cpu1, windowMs),
+  };
+}
+
+export function printThroughput(result: ThroughputResult): void {
+  console.log(
+    `throughput: ${result.shops} shops × (1 sub, 2 mains), ${result.inFlightPerSub} notifies in flight per sub, ${result.windowS} s window`,
+  );
+  console.log(
+    `  notifies/s ${result.notifiesPerS}   deliveries/s ${result.deliveriesPerS}   rows/s ${result.rowsPerS}   re-pushes ${result.repushes}   refused ${result.refused}`,
+  );
+  console.log(
+    `  drain after the load stopped: deliveries ${result.deliveryDrainS ?? '> 60'} s, projections ${result.projectionDrainS ?? '> 180'} s`,
+  );
+  console.log(
+    `  cores used: ${Object.entries(result.cores)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
+}
