@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closeReasonOf, RateLimiter, replyError, replyOk } from '#edge';
+import { closeCodeOfWsError, closeReasonOf, RateLimiter, replyError, replyOk } from '#edge';
 import { BrokerError } from '#events';
 
 const T0 = Date.UTC(2025, 0, 1);
@@ -79,5 +79,13 @@ describe('when the edge answers', () => {
       'replaced',
       'dropped',
     ]);
+  });
+
+  it('records the close code ws sent when it refused a frame, not the 1006 it reports', () => {
+    expect(closeCodeOfWsError('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')).toBe(1009);
+    expect(closeCodeOfWsError('WS_ERR_INVALID_UTF8')).toBe(1007);
+    expect(closeCodeOfWsError('WS_ERR_INVALID_OPCODE')).toBe(1002);
+    expect(closeCodeOfWsError('ECONNRESET')).toBeUndefined();
+    expect(closeCodeOfWsError(undefined)).toBeUndefined();
   });
 });

@@ -201,4 +201,4 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
 }
 
 // ◇ The pure protocol pieces, for unit tests and benchmarks.
-export { closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';
+export { closeCodeOfWsError, closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';

@@ -21,6 +21,10 @@ export function closeReasonOf(code: number): string {
       return 'closed';
     case 1001:
       return 'drain';
+    case 1002:
+      return 'protocol_error';
+    case 1007:
+      return 'invalid_utf8';
     case 1008:
       return 'rate_limited';
     case 1009:
@@ -40,6 +44,19 @@ export function closeReasonOf(code: number): string {
     default:
       return 'dropped';
   }
+}
+
+/**
+ * The close code ws sent when it refused a frame (its receiver errors, `lib/receiver.js`). ws reports the close
+ * itself as 1006, because it stops reading before the peer answers; the edge records what it actually sent.
+ */
+export function closeCodeOfWsError(code: unknown): number | undefined {
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return undefined;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH')
+    return 1009;
+  if (code === 'WS_ERR_INVALID_UTF8') return 1007;
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 1008;
+  return 1002;
 }
 
 /**

@@ -20,7 +20,7 @@ import {
 } from '#events';
 import type { Logger } from '#runtime';
 import type { EdgeContext } from './context';
-import { closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';
+import { closeCodeOfWsError, closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';
 
 export interface Identity {
   shopId: string;
@@ -72,7 +72,7 @@ export class Session {
       this.missedPongs = 0;
     });
     socket.on('close', (code) => this.onClosed(code));
-    socket.on('error', (err) => this.log.info({ conn_id: this.connId, reason: err.message }, 'socket error'));
+    socket.on('error', (err) => this.onSocketError(err));
   }
 
   /** Sends a frame unless the peer has stopped reading: past the buffer bound the socket is closed (1013). */
@@ -308,6 +308,17 @@ export class Session {
     this.isCloseRecorded = true;
     await this.recordClose(identity, 'logout', 1000);
     this.close(1000, 'logout');
+  }
+
+  /** A frame ws refused (too large, not UTF-8, not WebSocket) or a broken socket: only this one is closed. */
+  private onSocketError(err: Error): void {
+    const code = closeCodeOfWsError((err as Error & { code?: unknown }).code);
+    if (code !== undefined && !this.isClosing) {
+      this.isClosing = true;
+      this.closeCode = code;
+      this.closeReason = closeReasonOf(code);
+    }
+    this.log.info({ conn_id: this.connId, reason: err.message, close_code: code }, 'socket error');
   }
 
   private onClosed(code: number): void {

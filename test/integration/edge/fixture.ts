@@ -1,9 +1,17 @@
 // What the edge's integration tests share: an edge started in-process on its own key prefix, logged-in raw
 // sockets, and the shop's events as the stream holds them (each one checked against the catalogue).
 
+import type { ClientOptions } from 'ws';
 import { type EdgeHandle, start } from '#edge';
 import { EventLog } from '#eventlog';
-import { type BrokerEvent, createEvent, type DeviceType, decodeEntry, type EventType } from '#events';
+import {
+  type BrokerEvent,
+  createEvent,
+  type DeviceType,
+  decodeEntry,
+  type EventOf,
+  type EventType,
+} from '#events';
 import { DeviceTokens, type Env } from '#runtime';
 import { createTestContext, openRaw, type RawSocket, registerDevice, type TestContext } from '#test-support';
 
@@ -33,8 +41,13 @@ export async function startEdgeWorld(overrides: Env = {}): Promise<EdgeWorld> {
 }
 
 /** Opens a socket and logs it in; fails the test unless the login is answered with code 0. */
-export async function loggedIn(url: string, token: string, extra: Record<string, unknown> = {}) {
-  const socket = await openRaw(url);
+export async function loggedIn(
+  url: string,
+  token: string,
+  extra: Record<string, unknown> = {},
+  options: ClientOptions = {},
+) {
+  const socket = await openRaw(url, options);
   socket.send({ op: 'login', token, ...extra });
   const reply = await socket.next((f) => f.op === 'login');
   if (reply.code !== 0) throw new Error(`login refused: ${JSON.stringify(reply)}`);
@@ -49,6 +62,12 @@ export async function registered(ctx: TestContext, shopId: string, clientId: str
 }
 
 /** The shop's events in log order; throws if the stream holds an entry that fails the catalogue. */
+export async function shopEvents<T extends EventType>(
+  ctx: TestContext,
+  shopId: string,
+  type: T,
+): Promise<Array<EventOf<T>>>;
+export async function shopEvents(ctx: TestContext, shopId: string): Promise<BrokerEvent[]>;
 export async function shopEvents(ctx: TestContext, shopId: string, type?: EventType): Promise<BrokerEvent[]> {
   const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
   const events: BrokerEvent[] = [];
