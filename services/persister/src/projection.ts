@@ -197,12 +197,22 @@ function archiveRowOf(event: BrokerEvent, origin: EventOrigin, at: string): Even
 }
 
 function pushMessages(changes: RowChange[], event: EventOf<'NotifyRequested'>, at: string): void {
-  for (const message of messagesOf(event)) {
+  // An object literal of fixed shape, not a spread: this runs once per recipient on the hot path.
+  for (const m of messagesOf(event)) {
     changes.push({
       kind: 'createMessage',
       row: {
-        ...message,
+        id: m.id,
         event_id: event.id,
+        shop_id: m.shop_id,
+        table_id: m.table_id,
+        type: m.type,
+        title: m.title,
+        status: m.status,
+        data: m.data,
+        user_info: m.user_info,
+        from_client_id: m.from_client_id,
+        to_client_id: m.to_client_id,
         state: 'pending',
         attempts: 0,
         created_at: at,
