@@ -42,10 +42,10 @@ describe('when a persister is killed in the middle of the log', () => {
     survivor = await start(ctx.config, { log: ctx.log, healthServer: false });
     await waitFor(() => survivor.shards().length === 2, { what: 'the shards to be shared' });
 
-    const shops = Array.from({ length: 12 }, (_, i) => `shop-${i}`);
+    const shops = Array.from({ length: 8 }, (_, i) => `shop-${i}`);
     const appended: Appended[] = [];
     for (const [i, shopId] of shops.entries()) {
-      const events = shopLog(busyShopOps(60), { shopId, startMs: Date.UTC(2025, 0, 1) + i * 3_600_000 });
+      const events = shopLog(busyShopOps(50), { shopId, startMs: Date.UTC(2025, 0, 1) + i * 3_600_000 });
       appended.push(...(await appendAll(ctx.redis, ctx.keys, events)));
     }
     await waitFor(async () => (await archivedCount()) > appended.length / 10, {

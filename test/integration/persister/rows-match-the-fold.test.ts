@@ -58,7 +58,7 @@ describe('when a batch holds several changes to the same rows', () => {
           expect(await projectedTables(pool)).toEqual(tablesOf(expected));
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
   }, 120_000);
 });

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConsumedEntry } from '#eventlog';
+import { batchProjector, type PersisterHandle, start } from '#persister';
+import { connectPostgres, type Pool, registry } from '#runtime';
+import { createTestContext, type TestContext } from '#test-support';
+import { busyShopOps, type ShopOp, shopLog } from '../../support/shop-log';
+import { type Appended, appendAll, expectedRows, projectedTables, tablesOf } from './harness';
+
+let ctx: TestContext;
+let pool: Pool;
+let persister: PersisterHandle;
+let appended: Appended[];
+
+const churn: ShopOp[] = [
+  { op: 'fail', pick: 0, attempts: 8 },
+  { op: 'handle', pick: 1, status: 2 },
+  { op: 'revoke', client: 1 },
+  { op: 'register', client: 1, type: 'main' },
+  { op: 'notify', client: 3 },
+];
+
+beforeAll(async () => {
+  ctx = await createTestContext({ CONSUMER_BATCH: '16' });
+  persister = await start(ctx.config, { log: ctx.log, healthServer: false });
+  pool = await connectPostgres(ctx.databaseUrl, ctx.log);
+  const events = ['shop-x', 'shop-y'].flatMap((shopId) =>
+    shopLog([...busyShopOps(12), ...churn], { shopId }),
+  );
+  appended = await appendAll(ctx.redis, ctx.keys, events);
+  await persister.whenCaughtUp();
+});
+afterAll(async () => {
+  await persister.stop();
+  await pool.end();
+  await ctx.cleanup();
+});
+
+async function rewindGroup(): Promise<void> {
+  for (const shard of ctx.keys.allShards()) {
+    await ctx.redis.xgroup('SETID', ctx.keys.stream(shard), 'persister', '0');
+  }
+}
+
+async function redeliveredTotal(): Promise<number> {
+  const metric = await registry.getSingleMetric('broker_projection_redelivered_total')?.get();
+  return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
+}
+
+describe('when the whole log is delivered to the persister again', () => {
+  it('skips what the checkpoints cover and leaves every row as it was', async () => {
+    const before = await projectedTables(pool);
+    expect(before).toEqual(tablesOf(expectedRows(appended)));
+    const skippedBefore = await redeliveredTotal();
+
+    await rewindGroup();
+    await persister.whenCaughtUp();
+
+    expect(await projectedTables(pool)).toEqual(before);
+    expect((await redeliveredTotal()) - skippedBefore).toBe(appended.length);
+  });
+
+  it('leaves every row as it was even without checkpoints, by the guards of the SQL alone', async () => {
+    const before = await projectedTables(pool);
+    await pool.query('DELETE FROM projection_checkpoints');
+
+    await rewindGroup();
+    await persister.whenCaughtUp();
+
+    expect(await projectedTables(pool)).toEqual(before);
+  });
+});
+
+describe('when two persisters commit the same batch at once (a lease takeover)', () => {
+  it('lets the checkpoint lock apply it once', async () => {
+    const before = await projectedTables(pool);
+    const shard = appended[0]!.shard;
+    const entries: ConsumedEntry[] = appended
+      .filter((a) => a.shard === shard)
+      .map(({ streamId, event }) => ({ streamId, event }));
+    await pool.query('UPDATE projection_checkpoints SET stream_ms = 0, stream_seq = 0 WHERE shard = $1', [
+      shard,
+    ]);
+    const skippedBefore = await redeliveredTotal();
+
+    const project = batchProjector(pool, ctx.log);
+    await Promise.all([project(shard, entries), project(shard, entries)]);
+
+    expect(await projectedTables(pool)).toEqual(before);
+    expect((await redeliveredTotal()) - skippedBefore).toBe(entries.length);
+  });
+});
