@@ -12,7 +12,7 @@ import {
 } from '#events';
 import type { RedisClient } from '#runtime';
 import { asLogError } from './failures';
-import { runScript } from './scripts';
+import { defineScripts, runScript } from './scripts';
 
 /** SPEC §3: the same req_id from the same device within 24 h is a duplicate. */
 export const REQ_ID_TTL_S = 24 * 60 * 60;
@@ -34,7 +34,9 @@ export class EventLog {
   constructor(
     readonly redis: RedisClient,
     readonly keys: Keys,
-  ) {}
+  ) {
+    defineScripts(redis);
+  }
 
   /** Appends one event as is; resolves with its stream id once Redis has it. */
   async append(event: BrokerEvent): Promise<string> {

@@ -3,7 +3,7 @@
 // pushes in it.
 import { type Keys, type MessagePayload, paddedStreamId } from '#events';
 import type { RedisClient } from '#runtime';
-import { runScript } from './scripts';
+import { defineScripts, runScript } from './scripts';
 
 /** What the notify script stores per message: the payload without its id and recipient (both in the key). */
 type StoredPayload = Omit<MessagePayload, 'id' | 'to_client_id'>;
@@ -18,7 +18,9 @@ export class Inbox {
   constructor(
     readonly redis: RedisClient,
     readonly keys: Keys,
-  ) {}
+  ) {
+    defineScripts(redis);
+  }
 
   /**
    * Every undelivered message of a device, oldest first, up to a log position (inclusive), or all when

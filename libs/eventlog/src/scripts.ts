@@ -25,6 +25,23 @@ function commandName(name: ScriptName): string {
   return `broker_${name.replace(/-\d+$/, '')}`;
 }
 
+/**
+ * Defines every script on a client. Call it before the client sends anything (EventLog's and Inbox's constructors
+ * do): with auto-pipelining, a script defined while a pipeline is pending is missing from that pipeline, and
+ * ioredis then throws an uncaught TypeError ("results[i] is not iterable", redis/ioredis#1931), which ends the
+ * process.
+ */
+export function defineScripts(redis: RedisClient): void {
+  if (loaded.has(redis)) return;
+  for (const script of SCRIPTS) {
+    redis.defineCommand(commandName(script), {
+      numberOfKeys: Number(script.slice(script.lastIndexOf('-') + 1)),
+      lua: sources.get(script)!,
+    });
+  }
+  loaded.add(redis);
+}
+
 /** Runs a script by name (EVALSHA, falling back to EVAL once per connection, as ioredis's defineCommand does). */
 export function runScript(
   redis: RedisClient,
@@ -32,15 +49,7 @@ export function runScript(
   keys: string[],
   args: Array<string | number>,
 ) {
-  if (!loaded.has(redis)) {
-    for (const script of SCRIPTS) {
-      redis.defineCommand(commandName(script), {
-        numberOfKeys: Number(script.slice(script.lastIndexOf('-') + 1)),
-        lua: sources.get(script)!,
-      });
-    }
-    loaded.add(redis);
-  }
+  defineScripts(redis);
   // defineCommand adds methods at run time; ioredis cannot type them.
   const call = (redis as unknown as Record<string, ScriptCall>)[commandName(name)]!;
   return call.call(redis, ...keys, ...args);
