@@ -2,7 +2,10 @@
 // The only place that reads process.env and installs signal handlers.
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '#runtime';
+import { registerAudit } from './commands/audit';
 import { registerMigrate } from './commands/migrate';
+import { registerRebuild } from './commands/rebuild';
+import { registerReplay } from './commands/replay';
 import { registerStart } from './commands/start';
 import { registerToken } from './commands/token';
 
@@ -15,6 +18,9 @@ const program = new Command()
 registerStart(program);
 registerMigrate(program);
 registerToken(program);
+registerReplay(program);
+registerAudit(program);
+registerRebuild(program);
 
 try {
   await program.parseAsync(process.argv);

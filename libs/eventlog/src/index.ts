@@ -3,5 +3,6 @@ export * from './append';
 export * from './consume';
 export * from './dead-letter';
 export * from './failures';
+export * from './history';
 export * from './inbox';
 export * from './presence';
