@@ -1,0 +1,100 @@
+// Revoked devices: refused at login (4403), closed while connected when the api publishes the close over the
+// edge's channel (4403), and refused by the notify script should that close be lost (pub/sub is at most once).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEvent, encodeEdgeCommand } from '#events';
+import { openRaw, waitFor } from '#test-support';
+import {
+  type EdgeWorld,
+  loggedIn,
+  notifyFrame,
+  registered,
+  revokeQuietly,
+  shopEvents,
+  startEdgeWorld,
+} from './fixture';
+
+let world: EdgeWorld;
+beforeAll(async () => {
+  world = await startEdgeWorld();
+});
+afterAll(() => world?.stop());
+
+describe('when a revoked device logs in', () => {
+  it('refuses it with 403 and closes 4403, recording nothing', async () => {
+    const { token } = await registered(world.ctx, 'r-login', 'w1', 'sub');
+    await revokeQuietly(world, 'r-login', 'w1');
+    const socket = await openRaw(world.url);
+    socket.send({ op: 'login', token, req_id: 'l1' });
+    expect(await socket.next()).toMatchObject({ op: 'login', code: 403, req_id: 'l1' });
+    expect((await socket.closed).code).toBe(4403);
+    expect(await shopEvents(world.ctx, 'r-login', 'DeviceLoggedIn')).toEqual([]);
+    expect(await world.ctx.redis.hlen(world.ctx.keys.edgeConnections(world.edge.edgeId))).toBe(0);
+  });
+
+  it('refuses the token of an earlier registration after the device was registered again', async () => {
+    const old = await registered(world.ctx, 'r-again', 'w1', 'sub');
+    await revokeQuietly(world, 'r-again', 'w1');
+    const fresh = await registered(world.ctx, 'r-again', 'w1', 'sub');
+    const socket = await openRaw(world.url);
+    socket.send({ op: 'login', token: old.token });
+    expect(await socket.next()).toMatchObject({ op: 'login', code: 401 });
+    expect((await socket.closed).code).toBe(4401);
+    (await loggedIn(world.url, fresh.token)).ws.close();
+  });
+});
+
+describe('when a device is revoked while connected', () => {
+  it('closes its socket with 4403 when the close command arrives on the edge channel', async () => {
+    const { token } = await registered(world.ctx, 'r-live', 'w1', 'sub');
+    const socket = await loggedIn(world.url, token);
+    // What the api does on DELETE: revoke in the log, then publish a close to the edge holding the socket.
+    const connection = await world.eventLog.revoke(
+      createEvent({ type: 'DeviceRevoked', shopId: 'r-live', source: 'api', data: { client_id: 'w1' } }),
+    );
+    expect(connection).toMatchObject({ conn_id: socket.connId, edge_id: world.edge.edgeId });
+    await world.ctx.redis.publish(
+      world.ctx.keys.edgeChannel(connection!.edge_id),
+      encodeEdgeCommand({
+        kind: 'close',
+        conn_id: connection!.conn_id,
+        code: 4403,
+        reason: 'device revoked',
+      }),
+    );
+    expect(await socket.closed).toEqual({ code: 4403, reason: 'device revoked' });
+    const closed = await waitFor(() =>
+      shopEvents(world.ctx, 'r-live', 'ConnectionClosed').then((events) => events[0]),
+    );
+    expect(closed.data).toMatchObject({ conn_id: socket.connId, reason: 'revoked', close_code: 4403 });
+  });
+
+  it('refuses its next notify with 403 and closes 4403 when the close command was lost', async () => {
+    const { token } = await registered(world.ctx, 'r-lost', 'w1', 'sub');
+    await registered(world.ctx, 'r-lost', 'm1', 'main');
+    const socket = await loggedIn(world.url, token);
+    await revokeQuietly(world, 'r-lost', 'w1');
+    socket.send(notifyFrame('after-revoke'));
+    expect(await socket.next()).toMatchObject({ op: 'notify', code: 403, req_id: 'after-revoke' });
+    expect((await socket.closed).code).toBe(4403);
+    expect(await shopEvents(world.ctx, 'r-lost', 'NotifyRequested')).toEqual([]);
+  });
+
+  it('ignores a close command for a connection it does not hold', async () => {
+    const { token } = await registered(world.ctx, 'r-other', 'w1', 'sub');
+    const socket = await loggedIn(world.url, token);
+    await world.ctx.redis.publish(
+      world.ctx.keys.edgeChannel(world.edge.edgeId),
+      encodeEdgeCommand({ kind: 'close', conn_id: 'c_unknown', code: 4403, reason: 'device revoked' }),
+    );
+    await world.ctx.redis.publish(world.ctx.keys.edgeChannel(world.edge.edgeId), '{"kind":"nonsense"}');
+    // The channel keeps order: once this delivery arrives, the edge has handled the two commands before it.
+    await world.ctx.redis.publish(
+      world.ctx.keys.edgeChannel(world.edge.edgeId),
+      encodeEdgeCommand({ kind: 'deliver', conn_id: socket.connId, frames: ['{"op":"broadcast","n":1}'] }),
+    );
+    expect(await socket.next()).toEqual({ op: 'broadcast', n: 1 });
+    socket.send({ op: 'ping' });
+    expect(await socket.next()).toMatchObject({ op: 'pong' });
+    socket.ws.close();
+  });
+});
