@@ -7,7 +7,7 @@ import { type BenchEnv, type BrokerProcess, freePort, metricOf, startService } f
 import { track } from './lib/children';
 import { registerShops } from './lib/fleet';
 import { attachInspector } from './lib/inspector';
-import { rssOf } from './lib/machine';
+import { cpuSecondsOf, rssOf } from './lib/machine';
 import { round } from './lib/stats';
 import { sleep, waitUntil } from './lib/wait';
 
@@ -32,6 +32,9 @@ export interface ConnectionsResult {
   reconnected: number;
   reconnectFailed: number;
   reconnectS: number;
+  /** The edge's CPU during the reconnect burst: cores used, and CPU ms per login (the figure contention spares). */
+  edgeCoresDuringReconnect: number;
+  edgeCpuMsPerLogin: number;
   handshakesInFlight: number;
   generators: number;
   sourceAddresses: string[];
@@ -118,8 +121,11 @@ export async function runConnections(
     const dropped = perGenerator * GENERATORS;
     await waitUntil(async () => (await loggedIn(edge)) <= connected - dropped, 60_000, 100);
     const reconnectStart = performance.now();
+    const edgeCpuBefore = cpuSecondsOf(edge.pid);
     const reconnects = await Promise.all(generators.map((generator) => generator.ask({ cmd: 'reconnect' })));
     const reconnectS = (performance.now() - reconnectStart) / 1000;
+    const edgeCpuS = cpuSecondsOf(edge.pid) - edgeCpuBefore;
+    const reconnected = reconnects.reduce((sum, r) => sum + r.ok, 0);
 
     const kib = (bytes: number) => round(bytes / 1024 / Math.max(1, connected), 2);
     const firstError = [...connects, ...reconnects].find((r) => r.firstError)?.firstError;
@@ -134,9 +140,11 @@ export async function runConnections(
       rssAfterGcPerConnectionKiB: kib(gcAfter.rss - gcBefore.rss),
       heapPerConnectionKiB: kib(gcAfter.heapUsed + gcAfter.external - gcBefore.heapUsed - gcBefore.external),
       reconnect: dropped,
-      reconnected: reconnects.reduce((sum, r) => sum + r.ok, 0),
+      reconnected,
       reconnectFailed: reconnects.reduce((sum, r) => sum + r.failed, 0),
       reconnectS: round(reconnectS, 2),
+      edgeCoresDuringReconnect: round(edgeCpuS / reconnectS, 2),
+      edgeCpuMsPerLogin: round((edgeCpuS * 1000) / Math.max(1, reconnected), 3),
       handshakesInFlight: HANDSHAKES_PER_GENERATOR * GENERATORS,
       generators: GENERATORS,
       sourceAddresses: SOURCE_ADDRESSES,
@@ -172,7 +180,7 @@ export function printConnections(result: ConnectionsResult): void {
     `  edge RSS ${result.rssBeforeMiB} → ${result.rssAfterMiB} MiB: ${result.rssPerConnectionKiB} KiB per connection (after a forced GC: RSS ${result.rssAfterGcPerConnectionKiB} KiB, V8 heap+external ${result.heapPerConnectionKiB} KiB)`,
   );
   console.log(
-    `  ${result.reconnected}/${result.reconnect} devices reconnected and logged in in ${result.reconnectS} s (${result.reconnectFailed} failed; at most ${result.handshakesInFlight} handshakes in flight)`,
+    `  ${result.reconnected}/${result.reconnect} devices reconnected and logged in in ${result.reconnectS} s (${result.reconnectFailed} failed; at most ${result.handshakesInFlight} handshakes in flight); edge ${result.edgeCoresDuringReconnect} cores, ${result.edgeCpuMsPerLogin} CPU ms per login`,
   );
   if (result.firstError) console.log(`  first error: ${result.firstError}`);
 }

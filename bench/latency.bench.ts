@@ -11,6 +11,8 @@ export interface LatencyOptions {
   rate: number;
   warmupMs: number;
   windowMs: number;
+  /** How long to wait for the stragglers after the window (deliveries, then sampled projections). */
+  drainTimeoutMs: number;
 }
 
 export interface LatencyResult {
@@ -113,8 +115,8 @@ export async function runLatency(
   const windowMs = windowEnd - windowStart;
   const mainsPerShop = shops[0]?.mains.length ?? 0;
 
-  await waitUntil(() => answered >= sent && deliveredCount >= sent * mainsPerShop, 60_000);
-  await waitUntil(() => watched.size === 0, 120_000, 50);
+  await waitUntil(() => answered >= sent && deliveredCount >= sent * mainsPerShop, options.drainTimeoutMs);
+  await waitUntil(() => watched.size === 0, options.drainTimeoutMs, 50);
   isPolling = false;
   await poller;
 

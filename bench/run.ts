@@ -1,6 +1,8 @@
 // `npm run bench` / `npm run bench:quick`: starts the broker as child processes with its own Redis prefix and
 // database, runs every scenario on this machine in one go, prints the figures, and writes them to BENCHMARKS.md
 // with the latency chart in docs/bench/. Cleans up its keys, database and Mosquitto afterwards.
+// Flags: --quick (shorter windows, smaller counts), --profile (broker processes under --cpu-prof),
+// --only=a,b (a subset, printed only; BENCHMARKS.md is left alone), --no-write.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,24 +15,38 @@ import { type BenchEnv, Broker, benchEnv } from './lib/broker';
 import { killAll } from './lib/children';
 import { registerShops } from './lib/fleet';
 import { loadAverage, machine } from './lib/machine';
+import { runOtherBenches } from './lib/others';
 import { type RunReport, writeReport } from './lib/report';
 import { closeShops, connectShops } from './lib/shops';
 import { printMosquitto, runMosquitto } from './mosquitto.bench';
 import { printRedisXadd, runRedisXadd } from './redis-xadd.bench';
 import { printThroughput, runThroughput } from './throughput.bench';
 
-const SCENARIOS = ['throughput', 'latency', 'connections', 'mosquitto', 'redis'] as const;
+const SCENARIOS = ['throughput', 'latency', 'connections', 'mosquitto', 'redis', 'others'] as const;
 type Scenario = (typeof SCENARIOS)[number];
+const OUR_FILES = [
+  'throughput.bench.ts',
+  'latency.bench.ts',
+  'connections.bench.ts',
+  'mosquitto.bench.ts',
+  'redis-xadd.bench.ts',
+];
 
 function parseArgs(argv: string[]) {
   const quick = argv.includes('--quick');
-  const profile = argv.includes('--profile');
   const onlyArg = argv.find((a) => a.startsWith('--only='));
-  const only = onlyArg ? (onlyArg.slice('--only='.length).split(',') as Scenario[]) : [...SCENARIOS];
-  for (const name of only) if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario ${name}`);
-  // --no-write: print only (for trying a subset without touching BENCHMARKS.md)
-  return { quick, profile, only, write: !argv.includes('--no-write') && onlyArg === undefined };
+  const only = onlyArg ? onlyArg.slice('--only='.length).split(',') : [...SCENARIOS];
+  for (const name of only)
+    if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}`);
+  return {
+    quick,
+    profile: argv.includes('--profile'),
+    wants: (scenario: Scenario) => only.includes(scenario) && !(quick && scenario === 'others'),
+    write: !argv.includes('--no-write') && onlyArg === undefined,
+  };
 }
+
+type Args = ReturnType<typeof parseArgs>;
 
 /** The sizes of a run: quick mode keeps every scenario but shortens windows and shrinks counts. */
 function plan(quick: boolean) {
@@ -38,25 +54,95 @@ function plan(quick: boolean) {
     ? {
         shops: 100,
         inFlightPerSub: 4,
-        throughput: { warmupMs: 2000, windowMs: 6000 },
-        latency: { warmupMs: 1000, windowMs: 6000 },
-        connections: { total: 3000, reconnect: 2000 },
+        throughput: { warmupMs: 1500, windowMs: 5000, drainTimeoutMs: 10_000 },
+        latency: { warmupMs: 1000, windowMs: 5000, drainTimeoutMs: 10_000 },
+        connections: { total: 2000, reconnect: 1000 },
         xaddRequests: 100_000,
       }
     : {
         shops: 200,
         inFlightPerSub: 4,
-        throughput: { warmupMs: 3000, windowMs: 20_000 },
-        latency: { warmupMs: 3000, windowMs: 30_000 },
+        throughput: { warmupMs: 3000, windowMs: 20_000, drainTimeoutMs: 60_000 },
+        latency: { warmupMs: 3000, windowMs: 30_000, drainTimeoutMs: 60_000 },
         connections: { total: 15_000, reconnect: 10_000 },
         xaddRequests: 500_000,
       };
 }
 
+type Plan = ReturnType<typeof plan>;
+
+const t0 = performance.now();
+function phase(text: string): void {
+  console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${text}`);
+}
+
+/** Throughput, latency and connections, against one broker (edge, dispatcher, persister processes). */
+async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: Redis, report: RunReport) {
+  phase('starting the broker (persister, dispatcher, edge)');
+  const broker = await Broker.start(bench);
+  const pool = new pg.Pool({ connectionString: bench.databaseUrl, max: 4 });
+  try {
+    if (args.wants('throughput') || args.wants('latency')) {
+      phase(`registering and connecting ${sizes.shops} shops`);
+      const shops = await connectShops(broker.edgeUrl, await registerShops(bench, 'shop', sizes.shops));
+      if (args.wants('throughput')) {
+        phase('throughput');
+        report.loads.throughput = loadAverage();
+        report.scenarios.throughput = await runThroughput(broker, shops, pool, redis, {
+          ...sizes.throughput,
+          inFlightPerSub: sizes.inFlightPerSub,
+        });
+        printThroughput(report.scenarios.throughput);
+      }
+      if (args.wants('latency')) {
+        report.scenarios.latency = [];
+        for (const rate of [1000, 3000]) {
+          phase(`latency at ${rate}/s`);
+          report.loads[`latency ${rate}/s`] = loadAverage();
+          const result = await runLatency(shops, pool, { rate, ...sizes.latency });
+          report.scenarios.latency.push(result);
+          printLatency(result);
+        }
+      }
+      await closeShops(shops);
+    }
+    if (args.wants('connections')) {
+      phase(`connections (${sizes.connections.total}, then ${sizes.connections.reconnect} reconnects)`);
+      report.loads.connections = loadAverage();
+      report.scenarios.connections = await runConnections(bench, sizes.connections);
+      printConnections(report.scenarios.connections);
+    }
+  } finally {
+    phase('stopping the broker');
+    await pool.end();
+    await broker.stop();
+  }
+}
+
+async function peerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: Redis, report: RunReport) {
+  if (args.wants('mosquitto')) {
+    phase('mosquitto');
+    report.loads.mosquitto = loadAverage();
+    report.scenarios.mosquitto = await runMosquitto(bench.workDir, {
+      shops: sizes.shops,
+      inFlightPerPublisher: sizes.inFlightPerSub,
+      warmupMs: sizes.throughput.warmupMs,
+      windowMs: sizes.throughput.windowMs,
+    });
+    printMosquitto(report.scenarios.mosquitto);
+  }
+  if (args.wants('redis')) {
+    phase('redis XADD ceiling');
+    report.loads.redis = loadAverage();
+    report.scenarios.redis = await runRedisXadd(bench, redis, sizes.xaddRequests);
+    printRedisXadd(report.scenarios.redis);
+  }
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const sizes = plan(args.quick);
-  const runId = `${Date.now().toString(36)}`;
+  const runId = Date.now().toString(36);
   const workDir = mkdtempSync(join(tmpdir(), `broker-bench-${runId}-`));
   const profileDir = args.profile ? join(workDir, 'profiles') : null;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -72,14 +158,12 @@ async function main() {
     commit: gitCommit(),
     scenarios: {},
   };
-  console.log(`broker benchmark (${report.mode}) — run ${runId}, work dir ${workDir}`);
+  console.log(`broker benchmark (${report.mode}), run ${runId}, work dir ${workDir}`);
   console.log(
     `machine: ${report.machine.cores} cores ${report.machine.cpuModel}, ${report.machine.memoryGiB} GiB, node ${report.machine.node}; load average ${report.loadAtStart}`,
   );
 
   const redis = new Redis(bench.redisUrl, { connectionName: 'bench' });
-  let pool: pg.Pool | undefined;
-  let broker: Broker | undefined;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       console.log(`${signal}: stopping every child process, then cleaning up`);
@@ -89,65 +173,23 @@ async function main() {
     });
   }
   try {
-    const wantsBroker = args.only.some((s) => s === 'throughput' || s === 'latency' || s === 'connections');
-    if (wantsBroker) {
-      broker = await Broker.start(bench);
-      pool = new pg.Pool({ connectionString: bench.databaseUrl, max: 4 });
-    }
-    if (broker && pool && (args.only.includes('throughput') || args.only.includes('latency'))) {
-      const specs = await registerShops(bench, 'shop', sizes.shops);
-      const shops = await connectShops(broker.edgeUrl, specs);
-      if (args.only.includes('throughput')) {
-        report.loads.throughput = loadAverage();
-        report.scenarios.throughput = await runThroughput(broker, shops, pool, redis, {
-          ...sizes.throughput,
-          inFlightPerSub: sizes.inFlightPerSub,
-        });
-        printThroughput(report.scenarios.throughput);
-      }
-      if (args.only.includes('latency')) {
-        report.scenarios.latency = [];
-        for (const rate of [1000, 3000]) {
-          report.loads[`latency ${rate}/s`] = loadAverage();
-          const result = await runLatency(shops, pool, { rate, ...sizes.latency });
-          report.scenarios.latency.push(result);
-          printLatency(result);
-        }
-      }
-      await closeShops(shops);
-    }
-    if (broker && args.only.includes('connections')) {
-      report.loads.connections = loadAverage();
-      report.scenarios.connections = await runConnections(bench, sizes.connections);
-      printConnections(report.scenarios.connections);
-    }
-    await broker?.stop();
-    broker = undefined;
-    if (args.only.includes('mosquitto')) {
-      report.loads.mosquitto = loadAverage();
-      report.scenarios.mosquitto = await runMosquitto(workDir, {
-        shops: sizes.shops,
-        inFlightPerPublisher: sizes.inFlightPerSub,
-        ...sizes.throughput,
-      });
-      printMosquitto(report.scenarios.mosquitto);
-    }
-    if (args.only.includes('redis')) {
-      report.loads.redis = loadAverage();
-      report.scenarios.redis = await runRedisXadd(bench, redis, sizes.xaddRequests);
-      printRedisXadd(report.scenarios.redis);
-    }
+    if (args.wants('throughput') || args.wants('latency') || args.wants('connections'))
+      await brokerScenarios(args, sizes, bench, redis, report);
+    await peerScenarios(args, sizes, bench, redis, report);
   } finally {
-    await broker?.stop();
-    await pool?.end();
     await cleanup(bench, redis);
     redis.disconnect();
+  }
+  if (args.wants('others')) {
+    phase('the other bench/*.bench.ts files');
+    report.others = await runOtherBenches(OUR_FILES, 600_000);
   }
   report.durationS = Math.round((Date.now() - startedAt.getTime()) / 1000);
   writeFileSync(join(workDir, 'results.json'), JSON.stringify(report, null, 2));
   if (args.write) writeReport(report);
-  console.log(`done in ${report.durationS} s${args.write ? '; BENCHMARKS.md updated' : ''}`);
-  if (profileDir) console.log(`cpu profiles in ${profileDir}`);
+  phase(`done in ${report.durationS} s${args.write ? '; BENCHMARKS.md updated' : ''}`);
+  if (profileDir)
+    console.log(`cpu profiles in ${profileDir} (summarise with: npx tsx bench/profile-summary.ts <file>)`);
 }
 
 function gitCommit(): string {

@@ -7,6 +7,7 @@ import type { MosquittoResult } from '../mosquitto.bench';
 import type { RedisXaddResult } from '../redis-xadd.bench';
 import type { ThroughputResult } from '../throughput.bench';
 import type { Machine } from './machine';
+import type { OtherBench } from './others';
 import { round, type Summary } from './stats';
 import { latencyChart } from './svg';
 
@@ -20,6 +21,8 @@ export interface RunReport {
   loads: Record<string, string>;
   commit: string;
   durationS?: number;
+  /** The other bench/*.bench.ts files, run as they are (full runs only). */
+  others?: OtherBench[];
   scenarios: {
     throughput?: ThroughputResult;
     latency?: LatencyResult[];
@@ -149,7 +152,7 @@ export function renderSection(report: RunReport): string {
     if (ratios.length) out.push(`Ratios: ${ratios.join('; ')}.`, '');
     if (t) {
       out.push(
-        `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '> 60'} s and the last delivered row was projected after ${t.projectionDrainS ?? '> 180'} s; ${num(t.repushes)} re-pushes, ${num(t.refused)} refused notifies.`,
+        `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '(not within the timeout)'} s and the last delivered row was projected after ${t.projectionDrainS ?? '(not within the timeout)'} s; ${num(t.repushes)} re-pushes, ${num(t.refused)} refused notifies.`,
         '',
       );
       out.push('CPU in cores (CPU-seconds per second) during the broker throughput window:', '');
@@ -159,7 +162,13 @@ export function renderSection(report: RunReport): string {
           .map(() => '---')
           .join('|')}|`,
       );
-      out.push(`| ${Object.values(t.cores).join(' | ')} |`, '');
+      out.push(`| ${Object.values(t.cores).join(' | ')} |`);
+      out.push(
+        `| ${Object.values(t.cores)
+          .map((cores) => `${Math.round((cores * 1e6) / Math.max(1, t.notifiesPerS))} µs/notify`)
+          .join(' | ')} |`,
+        '',
+      );
       if (q)
         out.push(
           `Mosquitto window: mosquitto ${q.cores.mosquitto} cores, load generator (mqtt.js) ${q.cores['load generator']} cores.`,
@@ -203,11 +212,27 @@ export function renderSection(report: RunReport): string {
     out.push(
       `| ${num(c.reconnect)} devices dropped, then reconnected and logged in | ${c.reconnectS} s (${num(c.reconnected)} ok, ${num(c.reconnectFailed)} failed) |`,
     );
+    out.push(
+      `| edge CPU during the reconnect burst | ${c.edgeCoresDuringReconnect} cores, ${c.edgeCpuMsPerLogin} ms per login |`,
+    );
     out.push('');
     out.push(
       `${c.generators} load-generator processes, source addresses ${c.sourceAddresses.join(', ')}, at most ${c.handshakesInFlight} handshakes in flight.${c.total < 15_000 ? ' Quick mode: smaller counts than the targets name.' : ''}${c.firstError ? ` First error: ${c.firstError}.` : ''}`,
       '',
     );
+  }
+  if (report.others?.length) {
+    out.push('**Other benchmarks in bench/** (owned by their services, run as they are, output kept)', '');
+    for (const other of report.others) {
+      out.push(
+        `\`${other.file}\` (exit ${other.exitCode}, ${other.seconds} s):`,
+        '',
+        '```',
+        other.output,
+        '```',
+        '',
+      );
+    }
   }
   return out.join('\n');
 }
