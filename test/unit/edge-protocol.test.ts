@@ -65,8 +65,11 @@ describe('when the edge answers', () => {
 
   it('records each close code under a reason', () => {
     expect(
-      [1000, 1001, 1008, 1009, 1013, 4000, 4401, 4403, 4408, 4409, 1006].map((code) => closeReasonOf(code)),
+      [1000, 1005, 1001, 1008, 1009, 1013, 4000, 4401, 4403, 4408, 4409, 1006].map((code) =>
+        closeReasonOf(code),
+      ),
     ).toEqual([
+      'closed',
       'closed',
       'drain',
       'rate_limited',

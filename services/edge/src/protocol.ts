@@ -18,6 +18,7 @@ export function replyError(op: string, error: BrokerError, time: string, reqId?:
 export function closeReasonOf(code: number): string {
   switch (code) {
     case 1000:
+    case 1005: // a close frame without a status: still the peer closing cleanly
       return 'closed';
     case 1001:
       return 'drain';
