@@ -99,12 +99,18 @@ async function ensureDatabase(url: string, log: Logger): Promise<void> {
 export async function migrate(pool: Pool): Promise<void> {
   const sql = readFileSync(SCHEMA_FILE, 'utf8');
   const client = await pool.connect();
+  let lost: Error | undefined;
+  const onLost = (err: Error) => {
+    lost = err; // the statement in flight fails with it too; see inTransaction
+  };
+  client.on('error', onLost);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK]);
     await client.query(sql);
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK]).catch(() => undefined); // dropped with the session anyway
-    client.release();
+    client.off('error', onLost);
+    client.release(lost);
   }
 }
 
@@ -112,6 +118,13 @@ export async function migrate(pool: Pool): Promise<void> {
 export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let failure: Error | undefined;
+  // The pool stops listening for a client's errors while it is checked out: without a listener, a connection
+  // lost between two statements is an uncaught 'error' event that ends the process. The failing statement
+  // reports the loss to the caller; this only records it.
+  const onLost = (err: Error) => {
+    failure ??= err;
+  };
+  client.on('error', onLost);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -122,6 +135,7 @@ export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => P
     await client.query('ROLLBACK').catch(() => undefined); // the original error is what matters
     throw err;
   } finally {
+    client.off('error', onLost);
     client.release(failure); // a client that failed is destroyed, not reused
   }
 }

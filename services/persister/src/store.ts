@@ -336,14 +336,21 @@ export async function newestArchived(db: Db, shard: number): Promise<string | nu
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
+/** A row as pg returns it: timestamptz columns as Date, bigint columns as string. */
+type Stored<T, Times extends keyof T, Bigints extends keyof T = never> = Omit<T, Times | Bigints> & {
+  [K in Times]: Date | null;
+} & { [K in Bigints]: string };
+
 /** Reads the projected tables back in the shape `applyChanges` builds, for the audit and the tests. */
 export async function readProjection(db: Db): Promise<ProjectionView> {
   const view = emptyView();
   const [events, devices, connections, messages] = await Promise.all([
-    db.query('SELECT * FROM events'),
-    db.query('SELECT * FROM devices'),
-    db.query('SELECT * FROM connections'),
-    db.query('SELECT * FROM messages'),
+    db.query<Stored<EventRow, 'at', 'stream_ms' | 'stream_seq'>>('SELECT * FROM events'),
+    db.query<Stored<DeviceRow, 'registered_at' | 'revoked_at' | 'last_seen_at'>>('SELECT * FROM devices'),
+    db.query<Stored<ConnectionRow, 'connected_at' | 'closed_at'>>('SELECT * FROM connections'),
+    db.query<Stored<MessageRow, 'created_at' | 'delivered_at' | 'handled_at' | 'failed_at'>>(
+      'SELECT * FROM messages',
+    ),
   ]);
   for (const r of events.rows) {
     const row: EventRow = {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listDeadLetters } from '#eventlog';
 import { type PersisterHandle, start } from '#persister';
-import { connectPostgres, loadConfig, type Pool } from '#runtime';
+import { connectPostgres, inTransaction, loadConfig, type Pool } from '#runtime';
 import { createTestContext, type TestContext, waitFor } from '#test-support';
 import { busyShopOps, shopLog } from '../../support/shop-log';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
@@ -12,6 +12,7 @@ let ctx: TestContext;
 let proxy: TcpProxy;
 let pool: Pool;
 let persister: PersisterHandle;
+let proxiedUrl: string;
 const appended: Appended[] = [];
 let day = 0;
 
@@ -40,7 +41,8 @@ beforeAll(async () => {
   proxy = await startTcpProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
   const proxied = new URL(ctx.databaseUrl);
   proxied.host = `127.0.0.1:${proxy.port}`;
-  const { config } = loadConfig({ ...ctx.env, DATABASE_URL: proxied.toString() });
+  proxiedUrl = proxied.toString();
+  const { config } = loadConfig({ ...ctx.env, DATABASE_URL: proxiedUrl });
   persister = await start(config, { log: ctx.log, healthServer: false });
   pool = await connectPostgres(ctx.databaseUrl, ctx.log);
 });
@@ -90,5 +92,24 @@ describe('when PostgreSQL stops answering', () => {
     await persister.whenCaughtUp(20_000);
     expect(await projectedTables(pool)).toEqual(tablesOf(expectedRows(appended)));
     expect(await listDeadLetters(ctx.redis, ctx.keys)).toEqual([]);
+  });
+});
+
+describe('when the connection drops between two statements of a batch', () => {
+  it('fails the transaction instead of the process', async () => {
+    const proxiedPool = await connectPostgres(proxiedUrl, ctx.log, { applySchema: false });
+    let hasEnded = false;
+    const transaction = inTransaction(proxiedPool, async (db) => {
+      await db.query('SELECT 1');
+      db.once('end', () => {
+        hasEnded = true;
+      });
+      proxy.cut(); // the client emits 'error' now, while no statement is running
+      await waitFor(() => hasEnded, { what: 'the connection to end' });
+      await db.query('SELECT 1');
+    });
+    await expect(transaction).rejects.toThrow(/Connection terminated|not queryable/);
+    proxy.resume();
+    await proxiedPool.end();
   });
 });
