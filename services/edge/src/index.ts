@@ -33,7 +33,7 @@ export interface EdgeHandle extends ServiceHandle {
   readonly readiness: ReadinessProbe;
   /** Number of open sockets. */
   connectionCount(): number;
-  /** SIGHUP: re-read the certificate files for new handshakes. */
+  /** SIGHUP: re-read the certificate files for new handshakes; unusable files are logged and ignored. */
   reloadTls(): void;
 }
 
@@ -45,6 +45,12 @@ export interface EdgeDeps {
 export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle> {
   const edgeId = config.edge.id;
   const log = deps.log.child({ svc: 'edge', edge_id: edgeId });
+  // The listener first: unusable certificate files stop the start before anything is connected.
+  const edge = createEdgeServer(config.edge, {
+    probe: () => readiness(),
+    isDraining: () => isDraining,
+    onSocket: (socket, request) => table.add(new Session(ctx, socket, request)),
+  });
   const now = deps.now ?? Date.now;
   const source = `edge:${edgeId}`;
   const keys = new Keys(config.redis.prefix, config.shards);
@@ -129,12 +135,6 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   await upkeep.beat();
 
   const readiness = readinessOf({ redis: () => checkRedis(redis) }, () => isDraining);
-  const edge = createEdgeServer(
-    config.edge,
-    readiness,
-    () => isDraining,
-    (socket, request) => table.add(new Session(ctx, socket, request)),
-  );
   await new Promise<void>((resolve, reject) => {
     edge.server.once('error', reject);
     edge.server.listen(config.edge.port, config.edge.host, () => resolve());
@@ -194,8 +194,16 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     stop,
     connectionCount: () => table.size,
     reloadTls: () => {
-      edge.reloadTls();
-      log.info('tls certificates reloaded');
+      // Called from a signal handler: a half-written file must not end the process or drop a connection.
+      try {
+        edge.reloadTls();
+        log.info('tls certificates reloaded');
+      } catch (err) {
+        log.error(
+          { reason: (err as Error).message },
+          'tls reload failed; the previous certificates stay in use',
+        );
+      }
     },
   };
 }

@@ -26,7 +26,10 @@ export interface EdgeWorld {
 
 export async function startEdgeWorld(overrides: Env = {}): Promise<EdgeWorld> {
   const ctx = await createTestContext(overrides);
-  const edge = await start(ctx.config, { log: ctx.log });
+  const edge = await start(ctx.config, { log: ctx.log }).catch(async (err: unknown) => {
+    await ctx.cleanup();
+    throw err;
+  });
   return {
     ctx,
     edge,
