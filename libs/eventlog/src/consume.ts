@@ -50,6 +50,8 @@ interface ShardLoop {
 
 export class ShardConsumer {
   private readonly loops = new Map<number, ShardLoop>();
+  /** Shards given back whose last batch is still finishing. */
+  private readonly releasing = new Map<number, Promise<void>>();
   private leaseTimer: NodeJS.Timeout | undefined;
   private isStopping = false;
   private leaseRound: Promise<void> = Promise.resolve();
@@ -73,7 +75,8 @@ export class ShardConsumer {
     this.isStopping = true;
     clearInterval(this.leaseTimer);
     await this.leaseRound;
-    await Promise.all([...this.loops.keys()].map((shard) => this.release(shard)));
+    for (const shard of [...this.loops.keys()]) this.giveBack(shard);
+    await Promise.all([...this.releasing.values()]);
     await this.options.redis
       .zrem(this.options.keys.members(this.options.group), this.options.consumer)
       .catch((err) => {
@@ -81,30 +84,38 @@ export class ShardConsumer {
       });
   }
 
-  /** One round: heartbeat, count live members, renew own leases, then take or give back shards toward a fair share. */
+  /**
+   * One round: renew every lease this consumer holds (concurrently, first: a late renewal loses the shard), then
+   * heartbeat, count live members and take or give back shards toward a fair share. Nothing here waits for a
+   * shard's batch: a shard given back finishes its batch in the background, its lease still renewed meanwhile.
+   */
   private async balanceLeases(): Promise<void> {
     if (this.isStopping) return;
     const { redis, keys, group, consumer, leaseMs, log } = this.options;
     try {
+      const held = [...this.loops.keys(), ...this.releasing.keys()];
+      const renewed = await Promise.all(
+        held.map((shard) => redis.eval(RENEW_SCRIPT, 1, keys.lease(group, shard), consumer, leaseMs)),
+      );
+      held.forEach((shard, i) => {
+        if (renewed[i] === 1 || !this.loops.has(shard)) return;
+        log.warn({ shard, group }, 'lease lost; another consumer owns the shard now');
+        this.giveBack(shard);
+      });
+
       const now = Date.now();
       const membersKey = keys.members(group);
-      await redis.zadd(membersKey, now, consumer);
-      await redis.zremrangebyscore(membersKey, '-inf', now - leaseMs);
-      const live = Math.max(1, await redis.zcard(membersKey));
-      const target = Math.ceil(keys.shardCount / live);
-
-      for (const shard of [...this.loops.keys()]) {
-        const renewed = await redis.eval(RENEW_SCRIPT, 1, keys.lease(group, shard), consumer, leaseMs);
-        if (renewed !== 1) {
-          log.warn({ shard, group }, 'lease lost; another consumer owns the shard now');
-          await this.release(shard);
-        }
-      }
-      while (this.loops.size > target) await this.release(Math.max(...this.loops.keys()));
+      const [, , live] = await Promise.all([
+        redis.zadd(membersKey, now, consumer),
+        redis.zremrangebyscore(membersKey, '-inf', now - leaseMs),
+        redis.zcard(membersKey),
+      ]);
+      const target = Math.ceil(keys.shardCount / Math.max(1, live));
+      while (this.loops.size > target) this.giveBack(Math.max(...this.loops.keys()));
       if (this.loops.size < target) {
-        for (const shard of shuffled(keys.allShards())) {
+        const free = shuffled(keys.allShards().filter((s) => !this.loops.has(s) && !this.releasing.has(s)));
+        for (const shard of free) {
           if (this.loops.size >= target || this.isStopping) break;
-          if (this.loops.has(shard)) continue;
           const taken = await redis.set(keys.lease(group, shard), consumer, 'PX', leaseMs, 'NX');
           if (taken === 'OK') this.run(shard);
         }
@@ -124,6 +135,15 @@ export class ShardConsumer {
     });
     this.loops.set(shard, { abort, connection, done });
     log.debug({ shard, group }, 'shard leased');
+  }
+
+  /** Stops reading a shard; the lease is released once its in-flight batch is done (see release()). */
+  private giveBack(shard: number): void {
+    if (!this.loops.has(shard) || this.releasing.has(shard)) return;
+    this.releasing.set(
+      shard,
+      this.release(shard).finally(() => this.releasing.delete(shard)),
+    );
   }
 
   private async release(shard: number): Promise<void> {

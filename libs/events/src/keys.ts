@@ -4,13 +4,22 @@
 // them all. The shards' tags spread over the cluster's slots.
 import { createHash } from 'node:crypto';
 
-/** FNV-1a: a stable, fast string hash; the shard of a shop must never change while its stream has events. */
-function fnv1a(text: string): number {
+/**
+ * FNV-1a, then murmur3's fmix32 finaliser: a stable, fast string hash whose low bits depend on every bit of the
+ * input (plain FNV-1a modulo a power of two put `shop-A` and `shop-Q` on one shard). The shard of a shop must
+ * never change while its stream has events.
+ */
+function shardHash(text: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
   return hash >>> 0;
 }
 
@@ -21,7 +30,7 @@ export class Keys {
   ) {}
 
   shardOf(shopId: string): number {
-    return fnv1a(shopId) % this.shardCount;
+    return shardHash(shopId) % this.shardCount;
   }
 
   allShards(): number[] {

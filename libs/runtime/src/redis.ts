@@ -55,8 +55,11 @@ export function duplicateRedis(
   cfg: Config['redis'],
   name: string,
 ): RedisClient {
+  // No auto-pipelining: it could batch a SUBSCRIBE ahead of the connection's ready check (seen as "Connection
+  // in subscriber mode" errors), and blocking reads and subscriptions gain nothing from it.
   const patient = {
     connectionName: name,
+    enableAutoPipelining: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
     commandTimeout: undefined,
@@ -64,6 +67,7 @@ export function duplicateRedis(
   const copy =
     client instanceof Cluster
       ? client.duplicate(undefined, {
+          enableAutoPipelining: false,
           enableOfflineQueue: true,
           redisOptions: { ...client.options.redisOptions, ...patient },
         })
