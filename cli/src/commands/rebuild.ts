@@ -190,10 +190,13 @@ function progressOf(total: number, isTerminal: boolean) {
     };
   }
   let nextTenth = 1;
-  const line = (events: number) =>
+  let printed = -1;
+  const line = (events: number) => {
+    printed = events;
     process.stderr.write(
       `rebuild: ${events}/${Math.max(total, events)} events (${percent(events, total)}%)\n`,
     );
+  };
   line(0);
   return {
     update: (events: number) => {
@@ -202,7 +205,7 @@ function progressOf(total: number, isTerminal: boolean) {
       line(events);
     },
     stop: (events: number) => {
-      if (nextTenth <= 10) line(events);
+      if (events !== printed) line(events);
     },
   };
 }

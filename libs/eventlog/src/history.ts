@@ -107,7 +107,8 @@ export async function historySize(source: HistorySource, shard: number): Promise
     source.redis.xrange(stream, '-', '+', 'COUNT', 1),
     source.redis.xlen(stream),
   ]);
-  const below = parseStreamId(oldest[0]?.[0] ?? `${MAX_BIGINT}-${MAX_BIGINT}`);
+  const first = oldest[0]?.[0];
+  const below = first === undefined ? { ms: MAX_BIGINT, seq: MAX_BIGINT } : parseStreamId(first);
   const result = await source.db.query<{ n: string }>({
     name: 'history-size',
     text: `SELECT count(*) AS n FROM events

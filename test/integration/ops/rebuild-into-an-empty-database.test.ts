@@ -11,7 +11,7 @@ let appended: Appended[];
 let target: string;
 
 beforeAll(async () => {
-  ctx = await createTestContext();
+  ctx = await createTestContext({ SHARDS: '8' }); // more shards than shops: some streams are empty
   target = databaseUrlFor(inject('databaseUrl'), `${testName()}_rebuilt`);
   const events = shopsLog(10);
   const cut = events.length - 40;

@@ -18,7 +18,7 @@ let appended: Appended[];
 let all: BrokerEvent[];
 
 beforeAll(async () => {
-  ctx = await createTestContext();
+  ctx = await createTestContext({ SHARDS: '8' }); // more shards than shops: some streams are empty
   const events = shopsLog(12);
   const cut = Math.floor(events.length * 0.8);
   appended = await appendAndProject(ctx, events.slice(0, cut));
