@@ -13,7 +13,15 @@ import {
   type EventType,
 } from '#events';
 import { DeviceTokens, type Env } from '#runtime';
-import { createTestContext, openRaw, type RawSocket, registerDevice, type TestContext } from '#test-support';
+import {
+  createTestContext,
+  openRaw,
+  type RawSocket,
+  registerDevice,
+  type SpawnedService,
+  type TestContext,
+  waitForLog,
+} from '#test-support';
 
 export interface EdgeWorld {
   ctx: TestContext;
@@ -101,6 +109,16 @@ export function notifyFrame(reqId: string, extra: Record<string, unknown> = {}) 
     user_info: { name: 'A' },
     ...extra,
   };
+}
+
+/** The port an edge started with `broker start edge` listens on, from its 'edge listening' log line. */
+export async function listeningPort(service: SpawnedService): Promise<number> {
+  await waitForLog(service, '"msg":"edge listening"');
+  const line = service
+    .output()
+    .split('\n')
+    .find((l) => l.includes('"msg":"edge listening"'))!;
+  return (JSON.parse(line) as { port: number }).port;
 }
 
 export type { RawSocket };

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import { start as startEdge } from '#edge';
 import { EDGE_HEARTBEAT_TTL_MS, PresenceBook } from '#eventlog';
-import { spawnService, waitFor, waitForLog } from '#test-support';
-import { type EdgeWorld, loggedIn, registered, shopEvents, startEdgeWorld } from './fixture';
+import { spawnService, waitFor } from '#test-support';
+import { type EdgeWorld, listeningPort, loggedIn, registered, shopEvents, startEdgeWorld } from './fixture';
 
 let world: EdgeWorld;
 let book: PresenceBook;
@@ -142,13 +142,3 @@ describe('when an edge is killed', () => {
     }
   });
 });
-
-/** The port a spawned edge listens on, from its 'edge listening' log line. */
-async function listeningPort(service: ReturnType<typeof spawnService>): Promise<number> {
-  await waitForLog(service, '"msg":"edge listening"');
-  const line = service
-    .output()
-    .split('\n')
-    .find((l) => l.includes('"msg":"edge listening"'))!;
-  return (JSON.parse(line) as { port: number }).port;
-}
