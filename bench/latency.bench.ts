@@ -3,7 +3,8 @@
 // device, and notify → the message's row showing 'delivered' in PostgreSQL (a sample of messages, polled).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
-import { isMessage, type LiveShop, notifyFrame } from './lib/shops';
+import type { Disruptions, LiveShop } from './lib/shops';
+import { notifyInput, sentAtOf } from './lib/shops';
 import { perSecond, round, Samples, type Summary } from './lib/stats';
 import { sleep, waitUntil } from './lib/wait';
 
@@ -25,6 +26,9 @@ export interface LatencyResult {
   projected: Summary;
   /** Sampled messages whose row was not seen delivered within the drain timeout. */
   projectionMissing: number;
+  refused: number;
+  /** Server-side closes the devices reconnected after, by close code. */
+  disruptions: string;
   /** The load generator's own event-loop delay (p99, ms): what it adds to the figures at most. */
   generatorLagP99Ms: number;
   pollIntervalMs: number;
@@ -38,50 +42,44 @@ const PROJECTION_SAMPLES_PER_S = 200;
 
 export async function runLatency(
   shops: LiveShop[],
+  disruptions: Disruptions,
   pool: pg.Pool,
   options: LatencyOptions,
 ): Promise<LatencyResult> {
   const reply = new Samples();
   const received = new Samples();
   const projected = new Samples();
-  const sentAt = new Map<string, number>();
   /** Message id → send time of its notify, for the sampled messages not yet seen delivered. */
   const watched = new Map<string, number>();
   const sampleEvery = Math.max(1, Math.round(options.rate / PROJECTION_SAMPLES_PER_S));
-  const tag = `lat${options.rate}`;
+  const tag = `lat${options.rate}-${Date.now().toString(36)}`;
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
   const inWindow = (t: number) => t >= windowStart && t < windowEnd;
   let answered = 0;
+  let refused = 0;
+  const disruptionsAtStart = disruptions.snapshot();
   let answeredInWindow = 0;
   let deliveredCount = 0;
 
   for (const shop of shops) {
-    shop.sub.onFrame = (frame) => {
-      if (frame.op !== 'notify' || frame.req_id === undefined) return;
-      const now = performance.now();
-      answered += 1;
-      const t = sentAt.get(frame.req_id);
-      sentAt.delete(frame.req_id);
-      if (t === undefined || frame.code !== 0) return;
-      if (!inWindow(t)) return;
-      answeredInWindow += 1;
-      reply.add(now - t);
-      const n = Number(frame.req_id.slice(tag.length + 1));
-      const eventId = (frame.data as { event_id: string }).event_id;
-      if (n % sampleEvery === 0)
-        for (const main of shop.spec.mains) watched.set(`${eventId}.${main.clientId}`, t);
-    };
     for (const main of shop.mains) {
-      main.onFrame = (frame) => {
-        if (!isMessage(frame)) return;
-        main.ack(frame.id);
-        if (frame.attempt !== 1) return;
+      main.removeAllListeners('message');
+      main.on('message', (frame) => {
         deliveredCount += 1;
-        if (inWindow(frame.data.t)) received.add(performance.now() - frame.data.t);
-      };
+        const t = sentAtOf(frame.data);
+        if (inWindow(t)) received.add(performance.now() - t);
+      });
     }
   }
+  const onReply = (shop: LiveShop, n: number, t: number, eventId: string) => {
+    answered += 1;
+    if (!inWindow(t)) return;
+    answeredInWindow += 1;
+    reply.add(performance.now() - t);
+    if (n % sampleEvery === 0)
+      for (const main of shop.spec.mains) watched.set(`${eventId}.${main.clientId}`, t);
+  };
 
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   let isPolling = true;
@@ -102,10 +100,15 @@ export async function runLatency(
     for (let i = 0; i < due; i++) {
       const shop = shops[next]!;
       next = (next + 1) % shops.length;
-      const reqId = `${tag}-${sent}`;
+      const n = sent;
       const t = performance.now();
-      sentAt.set(reqId, t);
-      shop.sub.send(notifyFrame(reqId, sent, t));
+      shop.sub.notify(notifyInput(`${tag}-${n}`, n, t)).then(
+        (result) => onReply(shop, n, t, result.event_id),
+        () => {
+          answered += 1;
+          refused += 1;
+        },
+      );
       sent += 1;
     }
     await sleep(TICK_MS);
@@ -128,6 +131,8 @@ export async function runLatency(
     received: received.summary(),
     projected: projected.summary(),
     projectionMissing: watched.size,
+    refused,
+    disruptions: disruptions.describeSince(disruptionsAtStart),
     generatorLagP99Ms: round(loopDelay.percentile(99) / 1e6, 1),
     pollIntervalMs: POLL_GAP_MS,
     curves: { received: received.curve(), projected: projected.curve() },
@@ -174,4 +179,5 @@ export function printLatency(result: LatencyResult): void {
   console.log(
     `  notify → projected ${fmt(result.projected)}${result.projectionMissing ? `, ${result.projectionMissing} not seen` : ''}`,
   );
+  console.log(`  refused ${result.refused}, server closes ${result.disruptions}`);
 }

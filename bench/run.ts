@@ -17,7 +17,7 @@ import { registerShops } from './lib/fleet';
 import { loadAverage, machine } from './lib/machine';
 import { runOtherBenches } from './lib/others';
 import { type RunReport, writeReport } from './lib/report';
-import { closeShops, connectShops } from './lib/shops';
+import { closeShops, connectShops, Disruptions } from './lib/shops';
 import { printMosquitto, runMosquitto } from './mosquitto.bench';
 import { printRedisXadd, runRedisXadd } from './redis-xadd.bench';
 import { printThroughput, runThroughput } from './throughput.bench';
@@ -84,11 +84,13 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
   try {
     if (args.wants('throughput') || args.wants('latency')) {
       phase(`registering and connecting ${sizes.shops} shops`);
-      const shops = await connectShops(broker.edgeUrl, await registerShops(bench, 'shop', sizes.shops));
+      const disruptions = new Disruptions();
+      const specs = await registerShops(bench, 'shop', sizes.shops);
+      const shops = await connectShops(broker.edgeUrl, specs, disruptions);
       if (args.wants('throughput')) {
         phase('throughput');
         report.loads.throughput = loadAverage();
-        report.scenarios.throughput = await runThroughput(broker, shops, pool, redis, {
+        report.scenarios.throughput = await runThroughput(broker, shops, disruptions, pool, redis, {
           ...sizes.throughput,
           inFlightPerSub: sizes.inFlightPerSub,
         });
@@ -99,7 +101,7 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
         for (const rate of [1000, 3000]) {
           phase(`latency at ${rate}/s`);
           report.loads[`latency ${rate}/s`] = loadAverage();
-          const result = await runLatency(shops, pool, { rate, ...sizes.latency });
+          const result = await runLatency(shops, disruptions, pool, { rate, ...sizes.latency });
           report.scenarios.latency.push(result);
           printLatency(result);
         }

@@ -1,11 +1,12 @@
 // Throughput: every shop's sub device keeps a fixed number of notifies in flight (closed loop), both main devices
-// ack every message. Counts, over the measurement window: notifies acknowledged to the sender, first deliveries
-// received and acked by the mains, and message rows the persister turned 'delivered' in PostgreSQL.
+// ack every message. Counts, over the measurement window: notifies acknowledged to the sender, messages received
+// (each id once) and acked by the mains, and message rows the persister turned 'delivered' in PostgreSQL.
 import type pg from 'pg';
 import type { RedisClient } from '#runtime';
-import type { Broker } from './lib/broker';
+import { type Broker, metricOf } from './lib/broker';
 import { coresBetween, cpuSnapshot } from './lib/cpu';
-import { isMessage, type LiveShop, notifyFrame } from './lib/shops';
+import type { Disruptions, LiveShop } from './lib/shops';
+import { notifyInput } from './lib/shops';
 import { perSecond, round } from './lib/stats';
 import { sleep, waitUntil } from './lib/wait';
 
@@ -24,9 +25,11 @@ export interface ThroughputResult {
   notifiesPerS: number;
   deliveriesPerS: number;
   rowsPerS: number;
-  /** Messages pushed again (attempt > 1) because an ack had not been seen in time. */
+  /** Messages the dispatcher pushed again because no ack had come in time (its metric, whole scenario). */
   repushes: number;
   refused: number;
+  /** Server-side closes the devices reconnected after, by close code. */
+  disruptions: string;
   /** After the load stopped: until every delivery arrived, then until every delivered row was projected. */
   deliveryDrainS: number | null;
   projectionDrainS: number | null;
@@ -43,35 +46,39 @@ export async function deliveredRows(pool: pg.Pool): Promise<number> {
 export async function runThroughput(
   broker: Broker,
   shops: LiveShop[],
+  disruptions: Disruptions,
   pool: pg.Pool,
   redis: RedisClient,
   options: ThroughputOptions,
 ): Promise<ThroughputResult> {
-  const counts = { sent: 0, notified: 0, refused: 0, delivered: 0, repushes: 0 };
+  const counts = { sent: 0, notified: 0, refused: 0, delivered: 0 };
   let isRunning = true;
   let n = 0;
   const mainsPerShop = shops[0]?.mains.length ?? 0;
   const rowsAtStart = await deliveredRows(pool);
+  const repushesAtStart = await metricOf(broker.dispatcher.healthUrl, 'broker_dispatcher_repushes_total');
+  const disruptionsAtStart = disruptions.snapshot();
 
   for (const shop of shops) {
     const sendNext = () => {
       counts.sent += 1;
       n += 1;
-      shop.sub.send(notifyFrame(`tp-${n}`, n, performance.now()));
-    };
-    shop.sub.onFrame = (frame) => {
-      if (frame.op !== 'notify') return;
-      if (frame.code === 0) counts.notified += 1;
-      else counts.refused += 1;
-      if (isRunning) sendNext();
+      shop.sub.notify(notifyInput(`tp-${n}`, n, performance.now())).then(
+        () => {
+          counts.notified += 1;
+          if (isRunning) sendNext();
+        },
+        () => {
+          counts.refused += 1;
+          if (isRunning) sendNext();
+        },
+      );
     };
     for (const main of shop.mains) {
-      main.onFrame = (frame) => {
-        if (!isMessage(frame)) return;
-        if (frame.attempt === 1) counts.delivered += 1;
-        else counts.repushes += 1;
-        main.ack(frame.id);
-      };
+      main.removeAllListeners('message');
+      main.on('message', () => {
+        counts.delivered += 1;
+      });
     }
     for (let i = 0; i < options.inFlightPerSub; i++) sendNext();
   }
@@ -108,8 +115,10 @@ export async function runThroughput(
     notifiesPerS: Math.round(perSecond(after.notified - before.notified, windowMs)),
     deliveriesPerS: Math.round(perSecond(after.delivered - before.delivered, windowMs)),
     rowsPerS: Math.round(perSecond(rows1 - rows0, windowMs)),
-    repushes: counts.repushes,
+    repushes:
+      (await metricOf(broker.dispatcher.healthUrl, 'broker_dispatcher_repushes_total')) - repushesAtStart,
     refused: counts.refused,
+    disruptions: disruptions.describeSince(disruptionsAtStart),
     deliveryDrainS: deliveryDrainS === null ? null : round(deliveryDrainS, 1),
     projectionDrainS: projectionDrainS === null ? null : round(projectionDrainS, 1),
     cores: coresBetween(cpu0, cpu1, windowMs),
@@ -121,7 +130,7 @@ export function printThroughput(result: ThroughputResult): void {
     `throughput: ${result.shops} shops × (1 sub, 2 mains), ${result.inFlightPerSub} notifies in flight per sub, ${result.windowS} s window`,
   );
   console.log(
-    `  notifies/s ${result.notifiesPerS}   deliveries/s ${result.deliveriesPerS}   rows/s ${result.rowsPerS}   re-pushes ${result.repushes}   refused ${result.refused}`,
+    `  notifies/s ${result.notifiesPerS}   deliveries/s ${result.deliveriesPerS}   rows/s ${result.rowsPerS}   re-pushes ${result.repushes}   refused ${result.refused}   server closes ${result.disruptions}`,
   );
   console.log(
     `  drain after the load stopped: deliveries ${result.deliveryDrainS ?? 'not within the timeout'} s, projections ${result.projectionDrainS ?? 'not within the timeout'} s`,

@@ -69,7 +69,6 @@ export function benchEnv(runId: string, workDir: string, profileDir: string | nu
       EDGE_RATE_PER_S: '1000000',
       EDGE_RATE_BURST: '1000000',
       EDGE_DRAIN_MS: '500',
-      CONSUMER_LEASE_MS: '3000',
     },
   };
 }
@@ -89,13 +88,8 @@ export async function startService(
     ...extra.env,
   };
   const nodeArgs = [
-    ...(bench.profileDir
-      ? [
-          '--cpu-prof',
-          `--cpu-prof-dir=${bench.profileDir}`,
-          `--cpu-prof-name=${label}.${Date.now()}.cpuprofile`,
-        ]
-      : []),
+    // One directory per process: the tsx loader thread writes a profile of its own beside the main thread's.
+    ...(bench.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(bench.profileDir, label)}`] : []),
     ...(extra.nodeArgs ?? []),
   ];
   const child = track(

@@ -152,7 +152,7 @@ export function renderSection(report: RunReport): string {
     if (ratios.length) out.push(`Ratios: ${ratios.join('; ')}.`, '');
     if (t) {
       out.push(
-        `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '(not within the timeout)'} s and the last delivered row was projected after ${t.projectionDrainS ?? '(not within the timeout)'} s; ${num(t.repushes)} re-pushes, ${num(t.refused)} refused notifies.`,
+        `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '(not within the timeout)'} s and the last delivered row was projected after ${t.projectionDrainS ?? '(not within the timeout)'} s; ${num(t.repushes)} re-pushes by the dispatcher, ${num(t.refused)} refused notifies; connections closed by the server (and reconnected by the clients): ${t.disruptions}.`,
         '',
       );
       out.push('CPU in cores (CPU-seconds per second) during the broker throughput window:', '');
@@ -193,7 +193,7 @@ export function renderSection(report: RunReport): string {
     }
     out.push('');
     out.push(
-      `Windows of ${latency[0]!.windowS} s after a warm-up; load generator event-loop delay p99: ${latency.map((l) => `${l.generatorLagP99Ms} ms at ${num(l.rate)}/s`).join(', ')}; projection polled every ${latency[0]!.pollIntervalMs} ms plus one query.`,
+      `Refused notifies and server-side closes: ${latency.map((l) => `${num(l.rate)}/s: ${l.refused} refused, closes ${l.disruptions}`).join('; ')}. Windows of ${latency[0]!.windowS} s after a warm-up; load generator event-loop delay p99: ${latency.map((l) => `${l.generatorLagP99Ms} ms at ${num(l.rate)}/s`).join(', ')}; projection polled every ${latency[0]!.pollIntervalMs} ms plus one query.`,
       '',
     );
     out.push(`![latency by percentile](${chartFile(report.mode)})`, '');

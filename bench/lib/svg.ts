@@ -78,7 +78,7 @@ export function latencyChart(title: string, series: Series[], targets: Target[])
   series.forEach((s, i) => {
     const path = s.points
       .filter(([, ms]) => Number.isFinite(ms))
-      .map(([q, ms], j) => `${j === 0 ? 'M' : 'L'}${x(q).toFixed(1)},${y(ms).toFixed(1)}`)
+      .map(([q, ms], j) => `${j === 0 ? 'M' : 'L'}${x(q)},${y(ms)}`)
       .join(' ');
     out.push(
       `<path d="${path}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="2 3"' : ''}/>`,
