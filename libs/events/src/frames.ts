@@ -5,6 +5,7 @@ import {
   BusinessStatus,
   ClientId,
   compile,
+  containsNul,
   DeviceTypeInput,
   isNestedDeeperThan,
   JsonObject,
@@ -120,6 +121,16 @@ export function parseClientFrame(text: string): ParsedFrame {
   ) {
     const message = `data and user_info may be nested at most ${MAX_JSON_DEPTH} levels deep`;
     return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', message) };
+  }
+  // The escape is in the text whenever a parsed string holds U+0000 (a raw NUL is not valid JSON), so the walk
+  // runs only for the rare frame that might need it.
+  if (op === 'notify' && text.includes('\\u0000') && containsNul(record)) {
+    return {
+      ok: false,
+      op,
+      reqId,
+      error: new BrokerError('INVALID_INPUT', 'strings may not contain U+0000'),
+    };
   }
   return { ok: true, frame: value as ClientFrame };
 }

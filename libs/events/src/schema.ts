@@ -47,6 +47,27 @@ export function isNestedDeeperThan(value: unknown, maxDepth: number): boolean {
   }
   return false;
 }
+
+/**
+ * True when a string (or an object key) in a parsed JSON value holds U+0000. JSON allows it, PostgreSQL's jsonb
+ * and text refuse it: accepted, such a notify would be delivered but never projected. Iterative.
+ */
+export function containsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === 'string') {
+      if (node.includes('\u0000')) return true;
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) {
+        if (key.includes('\u0000')) return true;
+        stack.push(child);
+      }
+    }
+  }
+  return false;
+}
+
 export const NotifyType = Type.String({ minLength: 1, maxLength: 64 });
 export const BusinessStatus = Type.Integer({ minimum: -2147483648, maximum: 2147483647 });
 export const IsoTime = Type.String({ format: 'date-time', maxLength: 40 });
