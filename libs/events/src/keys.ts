@@ -125,6 +125,11 @@ export class Keys {
     return `${this.prefix}:members:${group}`;
   }
 
+  /** A back-office console session (by the digest of its id): JSON {key, created_ms}, with an idle TTL. */
+  consoleSession(idDigest: string): string {
+    return `${this.prefix}:console-session:${idDigest}`;
+  }
+
   /** BullMQ's prefix: one hash tag, so each queue's keys share a slot (BullMQ's Redis Cluster pattern). */
   bullPrefix(): string {
     return `${this.prefix}:{retries}`;
