@@ -24,6 +24,10 @@ export interface ReplayBenchResult {
   historyPerS: number;
   replayJsonPerS: number;
   rebuildPerS: number;
+  /** Events per CPU-second of this process (the reader's own cost, apart from Redis and PostgreSQL). */
+  historyPerCpuS: number;
+  replayJsonPerCpuS: number;
+  rebuildPerCpuS: number;
   cliReplayS: number;
   cliReplayPerS: number;
   cliAuditS: number;
@@ -63,23 +67,23 @@ export async function runReplayBench(targetEvents = 50_000): Promise<ReplayBench
     pool = await connectPostgres(env.DATABASE_URL, log);
     const source = { redis, db: pool, keys };
 
-    const historyS = await timed(async () => {
+    const [historyS, historyCpuS] = await timed(async () => {
       let n = 0;
       for await (const _ of history(source)) n++;
       if (n !== events.length) throw new Error(`history read ${n} of ${events.length} events`);
     });
-    const replayS = await timed(async () => {
+    const [replayS, replayCpuS] = await timed(async () => {
       const out = createWriteStream('/dev/null');
       await writeChunks(out, jsonLines(eventsOf(history(source))));
       await new Promise((resolve) => out.end(resolve));
     });
     target = await connectPostgres(rebuiltUrl, log, { max: 6 });
-    const rebuildS = await timed(async () => {
+    const [rebuildS, rebuildCpuS] = await timed(async () => {
       const result = await rebuildInto(source, target!, { batch: 1000, log });
       if (result.events !== events.length) throw new Error(`rebuilt ${result.events} of ${events.length}`);
     });
-    const cliReplayS = await timed(() => runCli(['replay'], env));
-    const cliAuditS = await timed(() => runCli(['audit'], env));
+    const [cliReplayS] = await timed(() => runCli(['replay'], env));
+    const [cliAuditS] = await timed(() => runCli(['audit'], env));
     const perS = (seconds: number) => Math.round(events.length / seconds);
     return {
       events: events.length,
@@ -88,6 +92,9 @@ export async function runReplayBench(targetEvents = 50_000): Promise<ReplayBench
       historyPerS: perS(historyS),
       replayJsonPerS: perS(replayS),
       rebuildPerS: perS(rebuildS),
+      historyPerCpuS: perS(historyCpuS),
+      replayJsonPerCpuS: perS(replayCpuS),
+      rebuildPerCpuS: perS(rebuildCpuS),
       cliReplayS: round(cliReplayS),
       cliReplayPerS: perS(cliReplayS),
       cliAuditS: round(cliAuditS),
@@ -111,6 +118,9 @@ export function printReplayBench(r: ReplayBenchResult): void {
   );
   console.log(
     `  history read ${r.historyPerS} events/s   replay as JSON lines ${r.replayJsonPerS} events/s   rebuild ${r.rebuildPerS} events/s`,
+  );
+  console.log(
+    `  per CPU-second of the reading process: history ${r.historyPerCpuS}   replay ${r.replayJsonPerCpuS}   rebuild ${r.rebuildPerCpuS}`,
   );
   console.log(
     `  \`broker replay > /dev/null\` ${r.cliReplayS} s (${r.cliReplayPerS} events/s)   \`broker audit\` ${r.cliAuditS} s (${r.cliAuditPerS} events/s), process start included`,
@@ -177,10 +187,13 @@ function runCli(args: string[], env: Record<string, string>): Promise<void> {
   });
 }
 
-async function timed(task: () => Promise<void>): Promise<number> {
+/** Wall-clock seconds, and CPU seconds of this process, that a task took. */
+async function timed(task: () => Promise<void>): Promise<[number, number]> {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   await task();
-  return (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  return [(performance.now() - started) / 1000, (used.user + used.system) / 1e6];
 }
 
 function round(seconds: number): number {
