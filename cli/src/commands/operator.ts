@@ -113,9 +113,11 @@ export async function runOperator(name: string, body: (session: OperatorSession)
   }
 }
 
-/** A failure mid-way: if a dependency is gone, say which; anything else is a bug and keeps its stack. */
+/**
+ * A failure mid-way: when a dependency no longer answers, say which (client errors for a lost connection are too
+ * varied to classify by message). When all of them answer, it is a bug and keeps its stack.
+ */
 async function explainFailure(err: unknown, probes: Array<[string, () => Promise<unknown>]>) {
-  if (!isTransientFailure(err)) throw err;
   for (const [what, probe] of probes) {
     const isReachable = await withDeadline(probe(), 2000).then(
       () => true,
@@ -123,7 +125,10 @@ async function explainFailure(err: unknown, probes: Array<[string, () => Promise
     );
     if (!isReachable) return new OperatorError(`lost ${what} (${(err as Error).message})`, EXIT.unreachable);
   }
-  return new OperatorError(`a dependency failed: ${(err as Error).message}`, EXIT.unreachable);
+  if (isTransientFailure(err)) {
+    return new OperatorError(`a dependency failed: ${(err as Error).message}`, EXIT.unreachable);
+  }
+  throw err;
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
