@@ -36,6 +36,7 @@ export const ERRORS = {
   LOG_UNAVAILABLE: { ws: 503, http: 503, message: 'event log unavailable, nothing was recorded' },
   PROJECTION_TIMEOUT: { http: 503, message: 'recorded, but the projection did not show it in time' },
   DATABASE_UNAVAILABLE: { http: 503, message: 'projections unavailable, try again' },
+  EDGE_UNREACHABLE: { http: 503, message: 'the edge holding the connection is not listening, try again' },
   INTERNAL: { ws: 500, http: 500, close: 1011, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

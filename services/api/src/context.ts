@@ -10,7 +10,7 @@ import {
   explainInvalidEvent,
   type Keys,
 } from '#events';
-import type { Config, DeviceTokens, Logger, Pool, RedisClient } from '#runtime';
+import { type Config, type DeviceTokens, delay, type Logger, type Pool, type RedisClient } from '#runtime';
 
 export interface ApiContext {
   config: Config;
@@ -42,18 +42,31 @@ export function liveEdges(ctx: ApiContext): Promise<Set<string>> {
   return readRedis(ctx.presence.liveEdges(ctx.nowMs()));
 }
 
+/** How long a close is offered to an edge that is not subscribed (its subscriber reconnecting), and how often. */
+const CLOSE_OFFER_MS = 500;
+const CLOSE_RETRY_MS = 50;
+
 /**
- * Asks the edge holding a connection to close it. Pub/sub is at most once; a revoked device cannot log in or
- * notify again anyway (the registry is checked in the same atomic step), so a lost close only delays the socket.
+ * Asks the edge holding a connection to close it; false when no edge took the command within CLOSE_OFFER_MS.
+ * Pub/sub is at most once, and PUBLISH's receiver count is its only feedback: 0 means nobody heard it, so the
+ * command is offered again for a moment rather than reported sent. A revoked device cannot log in or notify
+ * again anyway (the registry is checked in the same atomic step), so a lost close only delays the socket.
  */
 export async function closeConnection(
   ctx: ApiContext,
   connection: Pick<Presence, 'conn_id' | 'edge_id'>,
   code: number,
   reason: string,
-): Promise<void> {
+): Promise<boolean> {
   const command: EdgeCommand = { kind: 'close', conn_id: connection.conn_id, code, reason };
-  await readRedis(ctx.redis.publish(ctx.keys.edgeChannel(connection.edge_id), encodeEdgeCommand(command)));
+  const channel = ctx.keys.edgeChannel(connection.edge_id);
+  const text = encodeEdgeCommand(command);
+  const deadline = performance.now() + CLOSE_OFFER_MS;
+  for (;;) {
+    if ((await readRedis(ctx.redis.publish(channel, text))) > 0) return true;
+    if (performance.now() >= deadline) return false;
+    await delay(CLOSE_RETRY_MS);
+  }
 }
 
 /** SPEC §4: events are validated where they are written. Input passed the REST schemas, so this is a guard. */

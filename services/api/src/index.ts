@@ -82,8 +82,16 @@ export async function start(config: Config, deps: ApiDeps): Promise<ApiHandle> {
   collectDefaultMetrics();
   // failFast: with Redis away a write must be refused now (503), not queued and acknowledged late.
   const redis = deps.redis ?? createRedis(config.redis, log, { name: 'api', failFast: true });
-  await whenRedisReady(redis);
-  const pool = deps.pool ?? (await connectPostgres(config.databaseUrl, log));
+  const releaseRedis = () => (deps.redis ? undefined : closeRedis(redis));
+  let pool: Pool;
+  try {
+    await whenRedisReady(redis);
+    pool = deps.pool ?? (await connectPostgres(config.databaseUrl, log));
+  } catch (err) {
+    await releaseRedis();
+    throw err;
+  }
+  const releasePool = () => (deps.pool ? undefined : pool.end());
   const keys = new Keys(config.redis.prefix, config.shards);
   const ctx: ApiContext = {
     config,
@@ -110,14 +118,13 @@ export async function start(config: Config, deps: ApiDeps): Promise<ApiHandle> {
   });
   const server = createServer(app);
   const inFlight = trackInFlight(server);
-  const releaseClients = async () => {
-    if (!deps.redis) await closeRedis(redis);
-    if (!deps.pool) await pool.end();
-  };
   try {
     await listen(server, config.api.port, config.api.host);
   } catch (err) {
-    await releaseClients();
+    await runSteps(log, [
+      ['redis', releaseRedis],
+      ['postgres', releasePool],
+    ]);
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
@@ -131,8 +138,8 @@ export async function start(config: Config, deps: ApiDeps): Promise<ApiHandle> {
     await drain();
     await runSteps(log, [
       ['http server', () => closeServer(server)],
-      ['redis', () => (deps.redis ? undefined : closeRedis(redis))],
-      ['postgres', () => (deps.pool ? undefined : pool.end())],
+      ['redis', releaseRedis],
+      ['postgres', releasePool],
     ]);
     log.info('api stopped');
   });

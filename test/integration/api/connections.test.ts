@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start as startEdge } from '#edge';
+import { PresenceBook } from '#eventlog';
 import { compile, rest } from '#events';
 import { createTestContext, openRaw, type RawSocket, registerDevice, type TestContext } from '#test-support';
 import { type Api, startTestApi } from './harness';
@@ -89,5 +90,40 @@ describe('when devices are connected to an edge', () => {
     const answer = await api.request('POST', '/v1/connections/c_nothing/disconnect');
     expect(answer.status).toBe(404);
     expect(answer.body.error?.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('when the edge holding a connection is not listening for commands', () => {
+  let ctx: TestContext;
+  let api: Api;
+
+  beforeAll(async () => {
+    ctx = await createTestContext();
+    api = await startTestApi(ctx);
+  });
+  afterAll(async () => {
+    await api?.handle.stop();
+    await ctx?.cleanup();
+  });
+
+  it('answers a disconnect with 503 EDGE_UNREACHABLE instead of claiming it was sent', async () => {
+    // An edge that beats and lists a connection but has no subscriber: what a subscriber lost to a reconnect
+    // looks like from the api.
+    const edgeId = 'edge-deaf';
+    await new PresenceBook(ctx.redis, ctx.keys).beat(edgeId, Date.now());
+    const connection: rest.ConnectionView = {
+      conn_id: 'c_deaf',
+      edge_id: edgeId,
+      shop_id: 'shop-z',
+      client_id: 'waiter-1',
+      type: 'sub',
+      connected_at: new Date().toISOString(),
+      remote_addr: '127.0.0.1',
+    };
+    await ctx.redis.hset(ctx.keys.edgeConnections(edgeId), connection.conn_id, JSON.stringify(connection));
+
+    const answer = await api.request('POST', '/v1/connections/c_deaf/disconnect');
+    expect(answer.status).toBe(503);
+    expect(answer.body.error?.code).toBe('EDGE_UNREACHABLE');
   });
 });

@@ -136,6 +136,9 @@ describe('when the back office reads and handles messages', () => {
     const pending = await api.request('GET', '/v1/shops/shop-4/messages');
     expect((pending.body.items as rest.MessageView[]).map((m) => m.id)).not.toContain(id);
     expect((await api.request('GET', '/v1/shops/shop-4/messages?state=all')).body.items).toHaveLength(4);
+
+    const again = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 8 } });
+    expect(again.body).toMatchObject({ id, state: 'handled', status: 8 });
   });
 
   it('lists delivered messages apart, and handles a delivered one', async () => {

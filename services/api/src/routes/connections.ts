@@ -94,7 +94,7 @@ export function connectionRoutes(ctx: ApiContext): Route[] {
       'The device may reconnect.',
     params: ConnectionPath,
     success: { status: 202, description: 'the close was sent to the edge', schema: rest.Disconnecting },
-    errors: ['NOT_FOUND', 'LOG_UNAVAILABLE'],
+    errors: ['NOT_FOUND', 'LOG_UNAVAILABLE', 'EDGE_UNREACHABLE'],
     example: {
       params: { connId: EXAMPLE_CONNECTION.conn_id },
       response: { conn_id: EXAMPLE_CONNECTION.conn_id, edge_id: 'edge-a:8080' },
@@ -104,7 +104,9 @@ export function connectionRoutes(ctx: ApiContext): Route[] {
       const connection = all.find((c) => c.conn_id === params.connId);
       if (connection === undefined) throw new BrokerError('NOT_FOUND', `no live connection ${params.connId}`);
       const { close, message } = ERRORS.CLOSED_BY_OPERATOR;
-      await closeConnection(ctx, connection, close, message);
+      if (!(await closeConnection(ctx, connection, close, message))) {
+        throw new BrokerError('EDGE_UNREACHABLE', `edge ${connection.edge_id} is not listening for commands`);
+      }
       return { status: 202, body: { conn_id: connection.conn_id, edge_id: connection.edge_id } };
     },
   });

@@ -1,6 +1,7 @@
 // Devices of a shop: register (DeviceRegistered, a fresh token), list (projection + live presence), revoke
 // (DeviceRevoked, then the live socket is told to close with 4403).
 import { Type } from '@sinclair/typebox';
+import type { Presence } from '#eventlog';
 import { ClientId, createEvent, ERRORS, newEventId, normaliseDeviceType, rest, ShopId } from '#events';
 import { type ApiContext, checkedEvent, closeConnection, liveEdges, readRedis } from '../context';
 import { DEFAULT_LIMIT, decodeCursor, pageOf } from '../cursor';
@@ -118,21 +119,33 @@ export function deviceRoutes(ctx: ApiContext): Route[] {
         }),
       );
       const live = await ctx.eventLog.revoke(event);
-      if (live !== null) {
-        try {
-          await closeConnection(ctx, live, ERRORS.DEVICE_REVOKED.close, ERRORS.DEVICE_REVOKED.message);
-        } catch (err) {
-          // The revocation is recorded, so the answer stays 204: the socket's notifies and logins are refused
-          // from now on (the registry is checked in the same atomic step); only the close itself is late.
-          ctx.log.warn(
-            { shop_id: params.shopId, client_id: params.clientId, reason: (err as Error).message },
-            'revoked, but the close command was not sent',
-          );
-        }
-      }
+      if (live !== null) await closeRevoked(ctx, live);
       return { status: 204 };
     },
   });
 
   return [register, list, revoke];
+}
+
+/**
+ * Tells the edge of a revoked device's live socket to close it with 4403. The revocation is recorded whatever
+ * happens here, so the answer stays 204: the socket's notifies and logins are refused from now on (the registry
+ * is checked in the same atomic step), and only the close itself can be late.
+ */
+async function closeRevoked(ctx: ApiContext, live: Presence): Promise<void> {
+  const line = {
+    shop_id: live.shop_id,
+    client_id: live.client_id,
+    conn_id: live.conn_id,
+    edge_id: live.edge_id,
+  };
+  try {
+    if (!(await liveEdges(ctx)).has(live.edge_id)) return; // its edge died, and the socket with it
+    const { close, message } = ERRORS.DEVICE_REVOKED;
+    if (!(await closeConnection(ctx, live, close, message))) {
+      ctx.log.warn(line, 'revoked, but the edge did not take the close command');
+    }
+  } catch (err) {
+    ctx.log.warn({ ...line, reason: (err as Error).message }, 'revoked, but the close command was not sent');
+  }
 }

@@ -65,7 +65,8 @@ export function messageRoutes(ctx: ApiContext): Route[] {
     name: 'handleMessage',
     summary:
       'Marks a message handled with a business status (MessageHandled); answers the message once the ' +
-      'projection shows it, or 503 PROJECTION_TIMEOUT (the event is recorded and will be projected).',
+      'projection shows it, or 503 PROJECTION_TIMEOUT (the event is recorded and will be projected). ' +
+      'Handling a handled message again records the new status (the latest handle wins).',
     params: Type.Object({ id: MessageId }),
     body: rest.HandleMessageBody,
     success: { status: 200, description: 'the handled message', schema: rest.Message },
@@ -107,14 +108,15 @@ async function whenProjected(
   messageId: string,
 ): Promise<MessageRow> {
   const shard = ctx.keys.shardOf(shopId);
-  const deadline = ctx.nowMs() + ctx.config.api.handleWaitMs;
+  // A monotonic clock: this is a timeout, not event time, so it must not follow an injected or adjusted clock.
+  const deadline = performance.now() + ctx.config.api.handleWaitMs;
   for (;;) {
     const checkpoint = await selectCheckpoint(ctx.pool, shard);
     if (checkpoint !== null && compareStreamIds(`${checkpoint.ms}-${checkpoint.seq}`, streamId) >= 0) {
       const row = await selectMessage(ctx.pool, messageId);
       if (row !== null) return row;
     }
-    if (ctx.nowMs() >= deadline) throw new BrokerError('PROJECTION_TIMEOUT');
+    if (performance.now() >= deadline) throw new BrokerError('PROJECTION_TIMEOUT');
     await delay(PROJECTION_POLL_MS);
   }
 }
