@@ -57,5 +57,5 @@ describe('when a dependency cannot be reached', () => {
     expect(audit.code).toBe(3);
     expectOneLine(rebuild.stderr, new RegExp(`^broker rebuild: PostgreSQL unreachable at ${databaseUrl}`));
     expect(rebuild.code).toBe(3);
-  }, 90_000); // three CLI processes at once, each waiting out its deadline
+  }, 120_000); // three CLI processes at once, each waiting out its deadline
 });
