@@ -50,11 +50,12 @@ export class EventLog {
 
   /**
    * Appends a NotifyRequested (its recipients are filled in by Redis from the registry, atomically) and files
-   * one message per recipient in the inbox. A repeated (sender, req_id) answers the first event id.
+   * one message per recipient in the inbox. A repeated (sender, req_id) answers the first event id. With
+   * `connId`, a sender connection that a newer login of the device replaced is refused (REPLACED).
    */
   async appendNotify(
     event: EventOf<'NotifyRequested'>,
-    sender: { tokenId: string; type: DeviceType | '' },
+    sender: { tokenId: string; type: DeviceType | ''; connId?: string },
   ): Promise<NotifyOutcome> {
     const shop = event.shop_id;
     const senderId = event.data.from_client_id ?? '';
@@ -80,15 +81,26 @@ export class EventLog {
     try {
       reply = await runScript(
         this.redis,
-        'notify-5',
+        'notify-6',
         [
           this.keys.streamOfShop(shop),
           this.keys.dedup(shop, senderId || 'api', event.data.req_id),
           this.keys.devices(shop),
           this.keys.inbox(shop),
           this.keys.inboxOrder(shop),
+          this.keys.presence(shop),
         ],
-        [senderId, sender.tokenId, sender.type, event.id, head, tail, JSON.stringify(payload), REQ_ID_TTL_S],
+        [
+          senderId,
+          sender.tokenId,
+          sender.type,
+          event.id,
+          head,
+          tail,
+          JSON.stringify(payload),
+          REQ_ID_TTL_S,
+          sender.connId ?? '',
+        ],
       );
     } catch (err) {
       throw asLogError(err);
@@ -102,6 +114,8 @@ export class EventLog {
         throw new BrokerError('NO_MAIN_DEVICE');
       case -3:
         throw new BrokerError('TOKEN_INVALID', 'token belongs to an older registration of this device');
+      case -5:
+        throw new BrokerError('REPLACED');
       default:
         throw new BrokerError('DEVICE_REVOKED', 'sender is not a registered device of the shop');
     }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { RedisClient } from '#runtime';
 
 export const SCRIPTS = [
-  'notify-5',
+  'notify-6',
   'login-3',
   'ack-4',
   'register-2',

@@ -27,7 +27,7 @@ export const ERRORS = {
   CONFLICT: { ws: 409, http: 409, message: 'conflict' },
   PAYLOAD_TOO_LARGE: { http: 413, close: 1009, message: 'frame too large' },
   UNPROCESSABLE: { http: 422, message: 'unprocessable' },
-  REPLACED: { close: 4409, message: 'replaced by a newer login of the same device' },
+  REPLACED: { ws: 409, close: 4409, message: 'replaced by a newer login of the same device' },
   CLOSED_BY_OPERATOR: { close: 4000, message: 'closed by an operator' },
   LOGIN_TIMEOUT: { close: 4408, message: 'no login within the login timeout' },
   DRAINING: { http: 503, close: 1001, message: 'server draining, reconnect elsewhere' },

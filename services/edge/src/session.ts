@@ -176,8 +176,9 @@ export class Session {
     if (!isBrokerError(err)) this.log.error({ err, conn_id: this.connId, op: frame.op }, 'frame failed');
     this.ctx.metrics.refused.inc({ code: error.code });
     this.send(replyError(frame.op, error, this.time(), 'req_id' in frame ? frame.req_id : undefined));
+    // Conditions that end the connection: a bad token, a revoked device, a newer login of the device.
     const close = error.spec.close;
-    if (close === 4401 || close === 4403) this.close(close, error.message);
+    if (close === 4401 || close === 4403 || close === 4409) this.close(close, error.message);
   }
 
   private async login(frame: LoginFrame): Promise<void> {
@@ -283,6 +284,7 @@ export class Session {
     const outcome = await this.ctx.eventLog.appendNotify(event, {
       tokenId: identity.tokenId,
       type: identity.type,
+      connId: this.connId,
     });
     this.ctx.metrics.notifyMs.observe(this.ctx.now() - now);
     this.send(replyOk('notify', this.time(), frame.req_id, { event_id: outcome.eventId }));

@@ -5,7 +5,15 @@ import { start as startDispatcher } from '#dispatcher';
 import { start as startEdge } from '#edge';
 import { EDGE_HEARTBEAT_TTL_MS, PresenceBook } from '#eventlog';
 import { spawnService, waitFor } from '#test-support';
-import { type EdgeWorld, listeningPort, loggedIn, registered, shopEvents, startEdgeWorld } from './fixture';
+import {
+  type EdgeWorld,
+  listeningPort,
+  loggedIn,
+  notifyFrame,
+  registered,
+  shopEvents,
+  startEdgeWorld,
+} from './fixture';
 
 let world: EdgeWorld;
 let book: PresenceBook;
@@ -79,6 +87,27 @@ describe('when a device logs in again', () => {
     } finally {
       await other.stop();
     }
+  });
+});
+
+describe('when the close of a replaced socket was lost', () => {
+  it('refuses its next notify with 409 and closes it with 4409', async () => {
+    const sub = await registered(world.ctx, 'p-lost', 'w1', 'sub');
+    await registered(world.ctx, 'p-lost', 'm1', 'main');
+    const older = await loggedIn(world.url, sub.token);
+    // A newer login on another edge took the presence; its pub/sub close never reached this edge.
+    const presence = world.ctx.keys.presence('p-lost');
+    const entry = JSON.parse((await world.ctx.redis.hget(presence, 'w1'))!) as Record<string, string>;
+    await world.ctx.redis.hset(
+      presence,
+      'w1',
+      JSON.stringify({ ...entry, conn_id: 'c_newer', edge_id: 'e9' }),
+    );
+    older.send(notifyFrame('from-the-past'));
+    expect(await older.next()).toMatchObject({ op: 'notify', code: 409, req_id: 'from-the-past' });
+    expect((await older.closed).code).toBe(4409);
+    expect(await shopEvents(world.ctx, 'p-lost', 'NotifyRequested')).toEqual([]);
+    expect(JSON.parse((await world.ctx.redis.hget(presence, 'w1'))!)).toMatchObject({ conn_id: 'c_newer' });
   });
 });
 

@@ -8,6 +8,7 @@
     KEYS[3] shop's device registry (hash client_id -> JSON)
     KEYS[4] shop's inbox (hash message id -> "<padded stream id>|<payload JSON>")
     KEYS[5] shop's inbox order (zset, members "<client>|<padded stream id>|<message id>")
+    KEYS[6] shop's presence (hash client_id -> connection JSON)
 
     ARGV[1] sender client id ('' for the back office)
     ARGV[2] sender token id ('' to skip the check)
@@ -17,6 +18,7 @@
     ARGV[6] event JSON after the recipients array
     ARGV[7] message payload JSON shared by the recipients
     ARGV[8] req_id record TTL, seconds
+    ARGV[9] sender connection id ('' to skip the check): refused if a newer login of the sender replaced it
 
   Output:
      {0, event id, stream id, recipient count}  appended
@@ -24,6 +26,7 @@
     {-1}                                        a sub's notify, and the shop has no registered main device
     {-2}                                        the sender is not a registered device of the shop (revoked)
     {-3}                                        the sender's token belongs to an older registration
+    {-5}                                        the sender's connection was replaced by a newer login (4409)
 ]]
 local existing = redis.call('GET', KEYS[2])
 if existing then
@@ -43,6 +46,13 @@ if ARGV[1] ~= '' then
   end
   if ARGV[2] ~= '' and device.token_id ~= ARGV[2] then
     return {-3}
+  end
+  -- The edge closes a replaced socket through pub/sub, which may lose the message: refuse it here as well.
+  if ARGV[9] ~= '' then
+    local current = redis.call('HGET', KEYS[6], ARGV[1])
+    if current and cjson.decode(current).conn_id ~= ARGV[9] then
+      return {-5}
+    end
   end
 end
 
