@@ -4,10 +4,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { BrokerError, ERRORS, isBrokerError } from '#events';
 import { answerHealth, counter, histogram, type Logger, type ReadinessProbe } from '#runtime';
-import type { Route } from './route';
+import { MAX_BODY_BYTES, type Route } from './route';
 
-/** Largest request body: the WebSocket frame default, so HTTP cannot record what a device could not send. */
-export const MAX_BODY_BYTES = 64 * 1024;
+export { MAX_BODY_BYTES };
 
 const requests = counter('broker_api_requests_total', 'REST requests answered', [
   'method',
@@ -26,6 +25,8 @@ export interface AppOptions {
   apiKeys: readonly string[];
   probe: ReadinessProbe;
   isDraining(): boolean;
+  /** The back-office console (./console), mounted at /console before the catch-all 404. */
+  console?: express.Router;
 }
 
 export function createApp(routes: readonly Route[], options: AppOptions): express.Express {
@@ -61,6 +62,7 @@ export function createApp(routes: readonly Route[], options: AppOptions): expres
     });
   }
 
+  if (options.console) app.use('/console', options.console);
   app.use('/v1', authenticate); // an unknown /v1 path without a key is 401, not a map of what exists
   app.use((req, _res, next) => next(new BrokerError('NOT_FOUND', `no route ${req.method} ${req.path}`)));
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {

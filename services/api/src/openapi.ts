@@ -2,7 +2,7 @@
 // schemas are JSON Schema, which OpenAPI 3.1 takes as is). Pure: the same routes always give the same document.
 import type { TObject, TSchema } from '@sinclair/typebox';
 import { ERRORS, type ErrorCode, rest } from '#events';
-import type { AnyRouteSpec, Route } from './route';
+import { type AnyRouteSpec, MAX_BODY_BYTES, type Route } from './route';
 
 type Json = Record<string, unknown>;
 
@@ -82,6 +82,10 @@ function errorsOf(spec: AnyRouteSpec): Map<number, ErrorCode[]> {
   return byStatus;
 }
 
+function messageOf(code: ErrorCode): string {
+  return code === 'PAYLOAD_TOO_LARGE' ? `request body over ${MAX_BODY_BYTES} bytes` : ERRORS[code].message;
+}
+
 function operationOf(spec: AnyRouteSpec): Json {
   const responses: Json = {};
   const { success, example } = spec;
@@ -100,7 +104,7 @@ function operationOf(spec: AnyRouteSpec): Json {
   };
   for (const [status, codes] of [...errorsOf(spec)].sort(([a], [b]) => a - b)) {
     responses[String(status)] = {
-      description: codes.map((code) => `${code}: ${ERRORS[code].message}`).join('; '),
+      description: codes.map((code) => `${code}: ${messageOf(code)}`).join('; '),
       content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
     };
   }

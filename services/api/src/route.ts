@@ -5,6 +5,9 @@ import { BrokerError, type Checker, compile, type ErrorCode, ShopId } from '#eve
 
 export type Method = 'get' | 'post' | 'delete';
 
+/** Largest request body: the WebSocket frame default, so HTTP cannot record what a device could not send. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
 export interface RouteInput<P, Q, B> {
   params: P;
   query: Q;
