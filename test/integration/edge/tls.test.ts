@@ -8,8 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openRaw, registerDevice } from '#test-support';
-import { type EdgeWorld, loggedIn, startEdgeWorld } from './fixture';
+import {
+  createTestContext,
+  openRaw,
+  registerDevice,
+  spawnService,
+  type TestContext,
+  waitForLog,
+} from '#test-support';
+import { type EdgeWorld, listeningPort, loggedIn, startEdgeWorld } from './fixture';
 
 let dir: string;
 const file = (name: string) => join(dir, name);
@@ -116,6 +123,42 @@ describe('when the edge serves wss', () => {
     expect(await after.next()).toMatchObject({ op: 'pong' });
     before.ws.close();
     after.ws.close();
+  });
+});
+
+describe('when `broker start edge` gets SIGHUP', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext();
+  });
+  afterAll(() => ctx?.cleanup());
+
+  it('serves the new certificate to new handshakes and keeps its connections', async () => {
+    copyFileSync(file('server.crt'), file('hup.crt'));
+    copyFileSync(file('server.key'), file('hup.key'));
+    const service = spawnService('edge', {
+      ...ctx.env,
+      EDGE_ID: `${ctx.config.edge.id}-hup`,
+      LOG_LEVEL: 'info',
+      EDGE_TLS_CERT: file('hup.crt'),
+      EDGE_TLS_KEY: file('hup.key'),
+    });
+    try {
+      const port = await listeningPort(service);
+      const token = await registerDevice(ctx, 'hup', 'm1', 'main');
+      const before = await loggedIn(`wss://127.0.0.1:${port}/ws`, token, {}, { ca: pem('ca.crt') });
+      copyFileSync(file('server-next.crt'), file('hup.crt'));
+      copyFileSync(file('server-next.key'), file('hup.key'));
+      service.child.kill('SIGHUP');
+      await waitForLog(service, 'tls certificates reloaded');
+      expect(await servedFingerprint(port)).toBe(fingerprintOf('server-next'));
+      before.send({ op: 'ping', req_id: 'still-open' });
+      expect(await before.next()).toMatchObject({ op: 'pong', req_id: 'still-open' });
+      expect(service.child.exitCode).toBeNull();
+      before.ws.close();
+    } finally {
+      await service.kill('SIGKILL');
+    }
   });
 });
 
