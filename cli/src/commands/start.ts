@@ -19,7 +19,12 @@ interface Started extends ServiceHandle {
   reloadTls?: () => void;
 }
 
-async function startOne(name: ServiceName, config: Config, log: Logger, healthServer: boolean): Promise<Started> {
+async function startOne(
+  name: ServiceName,
+  config: Config,
+  log: Logger,
+  healthServer: boolean,
+): Promise<Started> {
   switch (name) {
     case 'edge':
       return (await import('#edge')).start(config, { log });
@@ -82,12 +87,15 @@ export function registerStart(program: Command): void {
       }
       let health: Awaited<ReturnType<typeof serveHealth>> | undefined;
       if (sharesHealth) {
-        const probes = handles.flatMap((h) => (h.readiness && h.name !== 'edge' && h.name !== 'api' ? [h] : []));
+        const probes = handles.flatMap((h) =>
+          h.readiness && h.name !== 'edge' && h.name !== 'api' ? [h] : [],
+        );
         health = await serveHealth('0.0.0.0', config.healthPort, async () => {
           const reports = await Promise.all(probes.map((h) => h.readiness!()));
           const checks: Record<string, string> = {};
           reports.forEach((report, i) => {
-            for (const [key, value] of Object.entries(report.checks)) checks[`${probes[i]!.name}.${key}`] = value;
+            for (const [key, value] of Object.entries(report.checks))
+              checks[`${probes[i]!.name}.${key}`] = value;
           });
           return { ready: reports.every((r) => r.ready), checks };
         });

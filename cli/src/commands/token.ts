@@ -1,9 +1,8 @@
 // `broker token`: registers a device through the event log (as the api does) and prints its token.
 import type { Command } from 'commander';
-import { createEvent, Identifier, newEventId, normaliseDeviceType } from '#events';
 import { EventLog } from '#eventlog';
+import { createEvent, Identifier, Keys, newEventId, normaliseDeviceType } from '#events';
 import { closeRedis, createRedis, DeviceTokens, whenRedisReady } from '#runtime';
-import { Keys } from '#events';
 import { setup } from './setup';
 
 const ID = new RegExp(Identifier.pattern ?? '');
