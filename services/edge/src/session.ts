@@ -15,6 +15,7 @@ import {
   newConnId,
   newEventId,
   normaliseDeviceType,
+  type ParsedFrame,
   parseClientFrame,
   parseMessageId,
 } from '#events';
@@ -124,21 +125,20 @@ export class Session {
     this.missedPongs = 0;
     const now = this.ctx.now();
     const verdict = this.limiter.take(now);
-    if (verdict !== 'ok') {
+    if (verdict === 'close') {
       this.ctx.metrics.refused.inc({ code: 'RATE_LIMITED' });
-      if (verdict === 'close') this.close(1008, 'too many frames');
-      else this.send(replyError('error', new BrokerError('RATE_LIMITED'), iso(now)));
-      return;
+      return this.close(1008, 'too many frames');
     }
-    if (isBinary) {
-      this.send(replyError('error', new BrokerError('INVALID_INPUT', 'frames are JSON text'), iso(now)));
-      return;
-    }
-    const parsed = parseClientFrame(data.toString('utf8'));
-    if (!parsed.ok) {
-      this.ctx.metrics.refused.inc({ code: parsed.error.code });
-      this.send(replyError(parsed.op, parsed.error, iso(now), parsed.reqId));
-      return;
+    const parsed: ParsedFrame = isBinary
+      ? { ok: false, op: 'error', error: new BrokerError('INVALID_INPUT', 'frames are JSON text') }
+      : parseClientFrame(data.toString('utf8'));
+    // SPEC §3: a refused request is answered with its own op and req_id, so the client can tell which one.
+    if (verdict === 'refuse' || !parsed.ok) {
+      const error = parsed.ok || verdict === 'refuse' ? new BrokerError('RATE_LIMITED') : parsed.error;
+      this.ctx.metrics.refused.inc({ code: error.code });
+      const op = parsed.ok ? parsed.frame.op : parsed.op;
+      const reqId = parsed.ok ? parsed.frame.req_id : parsed.reqId;
+      return void this.send(replyError(op, error, iso(now), reqId));
     }
     this.ctx.metrics.frames.inc({ op: parsed.frame.op });
     this.ctx.track(this.dispatch(parsed.frame));

@@ -58,7 +58,9 @@ describe('when a connection sends more than EDGE_RATE_PER_S with bursts of EDGE_
     expect(pongs.length).toBeGreaterThanOrEqual(5);
     expect(pongs.length).toBeLessThan(8); // the burst, and what the rate refilled meanwhile
     expect(refusals.length).toBeGreaterThan(0);
-    expect(refusals[0]).toMatchObject({ op: 'error', code: 429, msg: 'too many frames' });
+    // Each refusal names the frame it refuses, so a client can tell which request to send again.
+    expect(refusals[0]).toMatchObject({ op: 'ping', code: 429, msg: 'too many frames' });
+    expect(refusals.every((f) => typeof f.req_id === 'string')).toBe(true);
     await expectAlive(neighbour);
     neighbour.ws.close();
   });

@@ -1,4 +1,4 @@
-// Revoked devices: refused at login (4403), closed while connected when the api publishes the close over the
+// Closes ordered from outside the edge. Revoked devices: refused at login (4403), closed while connected when the api publishes the close over the
 // edge's channel (4403), and refused by the notify script should that close be lost (pub/sub is at most once).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent, encodeEdgeCommand } from '#events';
@@ -96,5 +96,26 @@ describe('when a device is revoked while connected', () => {
     socket.send({ op: 'ping' });
     expect(await socket.next()).toMatchObject({ op: 'pong' });
     socket.ws.close();
+  });
+});
+
+describe('when an operator disconnects a connection', () => {
+  it('closes it with 4000 and records the close as operator', async () => {
+    const { token } = await registered(world.ctx, 'r-op', 'm1', 'main');
+    const socket = await loggedIn(world.url, token);
+    await world.ctx.redis.publish(
+      world.ctx.keys.edgeChannel(world.edge.edgeId),
+      encodeEdgeCommand({
+        kind: 'close',
+        conn_id: socket.connId,
+        code: 4000,
+        reason: 'closed by an operator',
+      }),
+    );
+    expect(await socket.closed).toEqual({ code: 4000, reason: 'closed by an operator' });
+    const closed = await waitFor(() =>
+      shopEvents(world.ctx, 'r-op', 'ConnectionClosed').then((events) => events[0]),
+    );
+    expect(closed.data).toMatchObject({ conn_id: socket.connId, reason: 'operator', close_code: 4000 });
   });
 });
