@@ -1,5 +1,6 @@
-// Closes ordered from outside the edge. Revoked devices: refused at login (4403), closed while connected when the api publishes the close over the
-// edge's channel (4403), and refused by the notify script should that close be lost (pub/sub is at most once).
+// Closes ordered from outside the edge. Revoked devices: refused at login (4403), closed while connected when
+// the api publishes the close over the edge's channel (4403), and refused by the notify script should that
+// close be lost (pub/sub is at most once). An operator's disconnect closes with 4000.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent, encodeEdgeCommand } from '#events';
 import { openRaw, waitFor } from '#test-support';
