@@ -73,3 +73,7 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
   stream_seq  bigint NOT NULL,
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- The console's list of messages whose retries ran out and that are still undelivered; few rows, so partial.
+CREATE INDEX IF NOT EXISTS messages_failed_pending ON messages (failed_at DESC, id DESC)
+  WHERE failed_at IS NOT NULL AND state = 'pending';

@@ -24,6 +24,7 @@ import {
   whenRedisReady,
 } from '#runtime';
 import { createApp } from './app';
+import { consoleRouter } from './console';
 import type { ApiContext } from './context';
 import { openApiDocument } from './openapi';
 import { defineRoute, type Route } from './route';
@@ -110,11 +111,13 @@ export async function start(config: Config, deps: ApiDeps): Promise<ApiHandle> {
     { redis: () => checkRedis(redis), postgres: () => checkPostgres(pool) },
     () => isDraining,
   );
+  const consoleApp = consoleRouter(ctx, { probe });
   const app = createApp(routesOf(ctx), {
     log,
     apiKeys: config.api.keys,
     probe,
     isDraining: () => isDraining,
+    console: consoleApp,
   });
   const server = createServer(app);
   const inFlight = trackInFlight(server);
@@ -138,6 +141,7 @@ export async function start(config: Config, deps: ApiDeps): Promise<ApiHandle> {
     await drain();
     await runSteps(log, [
       ['http server', () => closeServer(server)],
+      ['console', () => consoleApp.close()],
       ['redis', releaseRedis],
       ['postgres', releasePool],
     ]);
