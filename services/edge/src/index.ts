@@ -5,6 +5,7 @@ import { EventLog, type Presence, PresenceBook } from '#eventlog';
 import { decodeEdgeCommand, encodeEdgeCommand, Keys } from '#events';
 import {
   type Config,
+  ConfigError,
   checkRedis,
   closeRedis,
   closeServer,
@@ -44,6 +45,9 @@ export interface EdgeDeps {
 
 export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle> {
   const edgeId = config.edge.id;
+  // Every event this edge appends carries its id (source `edge:<id>`, edge_id), which the catalogue bounds.
+  if (edgeId.length < 1 || edgeId.length > 128)
+    throw new ConfigError('EDGE_ID', '1 to 128 characters', edgeId);
   const log = deps.log.child({ svc: 'edge', edge_id: edgeId });
   // The listener first: unusable certificate files stop the start before anything is connected.
   const edge = createEdgeServer(config.edge, {
