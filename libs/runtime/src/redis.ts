@@ -55,10 +55,12 @@ export function duplicateRedis(
   cfg: Config['redis'],
   name: string,
 ): RedisClient {
-  // No auto-pipelining: it could batch a SUBSCRIBE ahead of the connection's ready check (seen as "Connection
-  // in subscriber mode" errors), and blocking reads and subscriptions gain nothing from it.
+  // No ready check and no auto-pipelining: a SUBSCRIBE issued before the connection is ready would put it in
+  // subscriber mode ahead of the ready check's INFO, which Redis then refuses ("Connection in subscriber mode"),
+  // leaving an edge that hears nothing. Blocking reads and subscriptions gain nothing from either.
   const patient = {
     connectionName: name,
+    enableReadyCheck: false,
     enableAutoPipelining: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
@@ -67,6 +69,7 @@ export function duplicateRedis(
   const copy =
     client instanceof Cluster
       ? client.duplicate(undefined, {
+          enableReadyCheck: false,
           enableAutoPipelining: false,
           enableOfflineQueue: true,
           redisOptions: { ...client.options.redisOptions, ...patient },
