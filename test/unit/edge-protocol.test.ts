@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { closeCodeOfWsError, closeReasonOf, RateLimiter, replyError, replyOk } from '#edge';
+import {
+  closeCodeOfWsError,
+  closeReasonOf,
+  closeReasonText,
+  isSendableCloseCode,
+  RateLimiter,
+  replyError,
+  replyOk,
+} from '#edge';
 import { BrokerError } from '#events';
 
 const T0 = Date.UTC(2025, 0, 1);
@@ -90,5 +98,23 @@ describe('when the edge answers', () => {
     expect(closeCodeOfWsError('WS_ERR_INVALID_OPCODE')).toBe(1002);
     expect(closeCodeOfWsError('ECONNRESET')).toBeUndefined();
     expect(closeCodeOfWsError(undefined)).toBeUndefined();
+  });
+});
+
+describe('when the edge closes a socket', () => {
+  it('cuts a reason to the 123 bytes a close frame carries, on a character boundary', () => {
+    expect(closeReasonText('device revoked')).toBe('device revoked');
+    const long = '撤销'.repeat(100); // 3 bytes a character
+    const cut = closeReasonText(long);
+    expect(Buffer.byteLength(cut)).toBe(123);
+    expect(long.startsWith(cut)).toBe(true);
+    expect(Buffer.byteLength(closeReasonText('😀'.repeat(40)))).toBe(120); // 4 bytes a character
+  });
+
+  it('sends only the close codes RFC 6455 lets a server send', () => {
+    for (const code of [1000, 1001, 1008, 1011, 1013, 4000, 4403, 4409])
+      expect(isSendableCloseCode(code)).toBe(true);
+    for (const code of [0, 999, 1004, 1005, 1006, 1015, 2000, 5000, 4000.5, Number.NaN])
+      expect(isSendableCloseCode(code)).toBe(false);
   });
 });

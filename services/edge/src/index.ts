@@ -24,6 +24,7 @@ import {
 import { ConnectionTable } from './connections';
 import type { EdgeContext } from './context';
 import { edgeMetrics } from './metrics';
+import { isSendableCloseCode } from './protocol';
 import { createEdgeServer } from './server';
 import { Session } from './session';
 import { startUpkeep } from './upkeep';
@@ -109,15 +110,23 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       );
   }
 
-  // Deliveries and closes sent to this edge by the dispatcher and the api.
+  // Deliveries and closes sent to this edge by the dispatcher and the api. A malformed command is logged and
+  // dropped: it comes from inside the broker, but must not take the edge down with it.
   subscriber.on('message', (_channel: string, text: string) => {
     const command = decodeEdgeCommand(text);
     if (!command) return log.warn({ size: text.length }, 'undecodable edge command ignored');
     const session = table.get(command.conn_id);
     if (!session) return; // the device moved or left; the dispatcher's retries and the inbox cover it
-    if (command.kind === 'close') return session.close(command.code, command.reason);
+    if (command.kind === 'close') {
+      if (isSendableCloseCode(command.code)) return session.close(command.code, String(command.reason ?? ''));
+      return log.warn({ close_code: command.code }, 'edge command with an unusable close code ignored');
+    }
     let sent = 0;
     for (const frame of command.frames) {
+      if (typeof frame !== 'string') {
+        log.warn({ conn_id: command.conn_id }, 'edge command with a frame that is not text ignored');
+        break;
+      }
       if (!session.send(frame)) break;
       sent += 1;
     }
@@ -213,4 +222,12 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
 }
 
 // ◇ The pure protocol pieces, for unit tests and benchmarks.
-export { closeCodeOfWsError, closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';
+export {
+  closeCodeOfWsError,
+  closeReasonOf,
+  closeReasonText,
+  isSendableCloseCode,
+  RateLimiter,
+  replyError,
+  replyOk,
+} from './protocol';

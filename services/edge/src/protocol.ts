@@ -14,6 +14,28 @@ export function replyError(op: string, error: BrokerError, time: string, reqId?:
   return JSON.stringify(frame);
 }
 
+/** RFC 6455 §5.5: a control frame carries at most 125 bytes, two of them the close code. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/** A close reason cut to what a close frame can carry, on a character boundary (ws throws past the limit). */
+export function closeReasonText(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  let text = '';
+  for (const char of reason) {
+    if (Buffer.byteLength(text + char) > MAX_CLOSE_REASON_BYTES) break;
+    text += char;
+  }
+  return text;
+}
+
+/** A code a server may send in a close frame (RFC 6455 §7.4; ws throws on any other). */
+export function isSendableCloseCode(code: number): boolean {
+  return (
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
+  );
+}
+
 /** What ConnectionClosed records for a close code. */
 export function closeReasonOf(code: number): string {
   switch (code) {

@@ -21,7 +21,14 @@ import {
 } from '#events';
 import type { Logger } from '#runtime';
 import type { EdgeContext } from './context';
-import { closeCodeOfWsError, closeReasonOf, RateLimiter, replyError, replyOk } from './protocol';
+import {
+  closeCodeOfWsError,
+  closeReasonOf,
+  closeReasonText,
+  RateLimiter,
+  replyError,
+  replyOk,
+} from './protocol';
 
 export interface Identity {
   shopId: string;
@@ -87,13 +94,13 @@ export class Session {
     return true;
   }
 
-  close(code: number, reason: string, recordAs?: string): void {
+  close(code: number, reason: string): void {
     if (this.isClosing) return;
     this.isClosing = true;
     this.closeCode = code;
-    this.closeReason = recordAs ?? closeReasonOf(code);
+    this.closeReason = closeReasonOf(code);
     clearTimeout(this.loginTimer);
-    this.socket.close(code, reason.slice(0, 120));
+    this.socket.close(code, closeReasonText(reason));
     // A peer that does not answer the close handshake (or has a full buffer) is cut off.
     setTimeout(() => this.socket.terminate(), CLOSE_HANDSHAKE_MS).unref();
   }

@@ -80,14 +80,24 @@ describe('when a device is revoked while connected', () => {
     expect(await shopEvents(world.ctx, 'r-lost', 'NotifyRequested')).toEqual([]);
   });
 
-  it('ignores a close command for a connection it does not hold', async () => {
+  it('ignores close commands for a connection it does not hold, and malformed ones', async () => {
     const { token } = await registered(world.ctx, 'r-other', 'w1', 'sub');
     const socket = await loggedIn(world.url, token);
     await world.ctx.redis.publish(
       world.ctx.keys.edgeChannel(world.edge.edgeId),
       encodeEdgeCommand({ kind: 'close', conn_id: 'c_unknown', code: 4403, reason: 'device revoked' }),
     );
-    await world.ctx.redis.publish(world.ctx.keys.edgeChannel(world.edge.edgeId), '{"kind":"nonsense"}');
+    const channel = world.ctx.keys.edgeChannel(world.edge.edgeId);
+    await world.ctx.redis.publish(channel, '{"kind":"nonsense"}');
+    // Malformed commands for this very socket: a code no close frame may carry, a frame that is not text.
+    await world.ctx.redis.publish(
+      channel,
+      JSON.stringify({ kind: 'close', conn_id: socket.connId, code: 1005 }),
+    );
+    await world.ctx.redis.publish(
+      channel,
+      JSON.stringify({ kind: 'deliver', conn_id: socket.connId, frames: [42] }),
+    );
     // The channel keeps order: once this delivery arrives, the edge has handled the two commands before it.
     await world.ctx.redis.publish(
       world.ctx.keys.edgeChannel(world.edge.edgeId),
@@ -118,5 +128,21 @@ describe('when an operator disconnects a connection', () => {
       shopEvents(world.ctx, 'r-op', 'ConnectionClosed').then((events) => events[0]),
     );
     expect(closed.data).toMatchObject({ conn_id: socket.connId, reason: 'operator', close_code: 4000 });
+  });
+});
+
+describe('when a close command carries a long reason', () => {
+  it('closes with the reason cut to what a close frame carries', async () => {
+    const { token } = await registered(world.ctx, 'r-long', 'm1', 'main');
+    const socket = await loggedIn(world.url, token);
+    const reason = '操作员关闭'.repeat(30);
+    await world.ctx.redis.publish(
+      world.ctx.keys.edgeChannel(world.edge.edgeId),
+      encodeEdgeCommand({ kind: 'close', conn_id: socket.connId, code: 4000, reason }),
+    );
+    const closed = await socket.closed;
+    expect(closed.code).toBe(4000);
+    expect(reason.startsWith(closed.reason)).toBe(true);
+    expect(Buffer.byteLength(closed.reason)).toBeLessThanOrEqual(123);
   });
 });
