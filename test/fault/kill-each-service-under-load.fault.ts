@@ -37,7 +37,7 @@ describe('when an edge is SIGKILLed under load', () => {
         const onIt = load.devices.filter((d) => d.client.session?.edge_id === doomed).length;
         const startedAt = Date.now();
         await cluster.kill('edge-a');
-        await allBackOnline(load, doomed);
+        await allBackOnline(ctx, load, doomed);
         const tookMs = Date.now() - startedAt;
         await cluster.start('edge-a');
         return `SIGKILL edge-a holding ${onIt} of ${load.devices.length} devices; all back on edge-b in ${tookMs} ms; edge-a restarted`;
@@ -124,11 +124,11 @@ describe('when every service is SIGKILLed at once under load', () => {
     const result = await runUnderLoad(
       ctx,
       cluster,
-      { label: 'kill-all', httpNotifiesPerS: 10 },
+      { label: 'kill-all', httpNotifiesPerS: 10, settleMs: 90_000 },
       async (load) => {
         await cluster.killAll();
         await cluster.startAll();
-        await allBackOnline(load);
+        await allBackOnline(ctx, load);
         return 'SIGKILL edge-a, edge-b, persister, dispatcher and api together; all restarted';
       },
     );

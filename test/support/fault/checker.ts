@@ -64,6 +64,7 @@ export async function checkNothingLost(
 ): Promise<CheckResult> {
   const pool = await connectPostgres(ctx.databaseUrl, ctx.log, { max: 2, applySchema: false });
   try {
+    const settleFrom = Date.now();
     let observed = await observe(ctx, recording, pool);
     let unsettled: string | undefined;
     try {
@@ -78,14 +79,17 @@ export async function checkNothingLost(
       // Not settled in time: reported as a violation, with the counts saying what is missing.
       unsettled = (err as Error).message;
     }
+    const settledInMs = Date.now() - settleFrom;
     const result = judge(recording, observed);
-    if (unsettled) result.violations.unshift(unsettled);
+    if (unsettled) {
+      result.violations.unshift(unsettled, ...(await whyUndelivered(ctx, observed)));
+    }
     const c = result.counts;
     console.log(
       `[fault] ${options.label}: sent ${c.sent}, acknowledged ${c.acknowledged}, refused ${c.refused}, ` +
         `unknown ${c.unknown}; logged ${c.logged}, duplicates ${c.duplicates}; messages expected ${c.expected}, ` +
         `stored ${c.stored}, delivered ${c.delivered}, received ${c.received}, inbox left ${c.inboxLeft}, ` +
-        `delivery failed ${c.deliveryFailed}; violations ${result.violations.length}`,
+        `delivery failed ${c.deliveryFailed}; settled in ${settledInMs} ms; violations ${result.violations.length}`,
     );
     for (const violation of result.violations.slice(0, 20)) console.log(`[fault]   ✗ ${violation}`);
     return result;
@@ -112,6 +116,24 @@ async function observe(
   );
   const lengths = await Promise.all(recording.shops.map((shop) => ctx.redis.hlen(ctx.keys.inbox(shop))));
   return { notifies, deliveredIds, failed, rows, inboxLeft: lengths.reduce((a, b) => a + b, 0) };
+}
+
+/** For the first undelivered messages: their push count and where their device is, as Redis has it. */
+async function whyUndelivered(ctx: TestContext, observed: Observed): Promise<string[]> {
+  const delivered = new Set(observed.deliveredIds);
+  const missing = observed.notifies
+    .flatMap((n) => n.data.recipients.map((r) => ({ shop: n.shop_id, client: r, id: messageIdOf(n.id, r) })))
+    .filter((m) => !delivered.has(m.id))
+    .slice(0, 10);
+  return Promise.all(
+    missing.map(async ({ shop, client, id }) => {
+      const [attempts, presence] = await Promise.all([
+        ctx.redis.hget(ctx.keys.attempts(shop), id),
+        ctx.redis.hget(ctx.keys.presence(shop), client),
+      ]);
+      return `undelivered ${id}: pushed ${attempts ?? 0} times; ${shop}/${client} presence ${presence ?? 'none'}`;
+    }),
+  );
 }
 
 function expectedIds(observed: Observed): string[] {

@@ -1,9 +1,12 @@
-// A whole broker as child processes (`broker start <service>`), so a fault test can SIGKILL any part and start
-// it again on the same port and id: two edges behind a round-robin balancer, a persister, a dispatcher and an
-// api. Optional TCP proxies put PostgreSQL (persister and api) or Redis (the edges) on a path the test can cut.
+// A whole broker for a fault case: two edges behind a round-robin balancer, a persister, a dispatcher and an api.
+// A service the case kills runs as a child process (`broker start <service>`) so it can be SIGKILLed and started
+// again on the same port and id; the others run in the test's process through start(), which costs no process
+// start-up (seconds of module loading each on a small machine). Optional TCP proxies put PostgreSQL (persister and
+// api) or Redis (the edges) on a path the test can cut.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { Env } from '#runtime';
+import { Writable } from 'node:stream';
+import { type Config, createLogger, type Env, loadConfig, type ServiceHandle } from '#runtime';
 import { type SpawnedService, spawnService, type TestContext, waitForLog } from '#test-support';
 import { startTcpProxy, type TcpProxy } from '../tcp-proxy';
 import { type Balancer, startBalancer } from './balancer';
@@ -12,14 +15,16 @@ export type ServiceName = 'edge-a' | 'edge-b' | 'persister' | 'dispatcher' | 'ap
 export const ALL_SERVICES: readonly ServiceName[] = ['edge-a', 'edge-b', 'persister', 'dispatcher', 'api'];
 
 export interface ClusterOptions {
+  /** The services to run (default all). */
+  services?: readonly ServiceName[];
+  /** Those that run as child processes, to be killed (default all); the rest run in the test's process. */
+  processes?: readonly ServiceName[];
   /** Persister and api reach PostgreSQL through a proxy the test can cut. */
   cutPostgres?: boolean;
   /** The edges reach Redis through a proxy the test can cut (not with a Redis Cluster). */
   cutRedisForEdges?: boolean;
-  /** Which edges the balancer sends new connections to at first (default both). */
+  /** Which edges the balancer sends new connections to at first (default every edge that runs). */
   balanced?: ReadonlyArray<'edge-a' | 'edge-b'>;
-  /** The services to run (default all); a case that needs no api or second edge saves their start. */
-  services?: readonly ServiceName[];
   /** Variables for every service, over the fault suite's defaults. */
   env?: Env;
 }
@@ -39,13 +44,8 @@ const FAULT_ENV: Env = {
   EDGE_DRAIN_MS: '500',
 };
 
-const READY_LINE: Record<ServiceName, string> = {
-  'edge-a': 'broker started',
-  'edge-b': 'broker started',
-  persister: 'broker started',
-  dispatcher: 'broker started',
-  api: 'broker started',
-};
+/** A service start on a loaded 2-core machine (module loading alone takes seconds). */
+const START_TIMEOUT_MS = 120_000;
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -55,10 +55,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** A running service, in a child process or in this one; output() is its log (JSON lines). */
+interface Member {
+  name: ServiceName;
+  pid: number;
+  output(): string;
+  /** Gone for good: SIGKILL (a process) or stop() (in this process). */
+  end(signal: NodeJS.Signals): Promise<void>;
+}
+
 export class FaultCluster {
-  private readonly running = new Map<ServiceName, SpawnedService>();
-  /** Output of every process that ran, killed ones included, for the report when a check fails. */
-  private readonly history: Array<{ name: ServiceName; service: SpawnedService }> = [];
+  private readonly running = new Map<ServiceName, Member>();
+  /** Every member that ran, ended ones included, for the report when a check fails. */
+  private readonly history: Member[] = [];
 
   private constructor(
     readonly ctx: TestContext,
@@ -67,8 +76,8 @@ export class FaultCluster {
     readonly balancer: Balancer,
     readonly postgresProxy: TcpProxy | undefined,
     readonly redisProxy: TcpProxy | undefined,
-    /** The services this cluster runs. */
     readonly services: readonly ServiceName[],
+    private readonly processes: readonly ServiceName[],
   ) {}
 
   static async start(ctx: TestContext, options: ClusterOptions = {}): Promise<FaultCluster> {
@@ -78,19 +87,12 @@ export class FaultCluster {
     const postgresProxy = options.cutPostgres
       ? await startTcpProxy({ host: database.hostname, port: Number(database.port || 5432) })
       : undefined;
-    const redis = new URL(ctx.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     if (options.cutRedisForEdges && ctx.env.REDIS_CLUSTER_NODES)
       throw new Error('cutting Redis needs a single Redis node, not a cluster');
+    const redis = new URL(ctx.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
     const redisProxy = options.cutRedisForEdges
       ? await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) })
       : undefined;
-    const viaProxy = (url: string, proxy: TcpProxy | undefined) => {
-      if (!proxy) return url;
-      const proxied = new URL(url);
-      proxied.hostname = '127.0.0.1';
-      proxied.port = String(proxy.port);
-      return proxied.toString();
-    };
     const base: Env = { ...ctx.env, ...FAULT_ENV, ...options.env };
     const edgeEnv = (name: 'edge-a' | 'edge-b'): Env => ({
       ...base,
@@ -110,9 +112,20 @@ export class FaultCluster {
       api: { ...base, API_PORT: String(ports.api), DATABASE_URL: viaProxy(ctx.databaseUrl, postgresProxy) },
     };
     const services = options.services ?? ALL_SERVICES;
-    const balanced = options.balanced ?? (['edge-a', 'edge-b'] as const).filter((e) => services.includes(e));
+    const balanced =
+      options.balanced ?? (['edge-a', 'edge-b'] as const).filter((name) => services.includes(name));
     const balancer = await startBalancer(balanced.map((name) => ({ host: '127.0.0.1', port: ports[name] })));
-    const cluster = new FaultCluster(ctx, envs, ports, balancer, postgresProxy, redisProxy, services);
+    const processes = options.processes ?? services;
+    const cluster = new FaultCluster(
+      ctx,
+      envs,
+      ports,
+      balancer,
+      postgresProxy,
+      redisProxy,
+      services,
+      processes,
+    );
     await cluster.startAll();
     return cluster;
   }
@@ -135,37 +148,18 @@ export class FaultCluster {
     this.balancer.setBackends(names.map((name) => ({ host: '127.0.0.1', port: this.ports[name] })));
   }
 
-  pid(name: ServiceName): number | undefined {
-    return this.running.get(name)?.child.pid;
-  }
-
   isRunning(name: ServiceName): boolean {
     return this.running.has(name);
   }
 
-  /** Starts the service (again) on its own port and id; resolves once it says it started. */
+  /** Starts the service (again) on its own port and id; resolves once it is serving. */
   async start(name: ServiceName): Promise<void> {
     if (this.running.has(name)) throw new Error(`${name} is already running`);
-    const service = spawnService(name.startsWith('edge') ? 'edge' : name, this.envs[name]);
-    this.running.set(name, service);
-    this.history.push({ name, service });
-    const exitedEarly = service.exited.then(({ code, signal }) => {
-      throw new Error(`${name} exited (code ${code}, signal ${signal}) before it started:\n${tail(service)}`);
-    });
-    const started = waitForLog(service, READY_LINE[name], 60_000).catch((err: Error) => {
-      throw new Error(`${name}: ${err.message}; its output ends:\n${tail(service)}`);
-    });
-    await Promise.race([started, exitedEarly]);
-    exitedEarly.catch(() => undefined); // a later exit (our own kill) is not a start failure
-  }
-
-  /** SIGKILL (default) or another signal; resolves once the process is gone. */
-  async kill(name: ServiceName, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const service = this.running.get(name);
-    if (!service) throw new Error(`${name} is not running`);
-    this.running.delete(name);
-    const { signal: got, code } = await service.kill(signal);
-    if (signal === 'SIGKILL' && got !== 'SIGKILL') throw new Error(`${name} ended with ${code}/${got}`);
+    const member = this.processes.includes(name)
+      ? await startProcess(name, this.envs[name])
+      : await startInline(name, this.envs[name]);
+    this.running.set(name, member);
+    this.history.push(member);
   }
 
   /** Starts every service of the cluster that is not running; the persister first, as it applies the schema. */
@@ -175,36 +169,42 @@ export class FaultCluster {
     await Promise.all(stopped.filter((name) => name !== 'persister').map((name) => this.start(name)));
   }
 
+  /** SIGKILL; resolves once the process is gone. Only for a service that runs as a process. */
+  async kill(name: ServiceName): Promise<void> {
+    const member = this.running.get(name);
+    if (!member) throw new Error(`${name} is not running`);
+    if (!this.processes.includes(name))
+      throw new Error(`${name} runs in the test's process: it cannot be killed`);
+    this.running.delete(name);
+    await member.end('SIGKILL');
+  }
+
   /** SIGKILLs every running service at once. */
   async killAll(): Promise<void> {
     await Promise.all([...this.running.keys()].map((name) => this.kill(name)));
   }
 
-  /** The service's resident memory in KiB (Linux /proc), to show an edge is not growing. */
+  /** A process's resident memory in KiB (Linux /proc), to show an edge is not growing. */
   residentKiB(name: ServiceName): number {
-    const pid = this.pid(name);
-    if (pid === undefined) return 0;
+    const pid = this.running.get(name)?.pid;
+    if (pid === undefined || !this.processes.includes(name))
+      throw new Error(`${name} is no process of its own`);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   }
 
-  async restart(name: ServiceName): Promise<void> {
-    if (this.running.has(name)) await this.kill(name);
-    await this.start(name);
-  }
-
-  /** The last lines of every process that ran, killed ones included: attach to a failure. */
+  /** The last lines of every service that ran, ended ones included: attach to a failure. */
   outputs(lines = 20): string {
     return this.history
-      .map(({ name, service }) => `--- ${name} (pid ${service.child.pid})\n${tail(service, lines)}`)
+      .map((member) => `--- ${member.name} (pid ${member.pid})\n${tail(member.output(), lines)}`)
       .join('\n');
   }
 
-  /** Lines of every process's output matching the text (JSON log lines, parsed). */
+  /** Log lines of every service that ran containing the text, parsed. */
   logLines(text: string): Array<Record<string, unknown>> {
     const found: Array<Record<string, unknown>> = [];
-    for (const { service } of this.history) {
-      for (const line of service.output().split('\n')) {
+    for (const member of this.history) {
+      for (const line of member.output().split('\n')) {
         if (!line.includes(text)) continue;
         try {
           found.push(JSON.parse(line) as Record<string, unknown>);
@@ -216,22 +216,81 @@ export class FaultCluster {
     return found;
   }
 
-  /** Stops everything: SIGTERM so the services leave cleanly, SIGKILL for any that does not in time. */
+  /** Stops everything: SIGTERM so processes leave cleanly (SIGKILL for any that does not in time). */
   async stop(): Promise<void> {
-    await Promise.all(
-      [...this.running].map(async ([name, service]) => {
-        this.running.delete(name);
-        const timer = setTimeout(() => service.child.kill('SIGKILL'), 5_000);
-        await service.kill('SIGTERM');
-        clearTimeout(timer);
-      }),
-    );
+    const members = [...this.running.values()];
+    this.running.clear();
+    await Promise.all(members.map((member) => member.end('SIGTERM')));
     await this.balancer.close();
     await this.postgresProxy?.close();
     await this.redisProxy?.close();
   }
 }
 
-function tail(service: SpawnedService, lines = 20): string {
-  return service.output().split('\n').slice(-lines).join('\n');
+function viaProxy(url: string, proxy: TcpProxy | undefined): string {
+  if (!proxy) return url;
+  const proxied = new URL(url);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(proxy.port);
+  return proxied.toString();
+}
+
+async function startProcess(name: ServiceName, env: Env): Promise<Member> {
+  const service: SpawnedService = spawnService(name.startsWith('edge') ? 'edge' : name, env);
+  const exitedEarly = service.exited.then(({ code, signal }) => {
+    throw new Error(
+      `${name} exited (code ${code}, signal ${signal}) before it started:\n${tail(service.output())}`,
+    );
+  });
+  const started = waitForLog(service, 'broker started', START_TIMEOUT_MS).catch((err: Error) => {
+    throw new Error(`${name}: ${err.message}; its output ends:\n${tail(service.output())}`);
+  });
+  try {
+    await Promise.race([started, exitedEarly]);
+  } catch (err) {
+    await service.kill('SIGKILL');
+    throw err;
+  }
+  exitedEarly.catch(() => undefined); // a later exit is ours (kill or stop), not a start failure
+  return {
+    name,
+    pid: service.child.pid ?? 0,
+    output: service.output,
+    async end(signal) {
+      const timer = setTimeout(() => service.child.kill('SIGKILL'), 5_000);
+      await service.kill(signal);
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function startInline(name: ServiceName, env: Env): Promise<Member> {
+  let output = '';
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      output += String(chunk);
+      done();
+    },
+  });
+  const log = createLogger(env.LOG_LEVEL ?? 'info', sink);
+  const { config } = loadConfig(env);
+  const handle = await startService(name, config, log);
+  return { name, pid: process.pid, output: () => output, end: () => handle.stop() };
+}
+
+async function startService(name: ServiceName, config: Config, log: ReturnType<typeof createLogger>) {
+  const handle: ServiceHandle =
+    name === 'edge-a' || name === 'edge-b'
+      ? await (await import('#edge')).start(config, { log })
+      : name === 'persister'
+        ? await (await import('#persister')).start(config, { log })
+        : name === 'dispatcher'
+          ? await (await import('#dispatcher')).start(config, { log })
+          : await (await import('#api')).start(config, { log });
+  log.info({ service: name }, 'broker started');
+  return handle;
+}
+
+function tail(output: string, lines = 20): string {
+  return output.split('\n').slice(-lines).join('\n');
 }

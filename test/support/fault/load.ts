@@ -68,7 +68,8 @@ export interface Recording {
 }
 
 const CONNECT_CONCURRENCY = 100;
-const HTTP_DEADLINE_MS = 30_000;
+/** Notifies wait this long for an answer: the back office and a POS keep retrying through a restart. */
+const ANSWER_DEADLINE_MS = 120_000;
 
 export function deviceKey(shop: string, clientId: string): string {
   return `${shop}/${clientId}`;
@@ -205,7 +206,7 @@ export class Load {
       url: this.options.url,
       token,
       backoff: { baseMs: 100, maxMs: 1000 },
-      notifyTimeoutMs: 30_000,
+      notifyTimeoutMs: ANSWER_DEADLINE_MS,
       keepFrames: 0,
     });
     const key = deviceKey(device.shop, device.clientId);
@@ -283,7 +284,7 @@ export class Load {
   /** The back office's notify for a sub: retried with the same Idempotency-Key until an answer that is final. */
   private async notifyOverHttp(device: Device): Promise<void> {
     const record = this.record(device, 'http');
-    const deadline = record.sentAt + HTTP_DEADLINE_MS;
+    const deadline = record.sentAt + ANSWER_DEADLINE_MS;
     const body = JSON.stringify({
       from_client_id: device.clientId,
       table_id: `T${this.recording.notifies.length % 40}`,

@@ -1,6 +1,6 @@
 // The shape of every fault case: start the load, let it flow, inject the fault, wait until the load flows again,
 // stop it, and let the checker judge. Progress is measured in messages received, never in time.
-import { type TestContext, waitFor } from '#test-support';
+import { readLog, type TestContext, waitFor } from '#test-support';
 import { type CheckResult, checkNothingLost } from './checker';
 import type { FaultCluster } from './cluster';
 import { Load, type LoadOptions } from './load';
@@ -37,19 +37,32 @@ export async function runUnderLoad(
     ...shape,
   });
   try {
-    load.start();
-    await flowed(load, flowing, 'the load to flow');
-    const injected = await inject(load);
-    await flowed(load, flowing, 'the load to flow again after the fault');
-    await load.stop();
-    console.log(`[fault] ${label}: injected: ${injected}`);
-    console.log(`[fault] ${label}: ${load.summary()}`);
-    const result = await checkNothingLost(ctx, load.recording, { label, settleMs });
-    if (result.violations.length > 0) console.log(cluster.outputs(10));
-    return { ...result, load, injected };
+    return await runLoad(ctx, cluster, load, { label, flowing, settleMs }, inject);
+  } catch (err) {
+    console.log(`[fault] ${label}: failed: ${load.summary()}\n${cluster.outputs(15)}`);
+    throw err;
   } finally {
     await load.close();
   }
+}
+
+async function runLoad(
+  ctx: TestContext,
+  cluster: FaultCluster,
+  load: Load,
+  { label, flowing, settleMs }: { label: string; flowing: number; settleMs: number },
+  inject: (load: Load) => Promise<string>,
+): Promise<ScenarioResult> {
+  load.start();
+  await flowed(load, flowing, 'the load to flow');
+  const injected = await inject(load);
+  await flowed(load, flowing, 'the load to flow again after the fault');
+  await load.stop();
+  console.log(`[fault] ${label}: injected: ${injected}`);
+  console.log(`[fault] ${label}: ${load.summary()}`);
+  const result = await checkNothingLost(ctx, load.recording, { label, settleMs });
+  if (result.violations.length > 0) console.log(cluster.outputs(15));
+  return { ...result, load, injected };
 }
 
 /** Waits until the mains have received `count` more messages than now. */
@@ -65,11 +78,35 @@ export async function flowed(load: Load, count: number, what: string, timeoutMs 
 }
 
 /** Waits until every device is logged in again, none of them on `notOn` (an edge id). */
-export async function allBackOnline(load: Load, notOn?: string, timeoutMs = 60_000): Promise<void> {
+export async function allBackOnline(
+  ctx: TestContext,
+  load: Load,
+  notOn?: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   await waitFor(
     () => load.devices.every((d) => d.client.isReady && (!notOn || d.client.session?.edge_id !== notOn)),
     { timeoutMs, what: 'every device logged in again' },
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; ${load.notReady()}`);
+  ).catch(async (err: Error) => {
+    const stuck = load.devices.filter((d) => !d.client.isReady).slice(0, 3);
+    const histories = await Promise.all(stuck.map((d) => connectionHistory(ctx, d.shop, d.clientId)));
+    throw new Error(`${err.message}; ${load.notReady()}\n${histories.join('\n')}`);
   });
+}
+
+/** The device's logins and closes as the log has them, one line each, for a failure message. */
+export async function connectionHistory(ctx: TestContext, shop: string, clientId: string): Promise<string> {
+  const lines = (await readLog(ctx))
+    .filter((e) => e.shop_id === shop)
+    .flatMap((e) => {
+      if (e.type === 'DeviceLoggedIn' && e.data.client_id === clientId)
+        return [`${e.at} logged in ${e.data.conn_id} on ${e.data.edge_id}`];
+      if (e.type === 'ConnectionClosed' && e.data.client_id === clientId)
+        return [
+          `${e.at} closed ${e.data.conn_id} on ${e.data.edge_id}: ${e.data.reason} ${e.data.close_code ?? ''}`,
+        ];
+      return [];
+    });
+  const presence = await ctx.redis.hget(ctx.keys.presence(shop), clientId);
+  return `${shop}/${clientId}:\n  ${lines.join('\n  ')}\n  presence now: ${presence ?? 'none'}`;
 }

@@ -1,0 +1,86 @@
+// SPEC §5.6: Redis being down makes edges refuse writes with 503 "event log unavailable, nothing was recorded",
+// never a false ack; logins are refused the same way; open sockets stay open until it is back. Both edges reach
+// Redis through a proxy the test cuts under load, long enough for the dispatcher to count the edges as dead. The
+// devices' retries (same req_id) must land exactly once after the cut.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DeviceClient } from '#client';
+import { createTestContext, registerDevice, type TestContext, waitFor } from '#test-support';
+import { FaultCluster, runUnderLoad } from '../support/fault';
+
+let ctx: TestContext;
+let cluster: FaultCluster;
+
+// The proxy stands for one Redis node; a Redis Cluster redirects clients to its nodes' own addresses.
+describe.skipIf(Boolean(inject('redisClusterNodes')))(
+  'when Redis is cut off from the edges under load',
+  () => {
+    beforeAll(async () => {
+      ctx = await createTestContext();
+      cluster = await FaultCluster.start(ctx, {
+        cutRedisForEdges: true,
+        services: ['edge-a', 'edge-b', 'persister', 'dispatcher'],
+        processes: [],
+      });
+    });
+    afterAll(async () => {
+      await cluster?.stop();
+      await ctx?.cleanup();
+    });
+
+    it('edges answer 503 and never a false ack, logins wait, and every retried notify lands once', async () => {
+      const proxy = cluster.redisProxy!;
+      let cutAt = 0;
+      let resumedAt = 0;
+      let closesDuringCut = -1;
+      const newcomerReplies: number[] = [];
+      const newcomer = new DeviceClient({
+        url: cluster.wsUrl,
+        token: await registerDevice(ctx, 'redis-cut-newcomer', 'w9', 'sub'),
+        backoff: { baseMs: 100, maxMs: 1000 },
+      });
+      newcomer.on('reply', (reply) => {
+        if (reply.op === 'login') newcomerReplies.push(reply.code);
+      });
+      const result = await runUnderLoad(ctx, cluster, { label: 'redis-cut' }, async (load) => {
+        const closes = () => [...load.recording.closes.values()].reduce((a, b) => a + b, 0);
+        const replies503 = () =>
+          load.recording.notifies.reduce((sum, r) => sum + r.replies.filter((x) => x.code === 503).length, 0);
+        const closesBefore = closes();
+        cutAt = Date.now();
+        proxy.cut();
+        const connecting = newcomer.connect();
+        await waitFor(() => replies503() >= 50 && newcomerReplies.includes(503), {
+          timeoutMs: 30_000,
+          what: 'notifies and a login refused with 503',
+        });
+        // Long enough for the dispatcher to count both edges as dead and sweep their connections.
+        await waitFor(() => cluster.logLines('dead edge swept').length >= 2, {
+          timeoutMs: 30_000,
+          what: 'the dispatcher to sweep the silent edges',
+        });
+        closesDuringCut = closes() - closesBefore;
+        resumedAt = Date.now();
+        proxy.resume();
+        await connecting;
+        return (
+          `Redis cut from both edges for ${resumedAt - cutAt} ms (${proxy.refused} connections dropped or refused); ` +
+          `${replies503()} notify replies 503 meanwhile; the newcomer's login answered ${newcomerReplies.join(',')}; ` +
+          `${closesDuringCut} device sockets closed during the cut`
+        );
+      });
+      await newcomer.close();
+
+      expect(result.violations).toEqual([]);
+      expect(result.counts.acknowledged).toBe(result.counts.sent);
+      // Never a false ack: a notify first sent after the cut cannot have been recorded before Redis was back.
+      const falseAcks = result.load.recording.notifies.filter(
+        (r) => r.sentAt > cutAt && r.replies.some((x) => x.code === 0 && x.at < resumedAt),
+      );
+      expect(falseAcks.map((r) => r.req_id)).toEqual([]);
+      // Open sockets stay open while Redis is away.
+      expect(closesDuringCut).toBe(0);
+      expect(newcomerReplies).toContain(503);
+      expect(newcomerReplies.at(-1)).toBe(0);
+    });
+  },
+);
