@@ -134,7 +134,8 @@ export class Session {
     const verdict = this.limiter.take(now);
     if (verdict === 'close') {
       this.ctx.metrics.refused.inc({ code: 'RATE_LIMITED' });
-      return this.close(1008, 'too many frames');
+      this.close(1008, 'too many frames');
+      return;
     }
     const parsed: ParsedFrame = isBinary
       ? { ok: false, op: 'error', error: new BrokerError('INVALID_INPUT', 'frames are JSON text') }
@@ -145,7 +146,8 @@ export class Session {
       this.ctx.metrics.refused.inc({ code: error.code });
       const op = parsed.ok ? parsed.frame.op : parsed.op;
       const reqId = parsed.ok ? parsed.frame.req_id : parsed.reqId;
-      return void this.send(replyError(op, error, iso(now), reqId));
+      this.send(replyError(op, error, iso(now), reqId));
+      return;
     }
     this.ctx.metrics.frames.inc({ op: parsed.frame.op });
     this.ctx.track(this.dispatch(parsed.frame));
