@@ -14,6 +14,7 @@ import { clearedSessionCookie, cookieValue, SESSION_COOKIE, sessionCookie } from
 import { mountRoutes } from './mount';
 import { operationsRoute } from './operations';
 import { overviewRoute } from './overview';
+import { pushesRoute } from './pushes';
 import { ConsoleSessions, SESSION_MAX_AGE_S } from './session';
 import { timelineRoute } from './timeline';
 
@@ -99,6 +100,7 @@ export function consoleRouter(ctx: ApiContext, options: ConsoleOptions): Console
   mountRoutes(api, [
     overviewRoute(ctx),
     timelineRoute(ctx),
+    pushesRoute(ctx),
     operations.route,
     ...deviceRoutes(ctx),
     ...messageRoutes(ctx),

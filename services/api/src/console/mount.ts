@@ -1,8 +1,7 @@
 // The /v1 routes the console uses, mounted under /console/api with the `/v1` dropped: the same route objects
 // (the same input schemas, handlers and errors), authorised by the console session instead of a bearer key.
 import express, { type Request, type Response, type Router } from 'express';
-import { MAX_BODY_BYTES } from '../app';
-import type { Route } from '../route';
+import { MAX_BODY_BYTES, type Route } from '../route';
 
 export function mountRoutes(router: Router, routes: readonly Route[]): void {
   const parseJson = express.json({ limit: MAX_BODY_BYTES });

@@ -56,8 +56,15 @@ export function operationsRoute(ctx: ApiContext, probe: ReadinessProbe): Operati
   // landing while the api's auto-pipelined connection has a batch in flight crashes ioredis (ioredis#1931).
   const retryQueue = () => {
     if (queue === undefined) {
-      const connection = createRedis(ctx.config.redis, ctx.log, { name: 'api-console-retries', failFast: true });
-      const bull = new Queue(RETRY_QUEUE, { connection, prefix: ctx.keys.bullPrefix(), skipVersionCheck: true });
+      const connection = createRedis(ctx.config.redis, ctx.log, {
+        name: 'api-console-retries',
+        failFast: true,
+      });
+      const bull = new Queue(RETRY_QUEUE, {
+        connection,
+        prefix: ctx.keys.bullPrefix(),
+        skipVersionCheck: true,
+      });
       bull.on('error', (err) => ctx.log.warn({ reason: err.message }, 'console: retry queue error'));
       queue = { queue: bull, connection };
     }
@@ -119,7 +126,8 @@ async function sectionOf<T>(ctx: ApiContext, name: string, read: Promise<T>): Pr
   } catch (err) {
     const reason = (err as Error).message;
     // A dependency away is expected (one quiet line); anything else is a fault in this code.
-    if (isBrokerError(err)) ctx.log.info({ section: name, code: err.code, reason }, 'console: section unavailable');
+    if (isBrokerError(err))
+      ctx.log.info({ section: name, code: err.code, reason }, 'console: section unavailable');
     else ctx.log.error({ section: name, err }, 'console: section failed');
     return { ok: false, error: reason };
   } finally {

@@ -67,12 +67,18 @@ export function messagesSection(shopId, shell) {
     try {
       /** @type {import('../api.js').Page<import('../api.js').Message>} */
       const page = await call('GET', `/shops/${seg(shopId)}/messages?${query}`);
+      const pendingIds = page.items.filter((m) => m.state === 'pending').map((m) => m.id);
+      /** @type {Record<string, number>} */
+      const pushes =
+        pendingIds.length === 0
+          ? {}
+          : await call('GET', `/shops/${seg(shopId)}/pushes?ids=${pendingIds.join(',')}`);
       nextCursor = page.next_cursor;
       toggle(newer, cursors.length > 1);
       toggle(older, nextCursor !== null);
       pageLabel.textContent = `Page ${cursors.length}`;
       clearRegionError(region);
-      patch(region, page.items, () => messageList(page.items, shell));
+      patch(region, { items: page.items, pushes }, () => messageList(page.items, pushes, shell));
     } catch (err) {
       showRegionError(region, `Messages could not be read: ${/** @type {Error} */ (err).message}`);
       throw err;
@@ -93,22 +99,24 @@ function toggle(button, isEnabled) {
 
 /**
  * @param {import('../api.js').Message[]} messages
+ * @param {Record<string, number>} pushes  live push counts of the pending ones
  * @param {import('../main.js').Shell} shell
  */
-function messageList(messages, shell) {
+function messageList(messages, pushes, shell) {
   if (messages.length === 0) return h('p', { class: 'empty' }, 'No messages.');
   return h(
     'ol',
     { class: 'cards' },
-    messages.map((message) => messageCard(message, shell)),
+    messages.map((message) => messageCard(message, pushes[message.id], shell)),
   );
 }
 
 /**
  * @param {import('../api.js').Message} m
+ * @param {number | undefined} pushes  how often a pending message has been pushed so far
  * @param {import('../main.js').Shell} shell
  */
-function messageCard(m, shell) {
+function messageCard(m, pushes, shell) {
   const table = m.table_id === null ? '' : ` · table ${m.table_id}`;
   return h(
     'li',
@@ -137,7 +145,8 @@ function messageCard(m, shell) {
       fact('Created', stamp(m.created_at)),
       fact('Delivered', stamp(m.delivered_at)),
       fact('Handled', stamp(m.handled_at)),
-      fact('Attempts', String(m.attempts)),
+      // The projection counts attempts when the message is acked or gives up; until then the inbox knows.
+      fact('Attempts', pushes === undefined ? String(m.attempts) : `${Math.max(pushes, m.attempts)} so far`),
       fact('Status', String(m.status)),
     ),
     h(

@@ -77,7 +77,7 @@ function timelineList(items, hasGap) {
   return [
     h(
       'ol',
-      { class: 'timeline', reversed: true },
+      { class: 'timeline' },
       items.map(({ event, is_archived, stream_id }) =>
         h(
           'li',
