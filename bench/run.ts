@@ -14,7 +14,7 @@ import { printLatency, runLatency } from './latency.bench';
 import { type BenchEnv, Broker, benchEnv } from './lib/broker';
 import { killAll } from './lib/children';
 import { registerShops } from './lib/fleet';
-import { loadAverage, machine } from './lib/machine';
+import { loadAverage, machine, redisPing } from './lib/machine';
 import { runOtherBenches } from './lib/others';
 import { type RunReport, writeReport } from './lib/report';
 import { closeShops, connectShops, Disruptions } from './lib/shops';
@@ -72,6 +72,11 @@ function plan(quick: boolean) {
 type Plan = ReturnType<typeof plan>;
 
 const t0 = performance.now();
+
+/** Load average and Redis round trip as a scenario starts: how much of the machine the broker was left. */
+async function noteLoad(report: RunReport, redis: Redis, scenario: string): Promise<void> {
+  report.loads[scenario] = `load ${loadAverage()}; ${await redisPing(redis)}`;
+}
 function phase(text: string): void {
   console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${text}`);
 }
@@ -89,7 +94,7 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
       const shops = await connectShops(broker.edgeUrl, specs, disruptions);
       if (args.wants('throughput')) {
         phase('throughput');
-        report.loads.throughput = loadAverage();
+        await noteLoad(report, redis, 'throughput');
         report.scenarios.throughput = await runThroughput(broker, shops, disruptions, pool, redis, {
           ...sizes.throughput,
           inFlightPerSub: sizes.inFlightPerSub,
@@ -100,7 +105,7 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
         report.scenarios.latency = [];
         for (const rate of [1000, 3000]) {
           phase(`latency at ${rate}/s`);
-          report.loads[`latency ${rate}/s`] = loadAverage();
+          await noteLoad(report, redis, `latency ${rate}/s`);
           const result = await runLatency(shops, disruptions, pool, { rate, ...sizes.latency });
           report.scenarios.latency.push(result);
           printLatency(result);
@@ -110,7 +115,7 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
     }
     if (args.wants('connections')) {
       phase(`connections (${sizes.connections.total}, then ${sizes.connections.reconnect} reconnects)`);
-      report.loads.connections = loadAverage();
+      await noteLoad(report, redis, 'connections');
       report.scenarios.connections = await runConnections(bench, sizes.connections);
       printConnections(report.scenarios.connections);
     }
@@ -124,7 +129,7 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
 async function peerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: Redis, report: RunReport) {
   if (args.wants('mosquitto')) {
     phase('mosquitto');
-    report.loads.mosquitto = loadAverage();
+    await noteLoad(report, redis, 'mosquitto');
     report.scenarios.mosquitto = await runMosquitto(bench.workDir, {
       shops: sizes.shops,
       inFlightPerPublisher: sizes.inFlightPerSub,
@@ -135,7 +140,7 @@ async function peerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: Re
   }
   if (args.wants('redis')) {
     phase('redis XADD ceiling');
-    report.loads.redis = loadAverage();
+    await noteLoad(report, redis, 'redis');
     report.scenarios.redis = await runRedisXadd(bench, redis, sizes.xaddRequests);
     printRedisXadd(report.scenarios.redis);
   }

@@ -45,3 +45,15 @@ export function cpuSecondsOf(pid: number): number {
   const ticksPerSecond = 100; // USER_HZ is 100 on Linux
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
+
+/** Round-trip time of PING to Redis (p50 and max of 50, ms): shows a starved machine before any figure does. */
+export async function redisPing(redis: { ping(): Promise<string> }): Promise<string> {
+  const times: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const start = performance.now();
+    await redis.ping();
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  return `Redis PING p50 ${times[25]!.toFixed(2)} ms, max ${times[49]!.toFixed(2)} ms`;
+}
