@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { start as startApi } from '#api';
+import { loadConfig } from '#runtime';
 import { type Broker, type Browser, openBrowser, type PageWindow, signIn, startBroker } from './harness';
 
 describe('when someone opens the console', () => {
@@ -141,5 +143,31 @@ describe('when someone opens the console', () => {
       });
     expect((await register({})).status).toBe(400);
     expect((await register({ 'x-console-request': '1' })).status).toBe(201);
+  });
+
+  it('shares a session between api instances, and ends it once its key is no longer configured', async () => {
+    const signedIn = await fetch(`${broker.consoleUrl}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-console-request': '1' },
+      body: JSON.stringify({ key: 'test-key' }),
+    });
+    const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!;
+    // Two more instances on the same Redis, as behind a load balancer: one still takes the key, one rotated it out.
+    const [sameKeys, rotated] = await Promise.all(
+      ['test-key,next-key', 'next-key'].map((keys) =>
+        startApi(loadConfig({ ...broker.ctx.env, API_KEYS: keys }).config, { log: broker.ctx.log }),
+      ),
+    );
+    try {
+      const overviewOn = (port: number) =>
+        fetch(`http://127.0.0.1:${port}/console/api/overview`, { headers: { cookie } }).then((r) => r.status);
+      expect(await overviewOn(sameKeys!.port)).toBe(200);
+      expect(await overviewOn(rotated!.port)).toBe(401);
+      // The rotated instance ended the session for every instance.
+      expect(await overviewOn(sameKeys!.port)).toBe(401);
+      expect(await overviewOn(broker.api.port)).toBe(401);
+    } finally {
+      await Promise.all([sameKeys?.stop(), rotated?.stop()]);
+    }
   });
 });
