@@ -5,7 +5,6 @@ import {
   BusinessStatus,
   ClientId,
   compile,
-  containsNul,
   DeviceTypeInput,
   isNestedDeeperThan,
   JsonObject,
@@ -15,6 +14,7 @@ import {
   ReqId,
   ShopId,
   TableId,
+  unstorableReason,
 } from './schema';
 
 const OptionalReqId = Type.Optional(ReqId);
@@ -115,22 +115,16 @@ export function parseClientFrame(text: string): ParsedFrame {
   if (op === 'ack' && record.id === undefined && record.ids === undefined) {
     return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', 'ack needs id or ids') };
   }
-  if (
-    op === 'notify' &&
-    (isNestedDeeperThan(record.data, MAX_JSON_DEPTH) || isNestedDeeperThan(record.user_info, MAX_JSON_DEPTH))
-  ) {
-    const message = `data and user_info may be nested at most ${MAX_JSON_DEPTH} levels deep`;
-    return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', message) };
-  }
-  // The escape is in the text whenever a parsed string holds U+0000 (a raw NUL is not valid JSON), so the walk
-  // runs only for the rare frame that might need it.
-  if (op === 'notify' && text.includes('\\u0000') && containsNul(record)) {
-    return {
-      ok: false,
-      op,
-      reqId,
-      error: new BrokerError('INVALID_INPUT', 'strings may not contain U+0000'),
-    };
+  // The NUL walk and the depth walk run only for notifies; the text test spares the NUL walk almost always
+  // (a parsed string holds U+0000 only when the text has the escape: a raw NUL is not valid JSON).
+  if (op === 'notify') {
+    const reason =
+      isNestedDeeperThan(record.data, MAX_JSON_DEPTH) ||
+      isNestedDeeperThan(record.user_info, MAX_JSON_DEPTH) ||
+      text.includes('\\u0000')
+        ? unstorableReason(record)
+        : null;
+    if (reason !== null) return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', reason) };
   }
   return { ok: true, frame: value as ClientFrame };
 }

@@ -68,6 +68,18 @@ export function containsNul(value: unknown): boolean {
   return false;
 }
 
+/** Why a notify's fields could not be recorded and projected as sent, or null: one rule for the edge and the api. */
+export function unstorableReason(fields: { data?: unknown; user_info?: unknown }): string | null {
+  if (
+    isNestedDeeperThan(fields.data, MAX_JSON_DEPTH) ||
+    isNestedDeeperThan(fields.user_info, MAX_JSON_DEPTH)
+  ) {
+    return `data and user_info may be nested at most ${MAX_JSON_DEPTH} levels deep`;
+  }
+  if (containsNul(fields)) return 'strings may not contain U+0000';
+  return null;
+}
+
 export const NotifyType = Type.String({ minLength: 1, maxLength: 64 });
 export const BusinessStatus = Type.Integer({ minimum: -2147483648, maximum: 2147483647 });
 export const IsoTime = Type.String({ format: 'date-time', maxLength: 40 });

@@ -130,6 +130,20 @@ describe('when the back office notifies over HTTP', () => {
     });
     expect(answer.status).toBe(422);
   });
+
+  it('refuses data nested too deep, or holding U+0000, with 400 and records nothing', async () => {
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 40; i++) deep = { d: deep };
+    const before = (await notifies(ctx, 'shop-1')).length;
+    for (const data of [deep, { note: 'a\u0000b' }]) {
+      const answer = await api.request('POST', '/v1/shops/shop-1/notify', {
+        body: { from_client_id: 'waiter-1', table_id: 1, type: 'add_dish', data },
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error.code).toBe('INVALID_INPUT');
+    }
+    expect((await notifies(ctx, 'shop-1')).length).toBe(before);
+  });
 });
 
 describe('when devices are online', () => {

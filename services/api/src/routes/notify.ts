@@ -12,6 +12,7 @@ import {
   type RegisteredDevice,
   ReqId,
   rest,
+  unstorableReason,
 } from '#events';
 import { type ApiContext, checkedEvent, readRedis } from '../context';
 import { defineRoute, type HeaderDoc, type Route, ShopPath } from '../route';
@@ -132,6 +133,8 @@ async function appendNotify(
   senderType: DeviceType | '',
   fields: NotifyFields,
 ) {
+  const unstorable = unstorableReason(fields);
+  if (unstorable !== null) throw new BrokerError('INVALID_INPUT', unstorable);
   const nowMs = ctx.nowMs();
   const id = newEventId(nowMs);
   // Without a req_id the request is not idempotent; the event id stands in, so the record never matches again.
