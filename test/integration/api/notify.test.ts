@@ -140,7 +140,7 @@ describe('when the back office notifies over HTTP', () => {
         body: { from_client_id: 'waiter-1', table_id: 1, type: 'add_dish', data },
       });
       expect(answer.status).toBe(400);
-      expect(answer.body.error.code).toBe('INVALID_INPUT');
+      expect(answer.body.error?.code).toBe('INVALID_INPUT');
     }
     expect((await notifies(ctx, 'shop-1')).length).toBe(before);
   });
