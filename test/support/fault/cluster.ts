@@ -21,8 +21,8 @@ export interface ClusterOptions {
   processes?: readonly ServiceName[];
   /** Persister and api reach PostgreSQL through a proxy the test can cut. */
   cutPostgres?: boolean;
-  /** The edges reach Redis through a proxy the test can cut (not with a Redis Cluster). */
-  cutRedisForEdges?: boolean;
+  /** The edges (all, or those named) reach Redis through a proxy the test can cut (not with a Redis Cluster). */
+  cutRedisForEdges?: boolean | ReadonlyArray<'edge-a' | 'edge-b'>;
   /** Which edges the balancer sends new connections to at first (default every edge that runs). */
   balanced?: ReadonlyArray<'edge-a' | 'edge-b'>;
   /** Variables for every service, over the fault suite's defaults. */
@@ -98,7 +98,10 @@ export class FaultCluster {
       ...base,
       EDGE_PORT: String(ports[name]),
       EDGE_ID: `${ctx.env.REDIS_PREFIX}-${name}`,
-      REDIS_URL: viaProxy(base.REDIS_URL ?? '', redisProxy),
+      REDIS_URL:
+        options.cutRedisForEdges === true || (options.cutRedisForEdges || []).includes(name)
+          ? viaProxy(base.REDIS_URL ?? '', redisProxy)
+          : (base.REDIS_URL ?? ''),
     });
     const envs: Record<ServiceName, Env> = {
       'edge-a': edgeEnv('edge-a'),

@@ -2,5 +2,6 @@
 export * from './balancer';
 export * from './checker';
 export * from './cluster';
+export * from './gate';
 export * from './load';
 export * from './scenario';
