@@ -4,7 +4,7 @@
 // devices' retries (same req_id) must land exactly once after the cut.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DeviceClient } from '#client';
-import { createTestContext, registerDevice, type TestContext, waitFor } from '#test-support';
+import { createTestContext, readLog, registerDevice, type TestContext, waitFor } from '#test-support';
 import { FaultCluster, runUnderLoad } from '../support/fault';
 
 let ctx: TestContext;
@@ -81,6 +81,57 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       expect(closesDuringCut).toBe(0);
       expect(newcomerReplies).toContain(503);
       expect(newcomerReplies.at(-1)).toBe(0);
+    });
+
+    // KNOWN BUG (reported to the lead): the heartbeats an edge sent while Redis hung time out on the edge but run
+    // once Redis answers, after the dispatcher swept the silent edge; so the edge never sees itself unlisted
+    // (upkeep.ts looks only at ZADD's answer), never closes its swept sockets (1012), and its devices stay
+    // connected with no presence: nothing is pushed to them until they reconnect on their own. Drop `.fails`
+    // once the edge notices the sweep after any failed heartbeat.
+    it.fails('when Redis hangs instead, notifies time out with 503 and their retries still land exactly once', async () => {
+      const proxy = cluster.redisProxy!;
+      const result = await runUnderLoad(
+        ctx,
+        cluster,
+        { label: 'redis-stall', settleMs: 20_000, flowTimeoutMs: 20_000 },
+        async (load) => {
+          const replies503 = () =>
+            load.recording.notifies.reduce(
+              (sum, r) => sum + r.replies.filter((x) => x.code === 503).length,
+              0,
+            );
+          const stalledAt = Date.now();
+          proxy.stall();
+          await waitFor(() => replies503() >= 20, {
+            timeoutMs: 30_000,
+            what: 'notifies answered 503 while Redis hangs',
+          });
+          const resumedAt = Date.now();
+          proxy.resume();
+          return `Redis hung for the edges for ${resumedAt - stalledAt} ms (bytes held, not dropped); ${replies503()} notify replies 503`;
+        },
+      );
+
+      // A command that timed out on the edge still ran once Redis answered again: the 503's "nothing was
+      // recorded" was then not true. The device's retry with the same req_id finds that event (no duplicate,
+      // which the checker proves); counted here for the report.
+      const recordedAt = new Map(
+        (await readLog(ctx, 'NotifyRequested')).flatMap((e) =>
+          e.type === 'NotifyRequested' ? [[`${e.shop_id}|${e.data.req_id}`, Date.parse(e.at)] as const] : [],
+        ),
+      );
+      const recordedDespite503 = result.load.recording.notifies.filter((r) => {
+        const first = r.replies[0];
+        const at = recordedAt.get(`${r.shop}|${r.req_id}`);
+        return first?.code === 503 && at !== undefined && at < first.at;
+      });
+      console.log(
+        `[fault] redis-stall: ${recordedDespite503.length} notifies were answered 503 "nothing was recorded" ` +
+          `by an attempt that was in fact recorded (e.g. ${recordedDespite503[0]?.req_id ?? '-'})`,
+      );
+      expect(result.counts.duplicates).toBe(0);
+      expect(result.counts.acknowledged).toBe(result.counts.sent);
+      expect(result.violations).toEqual([]);
     });
   },
 );

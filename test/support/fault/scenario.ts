@@ -8,8 +8,9 @@ import { Load, type LoadOptions } from './load';
 export interface ScenarioOptions extends Partial<Omit<LoadOptions, 'url' | 'shopPrefix'>> {
   /** Names the case's shops and its lines in the output. */
   label: string;
-  /** Messages to receive before the fault and again after it (default 300). */
+  /** Messages to receive before the fault and again after it (default 300), and how long that may take. */
   flowing?: number;
+  flowTimeoutMs?: number;
   settleMs?: number;
 }
 
@@ -25,7 +26,7 @@ export async function runUnderLoad(
   options: ScenarioOptions,
   inject: (load: Load) => Promise<string>,
 ): Promise<ScenarioResult> {
-  const { label, flowing = 300, settleMs = 40_000, ...shape } = options;
+  const { label, flowing = 300, flowTimeoutMs = 60_000, settleMs = 40_000, ...shape } = options;
   const load = await Load.connect(ctx, {
     url: cluster.wsUrl,
     shopPrefix: label,
@@ -37,7 +38,7 @@ export async function runUnderLoad(
     ...shape,
   });
   try {
-    return await runLoad(ctx, cluster, load, { label, flowing, settleMs }, inject);
+    return await runLoad(ctx, cluster, load, { label, flowing, flowTimeoutMs, settleMs }, inject);
   } catch (err) {
     console.log(`[fault] ${label}: failed: ${load.summary()}\n${cluster.outputs(15)}`);
     throw err;
@@ -50,13 +51,18 @@ async function runLoad(
   ctx: TestContext,
   cluster: FaultCluster,
   load: Load,
-  { label, flowing, settleMs }: { label: string; flowing: number; settleMs: number },
+  {
+    label,
+    flowing,
+    flowTimeoutMs,
+    settleMs,
+  }: { label: string; flowing: number; flowTimeoutMs: number; settleMs: number },
   inject: (load: Load) => Promise<string>,
 ): Promise<ScenarioResult> {
   load.start();
-  await flowed(load, flowing, 'the load to flow');
+  await flowed(load, flowing, 'the load to flow', flowTimeoutMs);
   const injected = await inject(load);
-  await flowed(load, flowing, 'the load to flow again after the fault');
+  await flowed(load, flowing, 'the load to flow again after the fault', flowTimeoutMs);
   await load.stop();
   console.log(`[fault] ${label}: injected: ${injected}`);
   console.log(`[fault] ${label}: ${load.summary()}`);
