@@ -7,6 +7,12 @@ import type { Presence } from './append';
 
 export const EDGE_HEARTBEAT_MS = 1000;
 export const EDGE_HEARTBEAT_TTL_MS = 4000;
+/**
+ * An edge silent this long is swept: its connections are recorded closed and, should it come back, it closes
+ * them (1012) so the devices log in again. Longer than the TTL on purpose: an edge stalled for a few seconds on
+ * a starved machine is only skipped for routing (retries cover it), not torn down with all its sockets.
+ */
+export const EDGE_SWEEP_AFTER_MS = 8000;
 
 export class PresenceBook {
   constructor(
@@ -31,20 +37,30 @@ export class PresenceBook {
     return new Set(ids);
   }
 
-  /** Edges that stopped beating (crashed) and have not been cleaned up. */
+  /** Edges that stopped beating (crashed) EDGE_SWEEP_AFTER_MS ago and have not been cleaned up. */
   async deadEdges(nowMs: number): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys.edges(), '-inf', `(${nowMs - EDGE_HEARTBEAT_TTL_MS}`);
+    return this.redis.zrangebyscore(this.keys.edges(), '-inf', `(${nowMs - EDGE_SWEEP_AFTER_MS}`);
+  }
+
+  /**
+   * The online devices of several shops at once, in one round trip (the edge list and every presence hash read
+   * together): shop → client_id → presence, only those on live edges. The dispatcher's hot path.
+   */
+  async onlineIn(shopIds: readonly string[], nowMs: number): Promise<Map<string, Map<string, Presence>>> {
+    const [live, ...hashes] = await Promise.all([
+      this.liveEdges(nowMs),
+      ...shopIds.map((shopId) => this.redis.hgetall(this.keys.presence(shopId))),
+    ]);
+    const byShop = new Map<string, Map<string, Presence>>();
+    shopIds.forEach((shopId, i) => {
+      byShop.set(shopId, onLiveEdges(hashes[i] as Record<string, string>, live as Set<string>));
+    });
+    return byShop;
   }
 
   /** The shop's online devices: client_id → presence, only those on live edges. */
   async online(shopId: string, liveEdges: Set<string>): Promise<Map<string, Presence>> {
-    const entries = await this.redis.hgetall(this.keys.presence(shopId));
-    const online = new Map<string, Presence>();
-    for (const [clientId, json] of Object.entries(entries)) {
-      const presence = JSON.parse(json) as Presence;
-      if (liveEdges.has(presence.edge_id)) online.set(clientId, presence);
-    }
-    return online;
+    return onLiveEdges(await this.redis.hgetall(this.keys.presence(shopId)), liveEdges);
   }
 
   /** Every live connection of every live edge (an edge keeps its own connection list). */
@@ -54,4 +70,13 @@ export class PresenceBook {
     );
     return lists.flat().map((json) => JSON.parse(json) as Presence);
   }
+}
+
+function onLiveEdges(entries: Record<string, string>, liveEdges: Set<string>): Map<string, Presence> {
+  const online = new Map<string, Presence>();
+  for (const [clientId, json] of Object.entries(entries)) {
+    const presence = JSON.parse(json) as Presence;
+    if (liveEdges.has(presence.edge_id)) online.set(clientId, presence);
+  }
+  return online;
 }

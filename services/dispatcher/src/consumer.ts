@@ -24,10 +24,7 @@ export function dispatchBatch(deps: BatchDeps) {
   return async (_shard: number, entries: ConsumedEntry[]): Promise<void> => {
     const shops = shopsToRoute(entries.map((entry) => entry.event));
     if (shops.length === 0) return;
-    const live = await deps.presence.liveEdges(deps.now());
-    const online: OnlineByShop = new Map(
-      await Promise.all(shops.map(async (shop) => [shop, await deps.presence.online(shop, live)] as const)),
-    );
+    const online: OnlineByShop = await deps.presence.onlineIn(shops, deps.now());
     const steps: Step[] = [];
     for (const { event, streamId } of entries) {
       for (const step of stepsOf(event, streamId, online)) {
