@@ -100,12 +100,22 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
               (sum, r) => sum + r.replies.filter((x) => x.code === 503).length,
               0,
             );
+          const sweptBefore = cluster.logLines('dead edge swept').length;
+          const failedBefore = cluster.logLines('heartbeat failed').length;
           const stalledAt = Date.now();
           proxy.stall();
           await waitFor(() => replies503() >= 20, {
             timeoutMs: 30_000,
             what: 'notifies answered 503 while Redis hangs',
           });
+          // Long enough for the dispatcher to sweep both silent edges, and for each edge to have given up on a
+          // heartbeat that Redis will still run once it answers again.
+          await waitFor(
+            () =>
+              cluster.logLines('dead edge swept').length >= sweptBefore + 2 &&
+              cluster.logLines('heartbeat failed').length >= failedBefore + 2,
+            { timeoutMs: 30_000, what: 'both edges swept and their heartbeats timed out' },
+          );
           const resumedAt = Date.now();
           proxy.resume();
           return `Redis hung for the edges for ${resumedAt - stalledAt} ms (bytes held, not dropped); ${replies503()} notify replies 503`;
