@@ -15,6 +15,7 @@ import {
   createTestContext,
   loginRaw,
   openRaw,
+  type RawSocket,
   readLog,
   registerDevice,
   type TestContext,
@@ -63,7 +64,7 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       await abandoned.closed;
       // ... and logs in on edge-b at once; then edge-a's Redis path comes back and its login lands.
       const live = await loginRaw(`ws://127.0.0.1:${otherEdge.port}/ws`, token);
-      const liveConnId = String((live.frames[0]?.data as { conn_id?: unknown }).conn_id);
+      const liveConnId = connIdOf(live);
       let liveClose: number | undefined;
       void live.closed.then(({ code }) => {
         liveClose = code;
@@ -110,7 +111,7 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       expect(reply.code).toBe(503);
       // The device logs in on edge-b; then the held script reaches Redis.
       const live = await loginRaw(`ws://127.0.0.1:${otherEdge.port}/ws`, token);
-      const liveConnId = String((live.frames[0]?.data as { conn_id?: unknown }).conn_id);
+      const liveConnId = connIdOf(live);
       gate.open();
       const refusedConnId = await waitFor(
         async () => {
@@ -136,3 +137,9 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
     });
   },
 );
+
+/** The conn_id of a socket's login reply (its first frame: loginRaw has checked it is a successful login). */
+function connIdOf(socket: RawSocket): string {
+  const data = socket.frames[0]?.data as { conn_id?: unknown } | undefined; // the login reply's data object
+  return String(data?.conn_id);
+}
