@@ -3,6 +3,9 @@
 // device, and notify → the message's row showing 'delivered' in PostgreSQL (a sample of messages, polled).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
+import type { RedisClient } from '#runtime';
+import type { Broker } from './lib/broker';
+import { type CpuSnapshot, type CpuUse, cpuBetween, cpuSnapshot } from './lib/cpu';
 import type { Disruptions, LiveShop } from './lib/shops';
 import { notifyInput, sentAtOf } from './lib/shops';
 import { perSecond, round, Samples, type Summary } from './lib/stats';
@@ -19,7 +22,11 @@ export interface LatencyOptions {
 export interface LatencyResult {
   rate: number;
   windowS: number;
-  /** Notifies answered per second inside the window: whether the broker kept up with the offered rate. */
+  /** Set when the offered rate was not sustained: sending stopped this many seconds in (backlog limit reached). */
+  stoppedAtS: number | null;
+  /** Seconds after the window until every reply, delivery and sampled row arrived; null: not within the timeout. */
+  drainS: number | null;
+  /** Notify replies that arrived per second inside the window: whether the broker kept up with the offered rate. */
   achievedPerS: number;
   reply: Summary;
   received: Summary;
@@ -32,20 +39,27 @@ export interface LatencyResult {
   /** The load generator's own event-loop delay (p99, ms): what it adds to the figures at most. */
   generatorLagP99Ms: number;
   pollIntervalMs: number;
+  cpu: CpuUse;
   curves: { received: Array<[number, number]>; projected: Array<[number, number]> };
 }
 
 const TICK_MS = 1;
+/** Stop offering load once this many seconds' worth of notifies are unanswered. */
+const BACKLOG_LIMIT_S = 3;
 const POLL_GAP_MS = 10;
 /** Sampled notifies per second for the projection latency (both of their messages are watched). */
 const PROJECTION_SAMPLES_PER_S = 200;
 
 export async function runLatency(
+  broker: Broker,
   shops: LiveShop[],
   disruptions: Disruptions,
   pool: pg.Pool,
+  redis: RedisClient,
   options: LatencyOptions,
 ): Promise<LatencyResult> {
+  const pids = Object.fromEntries(broker.processes().map((p) => [p.name, p.pid]));
+  let cpu0: CpuSnapshot | undefined;
   const reply = new Samples();
   const received = new Samples();
   const projected = new Samples();
@@ -74,8 +88,8 @@ export async function runLatency(
   }
   const onReply = (shop: LiveShop, n: number, t: number, eventId: string) => {
     answered += 1;
+    if (inWindow(performance.now())) answeredInWindow += 1;
     if (!inWindow(t)) return;
-    answeredInWindow += 1;
     reply.add(performance.now() - t);
     if (n % sampleEvery === 0)
       for (const main of shop.spec.mains) watched.set(`${eventId}.${main.clientId}`, t);
@@ -90,11 +104,19 @@ export async function runLatency(
   const stopAt = start + options.warmupMs + options.windowMs;
   let sent = 0;
   let next = 0;
+  let stoppedAtS: number | null = null;
   while (performance.now() < stopAt) {
     const now = performance.now();
+    // Past its capacity an open loop only grows a queue, and the queue, not the broker, sets every figure
+    // after that (and the next scenario's): stop, and say so.
+    if (sent - answered > options.rate * BACKLOG_LIMIT_S) {
+      stoppedAtS = round((now - start) / 1000, 1);
+      break;
+    }
     if (windowStart === Number.POSITIVE_INFINITY && now >= start + options.warmupMs) {
       windowStart = now;
       loopDelay.enable();
+      cpu0 = await cpuSnapshot(pids, redis, broker.database);
     }
     const due = Math.floor(((now - start) * options.rate) / 1000) - sent;
     for (let i = 0; i < due; i++) {
@@ -114,18 +136,28 @@ export async function runLatency(
     await sleep(TICK_MS);
   }
   windowEnd = performance.now();
+  if (windowStart > windowEnd) windowStart = windowEnd; // stopped during the warm-up: an empty window
   loopDelay.disable();
   const windowMs = windowEnd - windowStart;
+  const cpu = cpu0
+    ? cpuBetween(cpu0, await cpuSnapshot(pids, redis, broker.database), windowMs)
+    : { cores: {}, waiting: {} };
   const mainsPerShop = shops[0]?.mains.length ?? 0;
 
-  await waitUntil(() => answered >= sent && deliveredCount >= sent * mainsPerShop, options.drainTimeoutMs);
-  await waitUntil(() => watched.size === 0, options.drainTimeoutMs, 50);
+  const hasDrained =
+    (await waitUntil(
+      () => answered >= sent && deliveredCount >= sent * mainsPerShop,
+      options.drainTimeoutMs,
+    )) && (await waitUntil(() => watched.size === 0, options.drainTimeoutMs, 50));
+  const drainS = hasDrained ? round((performance.now() - windowEnd) / 1000, 1) : null;
   isPolling = false;
   await poller;
 
   return {
     rate: options.rate,
     windowS: round(windowMs / 1000, 1),
+    stoppedAtS,
+    drainS,
     achievedPerS: Math.round(perSecond(answeredInWindow, windowMs)),
     reply: reply.summary(),
     received: received.summary(),
@@ -135,6 +167,7 @@ export async function runLatency(
     disruptions: disruptions.describeSince(disruptionsAtStart),
     generatorLagP99Ms: round(loopDelay.percentile(99) / 1e6, 1),
     pollIntervalMs: POLL_GAP_MS,
+    cpu,
     curves: { received: received.curve(), projected: projected.curve() },
   };
 }
@@ -179,5 +212,16 @@ export function printLatency(result: LatencyResult): void {
   console.log(
     `  notify → projected ${fmt(result.projected)}${result.projectionMissing ? `, ${result.projectionMissing} not seen` : ''}`,
   );
-  console.log(`  refused ${result.refused}, server closes ${result.disruptions}`);
+  if (result.stoppedAtS !== null)
+    console.log(
+      `  NOT SUSTAINED: over ${BACKLOG_LIMIT_S} s of notifies unanswered after ${result.stoppedAtS} s; sending stopped`,
+    );
+  console.log(
+    `  refused ${result.refused}, server closes ${result.disruptions}, drained ${result.drainS === null ? 'not within the timeout' : `${result.drainS} s after the window`}`,
+  );
+  console.log(
+    `  cores used (waiting for a CPU): ${Object.entries(result.cpu.cores)
+      .map(([k, v]) => `${k} ${v}${result.cpu.waiting[k] === undefined ? '' : ` (${result.cpu.waiting[k]})`}`)
+      .join(', ')}`,
+  );
 }

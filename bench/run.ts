@@ -106,7 +106,10 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
         for (const rate of [1000, 3000]) {
           phase(`latency at ${rate}/s`);
           await noteLoad(report, redis, `latency ${rate}/s`);
-          const result = await runLatency(shops, disruptions, pool, { rate, ...sizes.latency });
+          const result = await runLatency(broker, shops, disruptions, pool, redis, {
+            rate,
+            ...sizes.latency,
+          });
           report.scenarios.latency.push(result);
           printLatency(result);
         }

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { RedisClient } from '#runtime';
 import { type Broker, metricOf } from './lib/broker';
-import { coresBetween, cpuSnapshot } from './lib/cpu';
+import { type CpuUse, cpuBetween, cpuSnapshot } from './lib/cpu';
 import type { Disruptions, LiveShop } from './lib/shops';
 import { notifyInput } from './lib/shops';
 import { perSecond, round } from './lib/stats';
@@ -33,7 +33,9 @@ export interface ThroughputResult {
   /** After the load stopped: until every delivery arrived, then until every delivered row was projected. */
   deliveryDrainS: number | null;
   projectionDrainS: number | null;
-  cores: Record<string, number>;
+  cpu: CpuUse;
+  /** Our database's activity in the window (pg_stat_database): transactions and rows written per second. */
+  postgres: { commitsPerS: number; insertedPerS: number; updatedPerS: number };
 }
 
 export async function deliveredRows(pool: pg.Pool): Promise<number> {
@@ -41,6 +43,21 @@ export async function deliveredRows(pool: pg.Pool): Promise<number> {
     "SELECT count(*)::int AS n FROM messages WHERE state = 'delivered'",
   );
   return rows[0]?.n ?? 0;
+}
+
+interface PgActivity {
+  commits: number;
+  inserted: number;
+  updated: number;
+}
+
+/** Our database's transaction and row counters (PostgreSQL flushes them at least once a second). */
+async function pgActivity(pool: pg.Pool): Promise<PgActivity> {
+  const { rows } = await pool.query<PgActivity>(
+    `SELECT xact_commit::float8 AS commits, tup_inserted::float8 AS inserted, tup_updated::float8 AS updated
+       FROM pg_stat_database WHERE datname = current_database()`,
+  );
+  return rows[0] ?? { commits: 0, inserted: 0, updated: 0 };
 }
 
 export async function runThroughput(
@@ -87,11 +104,13 @@ export async function runThroughput(
   await sleep(options.warmupMs);
   const t0 = performance.now();
   const [before, rows0] = [{ ...counts }, await deliveredRows(pool)];
-  const cpu0 = await cpuSnapshot(pids, redis);
+  const cpu0 = await cpuSnapshot(pids, redis, broker.database);
+  const pg0 = await pgActivity(pool);
   await sleep(options.windowMs);
   const t1 = performance.now();
   const [after, rows1] = [{ ...counts }, await deliveredRows(pool)];
-  const cpu1 = await cpuSnapshot(pids, redis);
+  const cpu1 = await cpuSnapshot(pids, redis, broker.database);
+  const pg1 = await pgActivity(pool);
   const windowMs = t1 - t0;
 
   isRunning = false;
@@ -121,7 +140,12 @@ export async function runThroughput(
     disruptions: disruptions.describeSince(disruptionsAtStart),
     deliveryDrainS: deliveryDrainS === null ? null : round(deliveryDrainS, 1),
     projectionDrainS: projectionDrainS === null ? null : round(projectionDrainS, 1),
-    cores: coresBetween(cpu0, cpu1, windowMs),
+    cpu: cpuBetween(cpu0, cpu1, windowMs),
+    postgres: {
+      commitsPerS: Math.round(perSecond(pg1.commits - pg0.commits, windowMs)),
+      insertedPerS: Math.round(perSecond(pg1.inserted - pg0.inserted, windowMs)),
+      updatedPerS: Math.round(perSecond(pg1.updated - pg0.updated, windowMs)),
+    },
   };
 }
 
@@ -136,8 +160,11 @@ export function printThroughput(result: ThroughputResult): void {
     `  drain after the load stopped: deliveries ${result.deliveryDrainS ?? 'not within the timeout'} s, projections ${result.projectionDrainS ?? 'not within the timeout'} s`,
   );
   console.log(
-    `  cores used: ${Object.entries(result.cores)
-      .map(([k, v]) => `${k} ${v}`)
+    `  postgres: ${result.postgres.commitsPerS} commits/s, ${result.postgres.insertedPerS} rows inserted/s, ${result.postgres.updatedPerS} updated/s`,
+  );
+  console.log(
+    `  cores used (waiting for a CPU): ${Object.entries(result.cpu.cores)
+      .map(([k, v]) => `${k} ${v}${result.cpu.waiting[k] === undefined ? '' : ` (${result.cpu.waiting[k]})`}`)
       .join(', ')}`,
   );
 }

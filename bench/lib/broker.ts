@@ -158,6 +158,8 @@ export class Broker {
     readonly edge: BrokerProcess,
     readonly dispatcher: BrokerProcess,
     readonly persister: BrokerProcess,
+    /** The run's database name. */
+    readonly database: string,
   ) {}
 
   static async start(bench: BenchEnv): Promise<Broker> {
@@ -165,7 +167,7 @@ export class Broker {
     const persister = await startService(bench, 'persister', 'persister');
     const dispatcher = await startService(bench, 'dispatcher', 'dispatcher');
     const edge = await startService(bench, 'edge', 'edge-1');
-    return new Broker(edge, dispatcher, persister);
+    return new Broker(edge, dispatcher, persister, new URL(bench.databaseUrl).pathname.slice(1));
   }
 
   get edgeUrl(): string {

@@ -1,43 +1,100 @@
 // Where the CPU went during a measurement window: each broker process, Redis, PostgreSQL and the load generator,
-// in cores (CPU seconds per wall second). Redis and PostgreSQL are shared with other work on the machine.
+// in cores (CPU seconds per wall second), the whole machine and what other work took; and, for our processes, how
+// long their JavaScript thread waited for a CPU (run-queue time from schedstat), which tells a starved process
+// from an idle one. Redis is shared with other work on the machine; PostgreSQL counts only our database's backends.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { RedisClient } from '#runtime';
 import { cpuSecondsOf } from './machine';
 
-export type CpuSnapshot = Record<string, number>;
+export interface CpuSnapshot {
+  cpu: Record<string, number>;
+  wait: Record<string, number>;
+}
 
-export async function cpuSnapshot(pids: Record<string, number>, redis: RedisClient): Promise<CpuSnapshot> {
-  const snapshot: CpuSnapshot = {};
-  for (const [name, pid] of Object.entries(pids)) snapshot[name] = cpuSecondsOf(pid);
+export interface CpuUse {
+  /** Cores used (CPU seconds per second of the window). */
+  cores: Record<string, number>;
+  /** Cores' worth of time spent runnable but waiting for a CPU. */
+  waiting: Record<string, number>;
+}
+
+/** Seconds the main (JavaScript) thread of a process spent runnable, waiting for a CPU. */
+function waitSecondsOf(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+}
+
+/** CPU seconds the whole machine spent busy (all but idle and iowait), from /proc/stat. */
+function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / 100; // USER_HZ
+}
+
+export async function cpuSnapshot(
+  pids: Record<string, number>,
+  redis: RedisClient,
+  database: string,
+): Promise<CpuSnapshot> {
+  const cpu: Record<string, number> = {};
+  const wait: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    cpu[name] = cpuSecondsOf(pid);
+    wait[name] = waitSecondsOf(pid);
+  }
   const usage = process.cpuUsage();
-  snapshot['load generator'] = (usage.user + usage.system) / 1e6;
+  cpu['load generator'] = (usage.user + usage.system) / 1e6;
+  wait['load generator'] = waitSecondsOf(process.pid);
   const info = await redis.info('cpu');
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
-  snapshot.redis = field('used_cpu_user') + field('used_cpu_sys');
-  snapshot.postgres = postgresCpuSeconds();
-  return snapshot;
+  cpu.redis = field('used_cpu_user') + field('used_cpu_sys');
+  Object.assign(cpu, postgresCpuSeconds(database));
+  cpu.machine = machineBusySeconds();
+  return { cpu, wait };
 }
 
-/** Cores used by each part between two snapshots taken `ms` apart. */
-export function coresBetween(before: CpuSnapshot, after: CpuSnapshot, ms: number): Record<string, number> {
+/** What each part used between two snapshots taken `ms` apart. */
+export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, ms: number): CpuUse {
+  const perSecond = (a: Record<string, number>, b: Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const name of Object.keys(b))
+      out[name] = Math.round((((b[name] ?? 0) - (a[name] ?? 0)) / (ms / 1000)) * 100) / 100;
+    return out;
+  };
+  const all = perSecond(before.cpu, after.cpu);
+  // Backends are summed into one "postgres" figure; one that started inside the window counts from zero.
   const cores: Record<string, number> = {};
-  for (const name of Object.keys(after)) {
-    cores[name] = Math.round((((after[name] ?? 0) - (before[name] ?? 0)) / (ms / 1000)) * 100) / 100;
+  for (const [name, used] of Object.entries(all)) {
+    const key = name.startsWith('postgres:') ? 'postgres' : name;
+    const value =
+      name.startsWith('postgres:') && before.cpu[name] === undefined
+        ? (after.cpu[name] ?? 0) / (ms / 1000)
+        : used;
+    cores[key] = Math.round(((cores[key] ?? 0) + value) * 100) / 100;
   }
-  return cores;
+  // Everything else the machine did meanwhile: other people's work on the same cores.
+  const ours = Object.entries(cores).reduce(
+    (sum, [name, used]) => (name === 'machine' ? sum : sum + used),
+    0,
+  );
+  cores['other work'] = Math.max(0, Math.round(((cores.machine ?? 0) - ours) * 100) / 100);
+  return { cores, waiting: perSecond(before.wait, after.wait) };
 }
 
-/** CPU seconds of every live process named postgres (backends that exited meanwhile are not counted). */
-function postgresCpuSeconds(): number {
-  let total = 0;
+/**
+ * CPU seconds of the PostgreSQL backends serving our database (their process title names it), one entry per
+ * backend: a backend present in only one snapshot counts from zero or is dropped, so no delta goes negative.
+ */
+function postgresCpuSeconds(database: string): Record<string, number> {
+  const backends: Record<string, number> = {};
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
-      total += cpuSecondsOf(Number(entry));
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(` ${database} `)) continue;
+      backends[`postgres:${entry}`] = cpuSecondsOf(Number(entry));
     } catch {
       // the process exited between the listing and the read: it no longer counts
     }
   }
-  return total;
+  return backends;
 }

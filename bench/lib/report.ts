@@ -62,15 +62,17 @@ function targets(report: RunReport): TargetRow[] {
         : `${num(throughput!.deliveriesPerS)} vs ${num(mosquitto!.deliveriesPerS)} (×${ratio(share)})`,
     ok: share === null ? null : share >= 0.5,
   });
+  const notSustained =
+    at1000?.stoppedAtS != null ? ` (rate not sustained: sending stopped after ${at1000.stoppedAtS} s)` : '';
   rows.push({
     target: 'p99 notify → received < 25 ms at 1,000/s',
-    measured: at1000 ? `${ms(at1000.received.p99)} ms` : '—',
-    ok: at1000 ? at1000.received.p99 < 25 : null,
+    measured: at1000 ? `${ms(at1000.received.p99)} ms${notSustained}` : '—',
+    ok: at1000 ? at1000.received.p99 < 25 && !notSustained : null,
   });
   rows.push({
     target: 'p99 notify → row delivered < 250 ms at 1,000/s',
-    measured: at1000 ? `${ms(at1000.projected.p99)} ms` : '—',
-    ok: at1000 ? at1000.projected.p99 < 250 && at1000.projectionMissing === 0 : null,
+    measured: at1000 ? `${ms(at1000.projected.p99)} ms${notSustained}` : '—',
+    ok: at1000 ? at1000.projected.p99 < 250 && at1000.projectionMissing === 0 && !notSustained : null,
   });
   rows.push({
     target: '≤ 10 KiB per idle logged-in connection',
@@ -94,7 +96,8 @@ function targets(report: RunReport): TargetRow[] {
 }
 
 function latencyRow(l: LatencyResult, label: string, s: Summary): string {
-  return `| ${num(l.rate)} | ${num(l.achievedPerS)} | ${label} | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.p999)} | ${ms(s.max)} | ${num(s.count)} |`;
+  const offered = l.stoppedAtS === null ? num(l.rate) : `${num(l.rate)} (stopped at ${l.stoppedAtS} s)`;
+  return `| ${offered} | ${num(l.achievedPerS)} | ${label} | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.p999)} | ${ms(s.max)} | ${num(s.count)} |`;
 }
 
 export function renderSection(report: RunReport): string {
@@ -154,18 +157,20 @@ export function renderSection(report: RunReport): string {
         `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '(not within the timeout)'} s and the last delivered row was projected after ${t.projectionDrainS ?? '(not within the timeout)'} s; ${num(t.repushes)} re-pushes by the dispatcher, ${num(t.refused)} refused notifies; connections closed by the server (and reconnected by the clients): ${t.disruptions}.`,
         '',
       );
-      out.push('CPU in cores (CPU-seconds per second) during the broker throughput window:', '');
       out.push(
-        `| ${Object.keys(t.cores).join(' | ')} |`,
-        `|${Object.keys(t.cores)
-          .map(() => '---')
-          .join('|')}|`,
+        `PostgreSQL (our database) during the window: ${num(t.postgres.commitsPerS)} commits/s, ${num(t.postgres.insertedPerS)} rows inserted/s, ${num(t.postgres.updatedPerS)} rows updated/s.`,
+        '',
       );
-      out.push(`| ${Object.values(t.cores).join(' | ')} |`);
       out.push(
-        `| ${Object.values(t.cores)
-          .map((cores) => `${Math.round((cores * 1e6) / Math.max(1, t.notifiesPerS))} µs/notify`)
-          .join(' | ')} |`,
+        "CPU during the broker throughput window: cores used (CPU-seconds per second), cores' worth of time spent runnable but waiting for a CPU (run-queue time from schedstat: contention), CPU per notify:",
+        '',
+      );
+      const names = Object.keys(t.cpu.cores);
+      out.push(`| | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`);
+      out.push(`| cores used | ${names.map((k) => t.cpu.cores[k]).join(' | ')} |`);
+      out.push(`| waiting for a CPU | ${names.map((k) => t.cpu.waiting[k] ?? '—').join(' | ')} |`);
+      out.push(
+        `| µs per notify | ${names.map((k) => (k === 'machine' || k === 'other work' ? '—' : Math.round(((t.cpu.cores[k] ?? 0) * 1e6) / Math.max(1, t.notifiesPerS)))).join(' | ')} |`,
         '',
       );
       if (q)
@@ -192,9 +197,17 @@ export function renderSection(report: RunReport): string {
     }
     out.push('');
     out.push(
-      `Refused notifies and server-side closes: ${latency.map((l) => `${num(l.rate)}/s: ${l.refused} refused, closes ${l.disruptions}`).join('; ')}. Windows of ${latency[0]!.windowS} s after a warm-up; load generator event-loop delay p99: ${latency.map((l) => `${l.generatorLagP99Ms} ms at ${num(l.rate)}/s`).join(', ')}; projection polled every ${latency[0]!.pollIntervalMs} ms plus one query.`,
+      `"Stopped at" marks a rate the broker did not sustain: sending stops once 3 s' worth of notifies are unanswered (past that an open loop measures only its own queue, and poisons the next rate). Refused notifies, server-side closes and drain: ${latency.map((l) => `${num(l.rate)}/s: ${l.refused} refused, closes ${l.disruptions}, drained ${l.drainS === null ? 'not within the timeout' : `${l.drainS} s after the window`}`).join('; ')}. Windows of ${latency[0]!.windowS} s after a warm-up; load generator event-loop delay p99: ${latency.map((l) => `${l.generatorLagP99Ms} ms at ${num(l.rate)}/s`).join(', ')}; projection polled every ${latency[0]!.pollIntervalMs} ms plus one query.`,
       '',
     );
+    for (const l of latency) {
+      out.push(
+        `CPU during the ${num(l.rate)}/s window, cores used (waiting for a CPU): ${Object.entries(l.cpu.cores)
+          .map(([k, v]) => `${k} ${v}${l.cpu.waiting[k] === undefined ? '' : ` (${l.cpu.waiting[k]})`}`)
+          .join(', ')}.`,
+        '',
+      );
+    }
     out.push(`![latency by percentile](${chartFile(report.mode)})`, '');
   }
   if (c) {
