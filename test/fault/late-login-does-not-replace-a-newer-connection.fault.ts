@@ -4,10 +4,9 @@
 // in on another edge; the abandoned login then lands. The later socket is the device's live one and must keep
 // its presence; the abandoned one must not close it (4409 is final for the device client: it would stay away).
 //
-// KNOWN BUG (reported to the lead, see the report of the fault-suite issue): today the late login wins. The
-// login script makes the dead socket the device's presence and the edge closes the live socket with 4409, then
-// records the dead one's close, which leaves the device with no presence at all. `it.fails` keeps the test
-// honest until the fix lands (ordering logins by connection id in login-3.lua); then drop `.fails`.
+// Found by this suite: the late login used to win (the dead socket became the presence and the live one was
+// closed with 4409). login-3.lua now orders logins by connection id (time-ordered): a login never replaces a
+// connection opened after its own, and the late one is refused with 4409 instead.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type EdgeHandle, start as startEdge } from '#edge';
 import { loadConfig } from '#runtime';
@@ -51,7 +50,7 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       await ctx?.cleanup();
     });
 
-    it.fails('the device keeps its newer connection on the other edge', async () => {
+    it('the device keeps its newer connection on the other edge', async () => {
       const token = await registerDevice(ctx, 'late-login', 'm0', 'main');
 
       // The device dials edge-a and logs in; edge-a's Redis path hangs with the login's first write in it.
@@ -71,21 +70,13 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       });
       gate.open();
 
-      const late = await waitFor(
-        async () =>
-          (await readLog(ctx, 'DeviceLoggedIn')).find(
-            (e) => e.type === 'DeviceLoggedIn' && e.data.edge_id === slowEdge.edgeId,
-          ),
-        { what: "edge-a's late login in the log" },
+      // A PING on edge-a's own connection answers after the held login script has run (one connection, FIFO).
+      await waitFor(async () => (await slowEdge.readiness()).ready, { what: "edge-a's Redis path drained" });
+      const lateLogins = (await readLog(ctx, 'DeviceLoggedIn')).filter(
+        (e) =>
+          e.shop_id === 'late-login' && e.type === 'DeviceLoggedIn' && e.data.edge_id === slowEdge.edgeId,
       );
-      const lateConnId = late.type === 'DeviceLoggedIn' ? late.data.conn_id : '';
-      await waitFor(
-        async () =>
-          (await readLog(ctx, 'ConnectionClosed')).some(
-            (e) => e.type === 'ConnectionClosed' && e.data.conn_id === lateConnId,
-          ),
-        { what: "the abandoned socket's close in the log" },
-      );
+      const lateConnId = `the abandoned socket (${lateLogins.length} login recorded)`;
       const presence = await ctx.redis.hget(ctx.keys.presence('late-login'), 'm0');
       live.send({ op: 'ping' });
       const answer = await live.next((frame) => frame.op === 'pong').catch((err: Error) => err.message);
@@ -97,10 +88,11 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       );
       expect(JSON.parse(presence ?? '{}')).toMatchObject({ conn_id: liveConnId });
       expect(liveClose).toBeUndefined();
+      expect(lateLogins).toEqual([]);
       live.ws.close();
     });
 
-    it.fails('a login the edge gave up on (503) does not take the presence of the live connection', async () => {
+    it('a login the edge gave up on (503) does not take the presence of the live connection', async () => {
       const token = await registerDevice(ctx, 'late-login-2', 'm0', 'main');
 
       // edge-a's login script is held on its way to Redis; edge-a times the command out and answers 503.
@@ -113,18 +105,12 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       const live = await loginRaw(`ws://127.0.0.1:${otherEdge.port}/ws`, token);
       const liveConnId = connIdOf(live);
       gate.open();
-      const refusedConnId = await waitFor(
-        async () => {
-          const logins = (await readLog(ctx, 'DeviceLoggedIn')).filter(
-            (e) =>
-              e.shop_id === 'late-login-2' &&
-              e.type === 'DeviceLoggedIn' &&
-              e.data.edge_id === slowEdge.edgeId,
-          );
-          return logins[0]?.type === 'DeviceLoggedIn' ? logins[0].data.conn_id : undefined;
-        },
-        { what: "the refused login's script to land" },
+      await waitFor(async () => (await slowEdge.readiness()).ready, { what: "edge-a's Redis path drained" });
+      const refusedLogins = (await readLog(ctx, 'DeviceLoggedIn')).filter(
+        (e) =>
+          e.shop_id === 'late-login-2' && e.type === 'DeviceLoggedIn' && e.data.edge_id === slowEdge.edgeId,
       );
+      const refusedConnId = refusedLogins.length > 0 ? 'recorded' : 'not recorded';
       const presence = await ctx.redis.hget(ctx.keys.presence('late-login-2'), 'm0');
       console.log(
         `[fault] late-login: login of ${refusedConnId} answered 503 by edge-a but recorded after live ` +
@@ -132,6 +118,7 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       );
       // The dispatcher routes by presence: pointing at the refused socket, the live device gets nothing.
       expect(JSON.parse(presence ?? '{}')).toMatchObject({ conn_id: liveConnId });
+      expect(refusedLogins).toEqual([]);
       refused.ws.close();
       live.ws.close();
     });

@@ -83,12 +83,10 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       expect(newcomerReplies.at(-1)).toBe(0);
     });
 
-    // KNOWN BUG (reported to the lead): the heartbeats an edge sent while Redis hung time out on the edge but run
-    // once Redis answers, after the dispatcher swept the silent edge; so the edge never sees itself unlisted
-    // (upkeep.ts looks only at ZADD's answer), never closes its swept sockets (1012), and its devices stay
-    // connected with no presence: nothing is pushed to them until they reconnect on their own. Drop `.fails`
-    // once the edge notices the sweep after any failed heartbeat.
-    it.fails('when Redis hangs instead, notifies time out with 503 and their retries still land exactly once', async () => {
+    // Found by this suite: the heartbeats an edge sent while Redis hung time out on the edge but run once Redis
+    // answers, after the dispatcher swept the silent edge, so the edge never saw itself unlisted and its devices
+    // stayed connected with no presence. upkeep.ts now checks its listing after any failed heartbeat.
+    it('when Redis hangs instead, notifies time out with 503 and their retries still land exactly once', async () => {
       const proxy = cluster.redisProxy!;
       const result = await runUnderLoad(
         ctx,

@@ -146,6 +146,8 @@ export class EventLog {
         throw new BrokerError('TOKEN_INVALID', 'token belongs to an older registration of this device');
       case -4:
         throw new BrokerError('TOKEN_INVALID', 'token type does not match the registered device');
+      case -6:
+        throw new BrokerError('REPLACED', 'a newer connection of this device has logged in');
       default:
         throw new BrokerError('DEVICE_REVOKED', 'device is not registered (or was revoked)');
     }

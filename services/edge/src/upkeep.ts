@@ -27,8 +27,10 @@ export function startUpkeep(deps: UpkeepDeps): Upkeep {
   async function beat(): Promise<void> {
     const wasUnlisted = await presence.beat(edgeId, deps.now());
     await table.settleOwed();
-    // Not listed although running: a dispatcher swept this edge as dead while Redis was away.
-    if (wasUnlisted) await table.closeSwept();
+    // Not listed although running: a dispatcher swept this edge as dead while Redis was away. After a failed
+    // heartbeat the check runs anyway: the beat that re-listed us may be one we gave up on (Redis hung, then
+    // ran it), so "newly listed" never reached us. closeSwept closes only connections missing from our listing.
+    if (wasUnlisted || isAway) await table.closeSwept();
   }
 
   const heartbeat = setInterval(() => {

@@ -18,6 +18,9 @@
     {-2}                                             not registered (never, or revoked)
     {-3}                                             the token belongs to an older registration
     {-4}                                             the token's type is not the registered type
+    {-6}                                             a newer connection of the device holds the presence: this
+                                                     login landed late (its edge stalled); the caller closes
+                                                     its own socket with 4409 and records nothing else
 ]]
 local registered = redis.call('HGET', KEYS[2], ARGV[1])
 if not registered then
@@ -31,6 +34,10 @@ if device.type ~= ARGV[3] then
   return {-4}
 end
 local previous = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+-- Connection ids are time-ordered (c_<ULID>): a login never replaces a connection opened after its own.
+if previous ~= '' and cjson.decode(previous).conn_id > cjson.decode(ARGV[4]).conn_id then
+  return {-6}
+end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 local streamId = redis.call('XADD', KEYS[1], '*', 't', 'DeviceLoggedIn', 'e', ARGV[5])
 return {0, streamId, previous}
