@@ -4,7 +4,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { BrokerError, ERRORS, isBrokerError } from '#events';
 import { answerHealth, counter, histogram, type Logger, type ReadinessProbe } from '#runtime';
-import { MAX_BODY_BYTES, type Route } from './route';
+import { handlerOf, MAX_BODY_BYTES, type Route } from './route';
 
 export { MAX_BODY_BYTES };
 
@@ -48,18 +48,7 @@ export function createApp(routes: readonly Route[], options: AppOptions): expres
     const { spec } = route;
     const steps = spec.isPublic ? [] : [authenticate];
     if (spec.body) steps.push(parseJson);
-    app[spec.method](spec.path, ...steps, async (req: Request, res: Response) => {
-      const input = route.inputOf({
-        params: req.params,
-        query: req.query,
-        body: req.body,
-        header: (name) => req.get(name),
-      });
-      const reply = await spec.run(input);
-      res.status(reply.status);
-      if (reply.body === undefined) res.end();
-      else res.json(reply.body);
-    });
+    app[spec.method](spec.path, ...steps, handlerOf(route));
   }
 
   if (options.console) app.use('/console', options.console);

@@ -1,6 +1,7 @@
 // One route of the REST API as data: its path, input schemas, answers, errors, an example and what it runs.
 // app.ts mounts the table and openapi.ts documents the same table, so the document cannot miss a route.
 import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
+import type { Request, Response } from 'express';
 import { BrokerError, type Checker, compile, type ErrorCode, ShopId } from '#events';
 
 export type Method = 'get' | 'post' | 'delete';
@@ -117,3 +118,19 @@ function checked<T>(where: string, checker: Checker<T>, value: unknown): T {
 
 /** Path parameters shared by the shop routes. */
 export const ShopPath = Type.Object({ shopId: ShopId });
+
+/** The express handler of a route: its input from the request, its reply as the response. Errors go to the app's one error middleware. */
+export function handlerOf(route: Route) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const input = route.inputOf({
+      params: req.params,
+      query: req.query,
+      body: req.body,
+      header: (name) => req.get(name),
+    });
+    const reply = await route.spec.run(input);
+    res.status(reply.status);
+    if (reply.body === undefined) res.end();
+    else res.json(reply.body);
+  };
+}
