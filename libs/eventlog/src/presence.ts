@@ -1,7 +1,7 @@
 // Who is online, readable by every service: each device's presence entry (written atomically at login) and the
 // edges' heartbeats. An entry whose edge stopped beating is not online: a SIGKILLed edge's devices drop out
 // within EDGE_HEARTBEAT_TTL_MS.
-import type { Keys } from '#events';
+import { createEvent, type Keys } from '#events';
 import type { RedisClient } from '#runtime';
 import type { Presence } from './append';
 
@@ -79,4 +79,15 @@ function onLiveEdges(entries: Record<string, string>, liveEdges: Set<string>): M
     if (liveEdges.has(presence.edge_id)) online.set(clientId, presence);
   }
   return online;
+}
+
+/** The ConnectionClosed of a listed connection whose socket is gone (its edge died, or restarted). */
+export function connectionClosedOf(entry: Presence, reason: string, source: string, nowMs: number) {
+  return createEvent({
+    type: 'ConnectionClosed',
+    shopId: entry.shop_id,
+    source,
+    nowMs,
+    data: { client_id: entry.client_id, conn_id: entry.conn_id, edge_id: entry.edge_id, reason },
+  });
 }

@@ -2,8 +2,8 @@
 // offline (presence is filtered by live edges); this records ConnectionClosed for each of their connections and
 // drops their lists, so projections and the connection list agree.
 import { hostname } from 'node:os';
-import type { EventLog, Presence, PresenceBook } from '#eventlog';
-import { createEvent, type Keys } from '#events';
+import { connectionClosedOf, type EventLog, type Presence, type PresenceBook } from '#eventlog';
+import type { Keys } from '#events';
 import type { Logger, RedisClient } from '#runtime';
 
 export async function sweepDeadEdges(
@@ -27,13 +27,7 @@ export async function sweepDeadEdges(
     for (const json of connections) {
       const entry = JSON.parse(json) as Presence;
       await eventLog.recordClose(
-        createEvent({
-          type: 'ConnectionClosed',
-          shopId: entry.shop_id,
-          source,
-          nowMs,
-          data: { client_id: entry.client_id, conn_id: entry.conn_id, edge_id: edgeId, reason: 'edge_lost' },
-        }),
+        connectionClosedOf({ ...entry, edge_id: edgeId }, 'edge_lost', source, nowMs),
       );
       await redis.hdel(keys.edgeConnections(edgeId), entry.conn_id);
       swept += 1;

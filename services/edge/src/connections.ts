@@ -1,8 +1,8 @@
 // The edge's live sockets, and their listing in Redis (the per-edge connection hash a dead-edge sweep reads).
 // A listing write that fails while Redis is away is owed and retried by the heartbeat, so a closed connection is
 // always recorded closed in the end and presence never stays stale.
-import { asLogError, type EventLog, type Presence } from '#eventlog';
-import { createEvent, type EventOf, type Keys } from '#events';
+import { asLogError, connectionClosedOf, type EventLog, type Presence } from '#eventlog';
+import type { EventOf, Keys } from '#events';
 import type { Logger, RedisClient } from '#runtime';
 import type { EdgeMetrics } from './metrics';
 import type { Session } from './session';
@@ -115,18 +115,7 @@ export class ConnectionTable {
     for (const json of stale) {
       const entry = JSON.parse(json) as Presence;
       await this.recordClose(
-        createEvent({
-          type: 'ConnectionClosed',
-          shopId: entry.shop_id,
-          source,
-          nowMs,
-          data: {
-            client_id: entry.client_id,
-            conn_id: entry.conn_id,
-            edge_id: edgeId,
-            reason: 'edge_restart',
-          },
-        }),
+        connectionClosedOf({ ...entry, edge_id: edgeId }, 'edge_restart', source, nowMs),
       );
     }
     return stale.length;
