@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { RedisClient } from '#runtime';
 import type { Broker } from './lib/broker';
 import { type CpuSnapshot, type CpuUse, cpuBetween, cpuSnapshot } from './lib/cpu';
+import { type PgActivity, pgActivity } from './lib/pg-activity';
 import type { Disruptions, LiveShop } from './lib/shops';
 import { notifyInput, sentAtOf } from './lib/shops';
 import { perSecond, round, Samples, type Summary } from './lib/stats';
@@ -40,6 +41,8 @@ export interface LatencyResult {
   generatorLagP99Ms: number;
   pollIntervalMs: number;
   cpu: CpuUse;
+  /** Transactions committed per second in our database during the window (the persister's batches). */
+  commitsPerS: number;
   curves: { received: Array<[number, number]>; projected: Array<[number, number]> };
 }
 
@@ -60,6 +63,7 @@ export async function runLatency(
 ): Promise<LatencyResult> {
   const pids = Object.fromEntries(broker.processes().map((p) => [p.name, p.pid]));
   let cpu0: CpuSnapshot | undefined;
+  let pg0: PgActivity | undefined;
   const reply = new Samples();
   const received = new Samples();
   const projected = new Samples();
@@ -117,6 +121,7 @@ export async function runLatency(
       windowStart = now;
       loopDelay.enable();
       cpu0 = await cpuSnapshot(pids, redis, broker.database);
+      pg0 = await pgActivity(pool);
     }
     const due = Math.floor(((now - start) * options.rate) / 1000) - sent;
     for (let i = 0; i < due; i++) {
@@ -142,6 +147,8 @@ export async function runLatency(
   const cpu = cpu0
     ? cpuBetween(cpu0, await cpuSnapshot(pids, redis, broker.database), windowMs)
     : { cores: {}, waiting: {} };
+  const pg1 = await pgActivity(pool);
+  const commitsPerS = pg0 ? Math.round(perSecond(pg1.commits - pg0.commits, windowMs)) : 0;
   const mainsPerShop = shops[0]?.mains.length ?? 0;
 
   const hasDrained =
@@ -168,6 +175,7 @@ export async function runLatency(
     generatorLagP99Ms: round(loopDelay.percentile(99) / 1e6, 1),
     pollIntervalMs: POLL_GAP_MS,
     cpu,
+    commitsPerS,
     curves: { received: received.curve(), projected: projected.curve() },
   };
 }
@@ -220,7 +228,9 @@ export function printLatency(result: LatencyResult): void {
     `  refused ${result.refused}, server closes ${result.disruptions}, drained ${result.drainS === null ? 'not within the timeout' : `${result.drainS} s after the window`}`,
   );
   console.log(
-    `  cores used (waiting for a CPU): ${Object.entries(result.cpu.cores)
+    `  postgres ${result.commitsPerS} commits/s; cores used (waiting for a CPU): ${Object.entries(
+      result.cpu.cores,
+    )
       .map(([k, v]) => `${k} ${v}${result.cpu.waiting[k] === undefined ? '' : ` (${result.cpu.waiting[k]})`}`)
       .join(', ')}`,
   );

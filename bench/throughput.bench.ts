@@ -5,6 +5,7 @@ import type pg from 'pg';
 import type { RedisClient } from '#runtime';
 import { type Broker, metricOf } from './lib/broker';
 import { type CpuUse, cpuBetween, cpuSnapshot } from './lib/cpu';
+import { pgActivity } from './lib/pg-activity';
 import type { Disruptions, LiveShop } from './lib/shops';
 import { notifyInput } from './lib/shops';
 import { perSecond, round } from './lib/stats';
@@ -35,7 +36,12 @@ export interface ThroughputResult {
   projectionDrainS: number | null;
   cpu: CpuUse;
   /** Our database's activity in the window (pg_stat_database): transactions and rows written per second. */
-  postgres: { commitsPerS: number; insertedPerS: number; updatedPerS: number };
+  postgres: {
+    commitsPerS: number;
+    insertedPerS: number;
+    updatedPerS: number;
+    messagesHotUpdateShare: number;
+  };
 }
 
 export async function deliveredRows(pool: pg.Pool): Promise<number> {
@@ -43,21 +49,6 @@ export async function deliveredRows(pool: pg.Pool): Promise<number> {
     "SELECT count(*)::int AS n FROM messages WHERE state = 'delivered'",
   );
   return rows[0]?.n ?? 0;
-}
-
-interface PgActivity {
-  commits: number;
-  inserted: number;
-  updated: number;
-}
-
-/** Our database's transaction and row counters (PostgreSQL flushes them at least once a second). */
-async function pgActivity(pool: pg.Pool): Promise<PgActivity> {
-  const { rows } = await pool.query<PgActivity>(
-    `SELECT xact_commit::float8 AS commits, tup_inserted::float8 AS inserted, tup_updated::float8 AS updated
-       FROM pg_stat_database WHERE datname = current_database()`,
-  );
-  return rows[0] ?? { commits: 0, inserted: 0, updated: 0 };
 }
 
 export async function runThroughput(
@@ -126,6 +117,9 @@ export async function runThroughput(
     100,
   );
   const projectionDrainS = hasProjected ? (performance.now() - t1) / 1000 : null;
+  const hot = await pool.query<{ updated: number; hot: number }>(
+    "SELECT n_tup_upd::float8 AS updated, n_tup_hot_upd::float8 AS hot FROM pg_stat_user_tables WHERE relname = 'messages'",
+  );
 
   return {
     shops: shops.length,
@@ -145,6 +139,7 @@ export async function runThroughput(
       commitsPerS: Math.round(perSecond(pg1.commits - pg0.commits, windowMs)),
       insertedPerS: Math.round(perSecond(pg1.inserted - pg0.inserted, windowMs)),
       updatedPerS: Math.round(perSecond(pg1.updated - pg0.updated, windowMs)),
+      messagesHotUpdateShare: round((hot.rows[0]?.hot ?? 0) / Math.max(1, hot.rows[0]?.updated ?? 0), 2),
     },
   };
 }
@@ -160,7 +155,7 @@ export function printThroughput(result: ThroughputResult): void {
     `  drain after the load stopped: deliveries ${result.deliveryDrainS ?? 'not within the timeout'} s, projections ${result.projectionDrainS ?? 'not within the timeout'} s`,
   );
   console.log(
-    `  postgres: ${result.postgres.commitsPerS} commits/s, ${result.postgres.insertedPerS} rows inserted/s, ${result.postgres.updatedPerS} updated/s`,
+    `  postgres: ${result.postgres.commitsPerS} commits/s, ${result.postgres.insertedPerS} rows inserted/s, ${result.postgres.updatedPerS} updated/s (messages: ${result.postgres.messagesHotUpdateShare} of updates HOT)`,
   );
   console.log(
     `  cores used (waiting for a CPU): ${Object.entries(result.cpu.cores)

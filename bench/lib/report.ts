@@ -158,7 +158,7 @@ export function renderSection(report: RunReport): string {
         '',
       );
       out.push(
-        `PostgreSQL (our database) during the window: ${num(t.postgres.commitsPerS)} commits/s, ${num(t.postgres.insertedPerS)} rows inserted/s, ${num(t.postgres.updatedPerS)} rows updated/s.`,
+        `PostgreSQL (our database) during the window: ${num(t.postgres.commitsPerS)} commits/s, ${num(t.postgres.insertedPerS)} rows inserted/s, ${num(t.postgres.updatedPerS)} rows updated/s; share of \`messages\` updates that were HOT (no index writes): ${t.postgres.messagesHotUpdateShare}.`,
         '',
       );
       out.push(
@@ -202,7 +202,9 @@ export function renderSection(report: RunReport): string {
     );
     for (const l of latency) {
       out.push(
-        `CPU during the ${num(l.rate)}/s window, cores used (waiting for a CPU): ${Object.entries(l.cpu.cores)
+        `During the ${num(l.rate)}/s window: ${num(l.commitsPerS)} PostgreSQL commits/s; cores used (waiting for a CPU): ${Object.entries(
+          l.cpu.cores,
+        )
           .map(([k, v]) => `${k} ${v}${l.cpu.waiting[k] === undefined ? '' : ` (${l.cpu.waiting[k]})`}`)
           .join(', ')}.`,
         '',
