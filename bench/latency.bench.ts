@@ -5,7 +5,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { RedisClient } from '#runtime';
 import type { Broker } from './lib/broker';
-import { type CpuSnapshot, type CpuUse, cpuBetween, cpuSnapshot } from './lib/cpu';
+import { type CpuSnapshot, type CpuUse, cpuBetween, cpuSnapshot, describeRedisTop } from './lib/cpu';
 import { type PgActivity, pgActivity } from './lib/pg-activity';
 import type { Disruptions, LiveShop } from './lib/shops';
 import { notifyInput, sentAtOf } from './lib/shops';
@@ -146,7 +146,7 @@ export async function runLatency(
   const windowMs = windowEnd - windowStart;
   const cpu = cpu0
     ? cpuBetween(cpu0, await cpuSnapshot(pids, redis, broker.database), windowMs)
-    : { cores: {}, waiting: {} };
+    : { cores: {}, waiting: {}, redisTop: [] };
   const pg1 = await pgActivity(pool);
   const commitsPerS = pg0 ? Math.round(perSecond(pg1.commits - pg0.commits, windowMs)) : 0;
   const mainsPerShop = shops[0]?.mains.length ?? 0;
@@ -234,4 +234,5 @@ export function printLatency(result: LatencyResult): void {
       .map(([k, v]) => `${k} ${v}${result.cpu.waiting[k] === undefined ? '' : ` (${result.cpu.waiting[k]})`}`)
       .join(', ')}`,
   );
+  console.log(`  redis: ${describeRedisTop(result.cpu)}`);
 }

@@ -2,7 +2,8 @@
 // database, runs every scenario on this machine in one go, prints the figures, and writes them to BENCHMARKS.md
 // with the latency chart in docs/bench/. Cleans up its keys, database and Mosquitto afterwards.
 // Flags: --quick (shorter windows, smaller counts), --profile (broker processes under --cpu-prof),
-// --only=a,b (a subset, printed only; BENCHMARKS.md is left alone), --no-write.
+// --only=a,b (a subset, printed only; BENCHMARKS.md is left alone), --rates=250,1000 (latency rates, likewise),
+// --no-write.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,11 +41,13 @@ function parseArgs(argv: string[]) {
   const only = onlyArg ? onlyArg.slice('--only='.length).split(',') : [...SCENARIOS];
   for (const name of only)
     if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}`);
+  const ratesArg = argv.find((a) => a.startsWith('--rates='));
   return {
     quick,
+    rates: ratesArg ? ratesArg.slice('--rates='.length).split(',').map(Number) : LATENCY_RATES,
     profile: argv.includes('--profile'),
     wants: (scenario: Scenario) => only.includes(scenario) && !(quick && scenario === 'others'),
-    write: !argv.includes('--no-write') && onlyArg === undefined,
+    write: !argv.includes('--no-write') && onlyArg === undefined && ratesArg === undefined,
   };
 }
 
@@ -105,7 +108,7 @@ async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: 
       }
       if (args.wants('latency')) {
         report.scenarios.latency = [];
-        for (const rate of LATENCY_RATES) {
+        for (const rate of args.rates) {
           phase(`latency at ${rate}/s`);
           await noteLoad(report, redis, `latency ${rate}/s`);
           const result = await runLatency(broker, shops, disruptions, pool, redis, {

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { RedisClient } from '#runtime';
 import { type Broker, metricOf } from './lib/broker';
-import { type CpuUse, cpuBetween, cpuSnapshot } from './lib/cpu';
+import { type CpuUse, cpuBetween, cpuSnapshot, describeRedisTop } from './lib/cpu';
 import { pgActivity } from './lib/pg-activity';
 import type { Disruptions, LiveShop } from './lib/shops';
 import { notifyInput } from './lib/shops';
@@ -162,4 +162,5 @@ export function printThroughput(result: ThroughputResult): void {
       .map(([k, v]) => `${k} ${v}${result.cpu.waiting[k] === undefined ? '' : ` (${result.cpu.waiting[k]})`}`)
       .join(', ')}`,
   );
+  console.log(`  redis: ${describeRedisTop(result.cpu)}`);
 }

@@ -9,6 +9,8 @@ import { cpuSecondsOf } from './machine';
 export interface CpuSnapshot {
   cpu: Record<string, number>;
   wait: Record<string, number>;
+  /** Redis INFO commandstats: command → [calls, µs]. */
+  redisCommands: Record<string, [number, number]>;
 }
 
 export interface CpuUse {
@@ -16,6 +18,8 @@ export interface CpuUse {
   cores: Record<string, number>;
   /** Cores' worth of time spent runnable but waiting for a CPU. */
   waiting: Record<string, number>;
+  /** The Redis commands that took most of Redis's time in the window: calls/s and share of Redis busy time. */
+  redisTop: Array<{ command: string; callsPerS: number; cores: number }>;
 }
 
 /** Seconds the main (JavaScript) thread of a process spent runnable, waiting for a CPU. */
@@ -46,10 +50,16 @@ export async function cpuSnapshot(
   wait['load generator'] = waitSecondsOf(process.pid);
   const info = await redis.info('cpu');
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  const redisCommands: Record<string, [number, number]> = {};
+  for (const match of (await redis.info('commandstats')).matchAll(
+    /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm,
+  )) {
+    redisCommands[match[1]!] = [Number(match[2]), Number(match[3])];
+  }
   cpu.redis = field('used_cpu_user') + field('used_cpu_sys');
   Object.assign(cpu, postgresCpuSeconds(database));
   cpu.machine = machineBusySeconds();
-  return { cpu, wait };
+  return { cpu, wait, redisCommands };
 }
 
 /** What each part used between two snapshots taken `ms` apart. */
@@ -77,7 +87,18 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, ms: number):
     0,
   );
   cores['other work'] = Math.max(0, Math.round(((cores.machine ?? 0) - ours) * 100) / 100);
-  return { cores, waiting: perSecond(before.wait, after.wait) };
+  const redisTop = Object.entries(after.redisCommands)
+    .map(([command, [calls, us]]) => {
+      const [calls0, us0] = before.redisCommands[command] ?? [0, 0];
+      return {
+        command,
+        callsPerS: Math.round((calls - calls0) / (ms / 1000)),
+        cores: Math.round(((us - us0) / 1e6 / (ms / 1000)) * 1000) / 1000,
+      };
+    })
+    .sort((a, b) => b.cores - a.cores)
+    .slice(0, 6);
+  return { cores, waiting: perSecond(before.wait, after.wait), redisTop };
 }
 
 /**
@@ -97,4 +118,9 @@ function postgresCpuSeconds(database: string): Record<string, number> {
     }
   }
   return backends;
+}
+
+/** "evalsha 812/s 0.061 cores, publish …": where Redis spent its time in a window. */
+export function describeRedisTop(use: CpuUse): string {
+  return use.redisTop.map((c) => `${c.command} ${c.callsPerS}/s ${c.cores} cores`).join(', ');
 }

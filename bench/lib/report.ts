@@ -6,6 +6,7 @@ import type { LatencyResult } from '../latency.bench';
 import type { MosquittoResult } from '../mosquitto.bench';
 import type { RedisXaddResult } from '../redis-xadd.bench';
 import type { ThroughputResult } from '../throughput.bench';
+import { describeRedisTop } from './cpu';
 import type { Machine } from './machine';
 import type { OtherBench } from './others';
 import { round, type Summary } from './stats';
@@ -173,6 +174,10 @@ export function renderSection(report: RunReport): string {
         `| µs per notify | ${names.map((k) => (k === 'machine' || k === 'other work' ? '—' : Math.round(((t.cpu.cores[k] ?? 0) * 1e6) / Math.max(1, t.notifiesPerS)))).join(' | ')} |`,
         '',
       );
+      out.push(
+        `Redis's busiest commands in the window (all clients of the shared Redis): ${describeRedisTop(t.cpu)}.`,
+        '',
+      );
       if (q)
         out.push(
           `Mosquitto window: mosquitto ${q.cores.mosquitto} cores, load generator (mqtt.js) ${q.cores['load generator']} cores.`,
@@ -206,7 +211,7 @@ export function renderSection(report: RunReport): string {
           l.cpu.cores,
         )
           .map(([k, v]) => `${k} ${v}${l.cpu.waiting[k] === undefined ? '' : ` (${l.cpu.waiting[k]})`}`)
-          .join(', ')}.`,
+          .join(', ')}. Redis: ${describeRedisTop(l.cpu)}.`,
         '',
       );
     }
