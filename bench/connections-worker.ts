@@ -43,7 +43,7 @@ async function open(indexes: number[]): Promise<WorkerReport> {
         ok += 1;
       } catch (err) {
         failed += 1;
-        firstError ??= (err as Error).message;
+        firstError ??= (err as Error).message; // WsDevice.open rejects with Errors only
       }
     }
   }

@@ -114,21 +114,10 @@ export async function runConnections(
     const rssAfter = rssOf(edge.pid);
     await inspector.collectGarbage();
     const gcAfter = await inspector.memoryUsage();
-
-    // The blip: half of the reconnecting devices from each generator drop, the edge notices, then all reconnect.
-    const perGenerator = Math.ceil(options.reconnect / GENERATORS);
-    await Promise.all(generators.map((generator) => generator.ask({ cmd: 'drop', count: perGenerator })));
-    const dropped = perGenerator * GENERATORS;
-    await waitUntil(async () => (await loggedIn(edge)) <= connected - dropped, 60_000, 100);
-    const reconnectStart = performance.now();
-    const edgeCpuBefore = cpuSecondsOf(edge.pid);
-    const reconnects = await Promise.all(generators.map((generator) => generator.ask({ cmd: 'reconnect' })));
-    const reconnectS = (performance.now() - reconnectStart) / 1000;
-    const edgeCpuS = cpuSecondsOf(edge.pid) - edgeCpuBefore;
-    const reconnected = reconnects.reduce((sum, r) => sum + r.ok, 0);
+    const reconnect = await blipAndReconnect(edge, generators, connected, options.reconnect);
 
     const kib = (bytes: number) => round(bytes / 1024 / Math.max(1, connected), 2);
-    const firstError = [...connects, ...reconnects].find((r) => r.firstError)?.firstError;
+    const firstError = [...connects, ...reconnect.reports].find((r) => r.firstError)?.firstError;
     return {
       total: options.total,
       connected,
@@ -139,12 +128,12 @@ export async function runConnections(
       rssPerConnectionKiB: kib(rssAfter - rssBefore),
       rssAfterGcPerConnectionKiB: kib(gcAfter.rss - gcBefore.rss),
       heapPerConnectionKiB: kib(gcAfter.heapUsed + gcAfter.external - gcBefore.heapUsed - gcBefore.external),
-      reconnect: dropped,
-      reconnected,
-      reconnectFailed: reconnects.reduce((sum, r) => sum + r.failed, 0),
-      reconnectS: round(reconnectS, 2),
-      edgeCoresDuringReconnect: round(edgeCpuS / reconnectS, 2),
-      edgeCpuMsPerLogin: round((edgeCpuS * 1000) / Math.max(1, reconnected), 3),
+      reconnect: reconnect.dropped,
+      reconnected: reconnect.reconnected,
+      reconnectFailed: reconnect.reports.reduce((sum, r) => sum + r.failed, 0),
+      reconnectS: round(reconnect.seconds, 2),
+      edgeCoresDuringReconnect: round(reconnect.edgeCpuS / reconnect.seconds, 2),
+      edgeCpuMsPerLogin: round((reconnect.edgeCpuS * 1000) / Math.max(1, reconnect.reconnected), 3),
       handshakesInFlight: HANDSHAKES_PER_GENERATOR * GENERATORS,
       generators: GENERATORS,
       sourceAddresses: SOURCE_ADDRESSES,
@@ -155,6 +144,29 @@ export async function runConnections(
     await Promise.all(generators.map((generator) => generator.exit()));
     await edge.stop();
   }
+}
+
+/** The blip: devices from each generator drop, the edge notices, then all of them reconnect and log in at once. */
+async function blipAndReconnect(
+  edge: BrokerProcess,
+  generators: Generator[],
+  connected: number,
+  count: number,
+) {
+  const perGenerator = Math.ceil(count / GENERATORS);
+  await Promise.all(generators.map((generator) => generator.ask({ cmd: 'drop', count: perGenerator })));
+  const dropped = perGenerator * GENERATORS;
+  await waitUntil(async () => (await loggedIn(edge)) <= connected - dropped, 60_000, 100);
+  const start = performance.now();
+  const edgeCpuBefore = cpuSecondsOf(edge.pid);
+  const reports = await Promise.all(generators.map((generator) => generator.ask({ cmd: 'reconnect' })));
+  return {
+    dropped,
+    reports,
+    reconnected: reports.reduce((sum, r) => sum + r.ok, 0),
+    seconds: (performance.now() - start) / 1000,
+    edgeCpuS: cpuSecondsOf(edge.pid) - edgeCpuBefore,
+  };
 }
 
 function loggedIn(edge: BrokerProcess): Promise<number> {

@@ -53,6 +53,87 @@ const POLL_GAP_MS = 10;
 /** Sampled notifies per second for the projection latency (both of their messages are watched). */
 const PROJECTION_SAMPLES_PER_S = 200;
 
+/** What one rate's run saw: samples, counters, and the measurement window (send times inside it count). */
+class Recorder {
+  readonly reply = new Samples();
+  readonly received = new Samples();
+  readonly projected = new Samples();
+  /** Message id → send time of its notify, for the sampled messages not yet seen delivered. */
+  readonly watched = new Map<string, number>();
+  windowStart = Number.POSITIVE_INFINITY;
+  windowEnd = Number.POSITIVE_INFINITY;
+  sent = 0;
+  answered = 0;
+  answeredInWindow = 0;
+  refused = 0;
+  delivered = 0;
+
+  constructor(private readonly sampleEvery: number) {}
+
+  inWindow(t: number): boolean {
+    return t >= this.windowStart && t < this.windowEnd;
+  }
+
+  onMessage(sentAt: number): void {
+    this.delivered += 1;
+    if (this.inWindow(sentAt)) this.received.add(performance.now() - sentAt);
+  }
+
+  onReply(shop: LiveShop, n: number, sentAt: number, eventId: string): void {
+    this.answered += 1;
+    if (this.inWindow(performance.now())) this.answeredInWindow += 1;
+    if (!this.inWindow(sentAt)) return;
+    this.reply.add(performance.now() - sentAt);
+    if (n % this.sampleEvery !== 0) return;
+    for (const main of shop.spec.mains) this.watched.set(`${eventId}.${main.clientId}`, sentAt);
+  }
+
+  onRefused(): void {
+    this.answered += 1;
+    this.refused += 1;
+  }
+}
+
+/**
+ * The open loop: at every tick, send whatever the schedule says is due, round-robin over the shops' subs.
+ * Returns when the time is up, or (with the seconds it ran) when the backlog limit stopped it.
+ */
+async function offerLoad(
+  shops: LiveShop[],
+  options: LatencyOptions,
+  recorder: Recorder,
+  onWindowStart: () => Promise<void>,
+): Promise<number | null> {
+  const tag = `lat${options.rate}-${Date.now().toString(36)}`;
+  const start = performance.now();
+  const stopAt = start + options.warmupMs + options.windowMs;
+  let next = 0;
+  while (performance.now() < stopAt) {
+    const now = performance.now();
+    // Past its capacity an open loop only grows a queue, and the queue, not the broker, sets every figure
+    // after that (and the next rate's): stop, and say so.
+    if (recorder.sent - recorder.answered > options.rate * BACKLOG_LIMIT_S)
+      return round((now - start) / 1000, 1);
+    if (recorder.windowStart === Number.POSITIVE_INFINITY && now >= start + options.warmupMs) {
+      recorder.windowStart = now;
+      await onWindowStart();
+    }
+    const due = Math.floor(((now - start) * options.rate) / 1000) - recorder.sent;
+    for (let i = 0; i < due; i++) {
+      const shop = shops[next]!;
+      next = (next + 1) % shops.length;
+      const n = recorder.sent++;
+      const t = performance.now();
+      shop.sub.notify(notifyInput(`${tag}-${n}`, n, t)).then(
+        (result) => recorder.onReply(shop, n, t, result.event_id),
+        () => recorder.onRefused(),
+      );
+    }
+    await sleep(TICK_MS);
+  }
+  return null;
+}
+
 export async function runLatency(
   broker: Broker,
   shops: LiveShop[],
@@ -61,102 +142,42 @@ export async function runLatency(
   redis: RedisClient,
   options: LatencyOptions,
 ): Promise<LatencyResult> {
-  const pids = Object.fromEntries(broker.processes().map((p) => [p.name, p.pid]));
-  let cpu0: CpuSnapshot | undefined;
-  let pg0: PgActivity | undefined;
-  const reply = new Samples();
-  const received = new Samples();
-  const projected = new Samples();
-  /** Message id → send time of its notify, for the sampled messages not yet seen delivered. */
-  const watched = new Map<string, number>();
-  const sampleEvery = Math.max(1, Math.round(options.rate / PROJECTION_SAMPLES_PER_S));
-  const tag = `lat${options.rate}-${Date.now().toString(36)}`;
-  let windowStart = Number.POSITIVE_INFINITY;
-  let windowEnd = Number.POSITIVE_INFINITY;
-  const inWindow = (t: number) => t >= windowStart && t < windowEnd;
-  let answered = 0;
-  let refused = 0;
+  const recorder = new Recorder(Math.max(1, Math.round(options.rate / PROJECTION_SAMPLES_PER_S)));
   const disruptionsAtStart = disruptions.snapshot();
-  let answeredInWindow = 0;
-  let deliveredCount = 0;
-
   for (const shop of shops) {
     for (const main of shop.mains) {
       main.removeAllListeners('message');
-      main.on('message', (frame) => {
-        deliveredCount += 1;
-        const t = sentAtOf(frame.data);
-        if (inWindow(t)) received.add(performance.now() - t);
-      });
+      main.on('message', (frame) => recorder.onMessage(sentAtOf(frame.data)));
     }
   }
-  const onReply = (shop: LiveShop, n: number, t: number, eventId: string) => {
-    answered += 1;
-    if (inWindow(performance.now())) answeredInWindow += 1;
-    if (!inWindow(t)) return;
-    reply.add(performance.now() - t);
-    if (n % sampleEvery === 0)
-      for (const main of shop.spec.mains) watched.set(`${eventId}.${main.clientId}`, t);
-  };
-
+  const pids = Object.fromEntries(broker.processes().map((p) => [p.name, p.pid]));
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  let cpu0: CpuSnapshot | undefined;
+  let pg0: PgActivity | undefined;
   let isPolling = true;
-  const poller = pollProjection(pool, watched, projected, () => isPolling);
+  const poller = pollProjection(pool, recorder.watched, recorder.projected, () => isPolling);
 
-  // Open loop: at every tick, send whatever the schedule says is due, round-robin over the shops' subs.
-  const start = performance.now();
-  const stopAt = start + options.warmupMs + options.windowMs;
-  let sent = 0;
-  let next = 0;
-  let stoppedAtS: number | null = null;
-  while (performance.now() < stopAt) {
-    const now = performance.now();
-    // Past its capacity an open loop only grows a queue, and the queue, not the broker, sets every figure
-    // after that (and the next scenario's): stop, and say so.
-    if (sent - answered > options.rate * BACKLOG_LIMIT_S) {
-      stoppedAtS = round((now - start) / 1000, 1);
-      break;
-    }
-    if (windowStart === Number.POSITIVE_INFINITY && now >= start + options.warmupMs) {
-      windowStart = now;
-      loopDelay.enable();
-      cpu0 = await cpuSnapshot(pids, redis, broker.database);
-      pg0 = await pgActivity(pool);
-    }
-    const due = Math.floor(((now - start) * options.rate) / 1000) - sent;
-    for (let i = 0; i < due; i++) {
-      const shop = shops[next]!;
-      next = (next + 1) % shops.length;
-      const n = sent;
-      const t = performance.now();
-      shop.sub.notify(notifyInput(`${tag}-${n}`, n, t)).then(
-        (result) => onReply(shop, n, t, result.event_id),
-        () => {
-          answered += 1;
-          refused += 1;
-        },
-      );
-      sent += 1;
-    }
-    await sleep(TICK_MS);
-  }
-  windowEnd = performance.now();
-  if (windowStart > windowEnd) windowStart = windowEnd; // stopped during the warm-up: an empty window
+  const stoppedAtS = await offerLoad(shops, options, recorder, async () => {
+    loopDelay.enable();
+    cpu0 = await cpuSnapshot(pids, redis, broker.database);
+    pg0 = await pgActivity(pool);
+  });
+  recorder.windowEnd = performance.now();
+  if (recorder.windowStart > recorder.windowEnd) recorder.windowStart = recorder.windowEnd; // stopped in warm-up
   loopDelay.disable();
-  const windowMs = windowEnd - windowStart;
+  const windowMs = recorder.windowEnd - recorder.windowStart;
   const cpu = cpu0
     ? cpuBetween(cpu0, await cpuSnapshot(pids, redis, broker.database), windowMs)
     : { cores: {}, waiting: {}, redisTop: [] };
   const pg1 = await pgActivity(pool);
-  const commitsPerS = pg0 ? Math.round(perSecond(pg1.commits - pg0.commits, windowMs)) : 0;
-  const mainsPerShop = shops[0]?.mains.length ?? 0;
 
+  const mainsPerShop = shops[0]?.mains.length ?? 0;
   const hasDrained =
     (await waitUntil(
-      () => answered >= sent && deliveredCount >= sent * mainsPerShop,
+      () => recorder.answered >= recorder.sent && recorder.delivered >= recorder.sent * mainsPerShop,
       options.drainTimeoutMs,
-    )) && (await waitUntil(() => watched.size === 0, options.drainTimeoutMs, 50));
-  const drainS = hasDrained ? round((performance.now() - windowEnd) / 1000, 1) : null;
+    )) && (await waitUntil(() => recorder.watched.size === 0, options.drainTimeoutMs, 50));
+  const drainS = hasDrained ? round((performance.now() - recorder.windowEnd) / 1000, 1) : null;
   isPolling = false;
   await poller;
 
@@ -165,18 +186,18 @@ export async function runLatency(
     windowS: round(windowMs / 1000, 1),
     stoppedAtS,
     drainS,
-    achievedPerS: Math.round(perSecond(answeredInWindow, windowMs)),
-    reply: reply.summary(),
-    received: received.summary(),
-    projected: projected.summary(),
-    projectionMissing: watched.size,
-    refused,
+    achievedPerS: Math.round(perSecond(recorder.answeredInWindow, windowMs)),
+    reply: recorder.reply.summary(),
+    received: recorder.received.summary(),
+    projected: recorder.projected.summary(),
+    projectionMissing: recorder.watched.size,
+    refused: recorder.refused,
     disruptions: disruptions.describeSince(disruptionsAtStart),
     generatorLagP99Ms: round(loopDelay.percentile(99) / 1e6, 1),
     pollIntervalMs: POLL_GAP_MS,
     cpu,
-    commitsPerS,
-    curves: { received: received.curve(), projected: projected.curve() },
+    commitsPerS: pg0 ? Math.round(perSecond(pg1.commits - pg0.commits, windowMs)) : 0,
+    curves: { received: recorder.received.curve(), projected: recorder.projected.curve() },
   };
 }
 

@@ -51,34 +51,27 @@ export async function deliveredRows(pool: pg.Pool): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-export async function runThroughput(
-  broker: Broker,
-  shops: LiveShop[],
-  disruptions: Disruptions,
-  pool: pg.Pool,
-  redis: RedisClient,
-  options: ThroughputOptions,
-): Promise<ThroughputResult> {
-  const counts = { sent: 0, notified: 0, refused: 0, delivered: 0 };
-  let isRunning = true;
-  let n = 0;
-  const mainsPerShop = shops[0]?.mains.length ?? 0;
-  const rowsAtStart = await deliveredRows(pool);
-  const repushesAtStart = await metricOf(broker.dispatcher.healthUrl, 'broker_dispatcher_repushes_total');
-  const disruptionsAtStart = disruptions.snapshot();
+interface Counts {
+  sent: number;
+  notified: number;
+  refused: number;
+  delivered: number;
+}
 
+/** The closed loop: each sub keeps `inFlight` notifies outstanding while `isRunning()`; mains count messages. */
+function driveShops(shops: LiveShop[], inFlight: number, isRunning: () => boolean): Counts {
+  const counts: Counts = { sent: 0, notified: 0, refused: 0, delivered: 0 };
   for (const shop of shops) {
     const sendNext = () => {
-      counts.sent += 1;
-      n += 1;
+      const n = ++counts.sent;
       shop.sub.notify(notifyInput(`tp-${n}`, n, performance.now())).then(
         () => {
           counts.notified += 1;
-          if (isRunning) sendNext();
+          if (isRunning()) sendNext();
         },
         () => {
           counts.refused += 1;
-          if (isRunning) sendNext();
+          if (isRunning()) sendNext();
         },
       );
     };
@@ -88,35 +81,58 @@ export async function runThroughput(
         counts.delivered += 1;
       });
     }
-    for (let i = 0; i < options.inFlightPerSub; i++) sendNext();
+    for (let i = 0; i < inFlight; i++) sendNext();
   }
+  return counts;
+}
 
+/** What the system looks like at one instant: counters, delivered rows, CPU, database activity. */
+async function sample(broker: Broker, counts: Counts, pool: pg.Pool, redis: RedisClient) {
   const pids = Object.fromEntries(broker.processes().map((p) => [p.name, p.pid]));
-  await sleep(options.warmupMs);
-  const t0 = performance.now();
-  const [before, rows0] = [{ ...counts }, await deliveredRows(pool)];
-  const cpu0 = await cpuSnapshot(pids, redis, broker.database);
-  const pg0 = await pgActivity(pool);
-  await sleep(options.windowMs);
-  const t1 = performance.now();
-  const [after, rows1] = [{ ...counts }, await deliveredRows(pool)];
-  const cpu1 = await cpuSnapshot(pids, redis, broker.database);
-  const pg1 = await pgActivity(pool);
-  const windowMs = t1 - t0;
+  return {
+    at: performance.now(),
+    counts: { ...counts },
+    rows: await deliveredRows(pool),
+    cpu: await cpuSnapshot(pids, redis, broker.database),
+    pg: await pgActivity(pool),
+  };
+}
 
+export async function runThroughput(
+  broker: Broker,
+  shops: LiveShop[],
+  disruptions: Disruptions,
+  pool: pg.Pool,
+  redis: RedisClient,
+  options: ThroughputOptions,
+): Promise<ThroughputResult> {
+  const rowsAtStart = await deliveredRows(pool);
+  const repushesAtStart = await metricOf(broker.dispatcher.healthUrl, 'broker_dispatcher_repushes_total');
+  const disruptionsAtStart = disruptions.snapshot();
+  let isRunning = true;
+  const counts = driveShops(shops, options.inFlightPerSub, () => isRunning);
+  await sleep(options.warmupMs);
+  const first = await sample(broker, counts, pool, redis);
+  await sleep(options.windowMs);
+  const last = await sample(broker, counts, pool, redis);
   isRunning = false;
+  const windowMs = last.at - first.at;
+  const rate = (a: number, b: number) => Math.round(perSecond(b - a, windowMs));
+
+  // Stragglers: every notify answered and delivered to both mains, then every delivered row projected.
+  const mainsPerShop = shops[0]?.mains.length ?? 0;
   const hasDelivered = await waitUntil(
     () =>
       counts.notified + counts.refused >= counts.sent && counts.delivered >= counts.notified * mainsPerShop,
     options.drainTimeoutMs,
   );
-  const deliveryDrainS = hasDelivered ? (performance.now() - t1) / 1000 : null;
+  const deliveryDrainS = hasDelivered ? round((performance.now() - last.at) / 1000, 1) : null;
   const hasProjected = await waitUntil(
     async () => (await deliveredRows(pool)) - rowsAtStart >= counts.delivered,
     options.drainTimeoutMs * 3,
     100,
   );
-  const projectionDrainS = hasProjected ? (performance.now() - t1) / 1000 : null;
+  const projectionDrainS = hasProjected ? round((performance.now() - last.at) / 1000, 1) : null;
   const hot = await pool.query<{ updated: number; hot: number }>(
     "SELECT n_tup_upd::float8 AS updated, n_tup_hot_upd::float8 AS hot FROM pg_stat_user_tables WHERE relname = 'messages'",
   );
@@ -125,20 +141,20 @@ export async function runThroughput(
     shops: shops.length,
     inFlightPerSub: options.inFlightPerSub,
     windowS: round(windowMs / 1000, 1),
-    notifiesPerS: Math.round(perSecond(after.notified - before.notified, windowMs)),
-    deliveriesPerS: Math.round(perSecond(after.delivered - before.delivered, windowMs)),
-    rowsPerS: Math.round(perSecond(rows1 - rows0, windowMs)),
+    notifiesPerS: rate(first.counts.notified, last.counts.notified),
+    deliveriesPerS: rate(first.counts.delivered, last.counts.delivered),
+    rowsPerS: rate(first.rows, last.rows),
     repushes:
       (await metricOf(broker.dispatcher.healthUrl, 'broker_dispatcher_repushes_total')) - repushesAtStart,
     refused: counts.refused,
     disruptions: disruptions.describeSince(disruptionsAtStart),
-    deliveryDrainS: deliveryDrainS === null ? null : round(deliveryDrainS, 1),
-    projectionDrainS: projectionDrainS === null ? null : round(projectionDrainS, 1),
-    cpu: cpuBetween(cpu0, cpu1, windowMs),
+    deliveryDrainS,
+    projectionDrainS,
+    cpu: cpuBetween(first.cpu, last.cpu, windowMs),
     postgres: {
-      commitsPerS: Math.round(perSecond(pg1.commits - pg0.commits, windowMs)),
-      insertedPerS: Math.round(perSecond(pg1.inserted - pg0.inserted, windowMs)),
-      updatedPerS: Math.round(perSecond(pg1.updated - pg0.updated, windowMs)),
+      commitsPerS: rate(first.pg.commits, last.pg.commits),
+      insertedPerS: rate(first.pg.inserted, last.pg.inserted),
+      updatedPerS: rate(first.pg.updated, last.pg.updated),
       messagesHotUpdateShare: round((hot.rows[0]?.hot ?? 0) / Math.max(1, hot.rows[0]?.updated ?? 0), 2),
     },
   };

@@ -82,7 +82,7 @@ export async function startService(
 ): Promise<BrokerProcess> {
   const port = await freePort();
   const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
+    ...(process.env as Record<string, string>), // a child inherits PATH, HOME…; undefined entries are not sent
     ...bench.env,
     ...(service === 'edge' ? { EDGE_PORT: String(port), EDGE_ID: label } : { HEALTH_PORT: String(port) }),
     ...extra.env,

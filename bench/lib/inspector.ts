@@ -9,6 +9,7 @@ export interface Inspector {
   close(): void;
 }
 
+// The shapes below are the inspector protocol's (Chrome DevTools Protocol), fixed by V8; JSON gives them no type.
 export async function attachInspector(port: number): Promise<Inspector> {
   const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{
     webSocketDebuggerUrl: string;

@@ -102,7 +102,19 @@ function latencyRow(l: LatencyResult, label: string, s: Summary): string {
 }
 
 export function renderSection(report: RunReport): string {
-  const { machine: m, scenarios } = report;
+  const { throughput: t, latency, connections: c, mosquitto: q, redis: r } = report.scenarios;
+  return [
+    ...headerLines(report),
+    ...(t || q || r ? peerLines(t, q, r) : []),
+    ...(t ? cpuLines(t, q) : []),
+    ...(latency?.length ? latencyLines(latency, report.mode) : []),
+    ...(c ? connectionLines(c) : []),
+    ...(report.others?.length ? otherLines(report.others) : []),
+  ].join('\n');
+}
+
+function headerLines(report: RunReport): string[] {
+  const m = report.machine;
   const out: string[] = [];
   out.push(
     `### ${report.mode === 'full' ? 'Full' : 'Quick'} run — ${report.date.slice(0, 16).replace('T', ' ')} UTC`,
@@ -120,140 +132,155 @@ export function renderSection(report: RunReport): string {
   out.push('| target | measured | verdict |', '|---|---|---|');
   for (const row of targets(report)) out.push(`| ${row.target} | ${row.measured} | ${verdict(row.ok)} |`);
   out.push('');
+  return out;
+}
 
-  const { throughput: t, latency, connections: c, mosquitto: q, redis: r } = scenarios;
-  if (t || q || r) {
-    out.push('**Throughput and peers** (same shops, same messages in flight per sender)', '');
+function peerLines(t?: ThroughputResult, q?: MosquittoResult, r?: RedisXaddResult): string[] {
+  const out: string[] = [];
+  out.push('**Throughput and peers** (same shops, same messages in flight per sender)', '');
+  out.push(
+    '| system | senders | in flight each | window | notifies (publishes) acked/s | deliveries/s | rows/s |',
+  );
+  out.push('|---|---|---|---|---|---|---|');
+  if (t)
     out.push(
-      '| system | senders | in flight each | window | notifies (publishes) acked/s | deliveries/s | rows/s |',
+      `| broker (edge + dispatcher + persister) | ${num(t.shops)} | ${t.inFlightPerSub} | ${t.windowS} s | ${num(t.notifiesPerS)} | ${num(t.deliveriesPerS)} | ${num(t.rowsPerS)} |`,
     );
-    out.push('|---|---|---|---|---|---|---|');
-    if (t)
-      out.push(
-        `| broker (edge + dispatcher + persister) | ${num(t.shops)} | ${t.inFlightPerSub} | ${t.windowS} s | ${num(t.notifiesPerS)} | ${num(t.deliveriesPerS)} | ${num(t.rowsPerS)} |`,
-      );
-    if (q)
-      out.push(
-        `| ${q.version}, QoS 1, clean: false | ${num(q.shops)} | ${q.inFlightPerPublisher} | ${q.windowS} s | ${num(q.publishesPerS)} | ${num(q.deliveriesPerS)} | — |`,
-      );
-    if (r) {
-      out.push(
-        `| redis ${r.version} XADD, 50 clients | — | 1 | ${num(r.requests)} req | ${num(r.xaddPerS)} | — | — |`,
-      );
-      out.push(
-        `| redis ${r.version} XADD, 50 clients, pipeline 16 | — | 16 | ${num(r.requests)} req | ${num(r.xaddPipelinedPerS)} | — | — |`,
-      );
-    }
-    out.push('');
-    const ratios: string[] = [];
-    if (t && q)
-      ratios.push(`broker deliveries/s ÷ Mosquitto's = **${ratio(t.deliveriesPerS / q.deliveriesPerS)}**`);
-    if (t && r) {
-      ratios.push(`broker notifies/s ÷ Redis XADD/s = **${ratio(t.notifiesPerS / r.xaddPerS)}**`);
-      ratios.push(`÷ pipelined XADD/s = **${ratio(t.notifiesPerS / r.xaddPipelinedPerS)}**`);
-    }
-    if (ratios.length) out.push(`Ratios: ${ratios.join('; ')}.`, '');
-    if (t) {
-      out.push(
-        `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '(not within the timeout)'} s and the last delivered row was projected after ${t.projectionDrainS ?? '(not within the timeout)'} s; ${num(t.repushes)} re-pushes by the dispatcher, ${num(t.refused)} refused notifies; connections closed by the server (and reconnected by the clients): ${t.disruptions}.`,
-        '',
-      );
-      out.push(
-        `PostgreSQL (our database) during the window: ${num(t.postgres.commitsPerS)} commits/s, ${num(t.postgres.insertedPerS)} rows inserted/s, ${num(t.postgres.updatedPerS)} rows updated/s; share of \`messages\` updates that were HOT (no index writes): ${t.postgres.messagesHotUpdateShare}.`,
-        '',
-      );
-      out.push(
-        "CPU during the broker throughput window: cores used (CPU-seconds per second), cores' worth of time spent runnable but waiting for a CPU (run-queue time from schedstat: contention), CPU per notify:",
-        '',
-      );
-      const names = Object.keys(t.cpu.cores);
-      out.push(`| | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`);
-      out.push(`| cores used | ${names.map((k) => t.cpu.cores[k]).join(' | ')} |`);
-      out.push(`| waiting for a CPU | ${names.map((k) => t.cpu.waiting[k] ?? '—').join(' | ')} |`);
-      out.push(
-        `| µs per notify | ${names.map((k) => (k === 'machine' || k === 'other work' ? '—' : Math.round(((t.cpu.cores[k] ?? 0) * 1e6) / Math.max(1, t.notifiesPerS)))).join(' | ')} |`,
-        '',
-      );
-      out.push(
-        `Redis's busiest commands in the window (all clients of the shared Redis): ${describeRedisTop(t.cpu)}.`,
-        '',
-      );
-      if (q)
-        out.push(
-          `Mosquitto window: mosquitto ${q.cores.mosquitto} cores, load generator (mqtt.js) ${q.cores['load generator']} cores.`,
-          '',
-        );
-    }
-  }
-  if (latency?.length) {
-    out.push('**Latency at fixed rates** (open loop, ms; "received" counts each main device\'s copy)', '');
-    out.push('| offered/s | achieved/s | from notify sent to | p50 | p99 | p99.9 | max | samples |');
-    out.push('|---|---|---|---|---|---|---|---|');
-    for (const l of latency) {
-      out.push(latencyRow(l, 'durable reply at the sender', l.reply));
-      out.push(latencyRow(l, 'message received by a main', l.received));
-      out.push(
-        latencyRow(
-          l,
-          `row delivered in PostgreSQL${l.projectionMissing ? ` (${l.projectionMissing} never seen)` : ''}`,
-          l.projected,
-        ),
-      );
-    }
-    out.push('');
+  if (q)
     out.push(
-      `"Stopped at" marks a rate the broker did not sustain: sending stops once 3 s' worth of notifies are unanswered (past that an open loop measures only its own queue, and poisons the next rate). Refused notifies, server-side closes and drain: ${latency.map((l) => `${num(l.rate)}/s: ${l.refused} refused, closes ${l.disruptions}, drained ${l.drainS === null ? 'not within the timeout' : `${l.drainS} s after the window`}`).join('; ')}. Windows of ${latency[0]!.windowS} s after a warm-up; load generator event-loop delay p99: ${latency.map((l) => `${l.generatorLagP99Ms} ms at ${num(l.rate)}/s`).join(', ')}; projection polled every ${latency[0]!.pollIntervalMs} ms plus one query.`,
+      `| ${q.version}, QoS 1, clean: false | ${num(q.shops)} | ${q.inFlightPerPublisher} | ${q.windowS} s | ${num(q.publishesPerS)} | ${num(q.deliveriesPerS)} | — |`,
+    );
+  if (r) {
+    out.push(
+      `| redis ${r.version} XADD, 50 clients | — | 1 | ${num(r.requests)} req | ${num(r.xaddPerS)} | — | — |`,
+    );
+    out.push(
+      `| redis ${r.version} XADD, 50 clients, pipeline 16 | — | 16 | ${num(r.requests)} req | ${num(r.xaddPipelinedPerS)} | — | — |`,
+    );
+  }
+  out.push('');
+  const ratios: string[] = [];
+  if (t && q)
+    ratios.push(`broker deliveries/s ÷ Mosquitto's = **${ratio(t.deliveriesPerS / q.deliveriesPerS)}**`);
+  if (t && r) {
+    ratios.push(`broker notifies/s ÷ Redis XADD/s = **${ratio(t.notifiesPerS / r.xaddPerS)}**`);
+    ratios.push(`÷ pipelined XADD/s = **${ratio(t.notifiesPerS / r.xaddPipelinedPerS)}**`);
+  }
+  if (ratios.length) out.push(`Ratios: ${ratios.join('; ')}.`, '');
+  if (t) {
+    out.push(
+      `After the broker's load stopped, the last deliveries arrived after ${t.deliveryDrainS ?? '(not within the timeout)'} s and the last delivered row was projected after ${t.projectionDrainS ?? '(not within the timeout)'} s; ${num(t.repushes)} re-pushes by the dispatcher, ${num(t.refused)} refused notifies; connections closed by the server (and reconnected by the clients): ${t.disruptions}.`,
       '',
     );
-    for (const l of latency) {
-      out.push(
-        `During the ${num(l.rate)}/s window: ${num(l.commitsPerS)} PostgreSQL commits/s; cores used (waiting for a CPU): ${Object.entries(
-          l.cpu.cores,
-        )
-          .map(([k, v]) => `${k} ${v}${l.cpu.waiting[k] === undefined ? '' : ` (${l.cpu.waiting[k]})`}`)
-          .join(', ')}. Redis: ${describeRedisTop(l.cpu)}.`,
-        '',
-      );
-    }
-    out.push(`![latency by percentile](${chartFile(report.mode)})`, '');
-  }
-  if (c) {
-    out.push('**Connections on one edge**', '');
-    out.push('| measure | value |', '|---|---|');
     out.push(
-      `| idle logged-in connections | ${num(c.connected)} of ${num(c.total)} (${num(c.failed)} failed), opened in ${c.connectS} s |`,
-    );
-    out.push(`| edge RSS before → after | ${c.rssBeforeMiB} → ${c.rssAfterMiB} MiB |`);
-    out.push(`| RSS per connection | ${c.rssPerConnectionKiB} KiB |`);
-    out.push(
-      `| after a forced full GC: RSS / V8 heap+external per connection | ${c.rssAfterGcPerConnectionKiB} / ${c.heapPerConnectionKiB} KiB |`,
-    );
-    out.push(
-      `| ${num(c.reconnect)} devices dropped, then reconnected and logged in | ${c.reconnectS} s (${num(c.reconnected)} ok, ${num(c.reconnectFailed)} failed) |`,
-    );
-    out.push(
-      `| edge CPU during the reconnect burst | ${c.edgeCoresDuringReconnect} cores, ${c.edgeCpuMsPerLogin} ms per login |`,
-    );
-    out.push('');
-    out.push(
-      `${c.generators} load-generator processes, source addresses ${c.sourceAddresses.join(', ')}, at most ${c.handshakesInFlight} handshakes in flight.${c.total < 15_000 ? ' Quick mode: smaller counts than the targets name.' : ''}${c.firstError ? ` First error: ${c.firstError}.` : ''}`,
+      `PostgreSQL (our database) during the window: ${num(t.postgres.commitsPerS)} commits/s, ${num(t.postgres.insertedPerS)} rows inserted/s, ${num(t.postgres.updatedPerS)} rows updated/s; share of \`messages\` updates that were HOT (no index writes): ${t.postgres.messagesHotUpdateShare}.`,
       '',
     );
   }
-  if (report.others?.length) {
-    out.push('**Other benchmarks in bench/** (owned by their services, run as they are, output kept)', '');
-    for (const other of report.others) {
-      out.push(
-        `\`${other.file}\` (exit ${other.exitCode}, ${other.seconds} s):`,
-        '',
-        '```',
-        other.output,
-        '```',
-        '',
-      );
-    }
+  return out;
+}
+
+function cpuLines(t: ThroughputResult, q?: MosquittoResult): string[] {
+  const out: string[] = [];
+  out.push(
+    "CPU during the broker throughput window: cores used (CPU-seconds per second), cores' worth of time spent runnable but waiting for a CPU (run-queue time from schedstat: contention), CPU per notify:",
+    '',
+  );
+  const names = Object.keys(t.cpu.cores);
+  out.push(`| | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`);
+  out.push(`| cores used | ${names.map((k) => t.cpu.cores[k]).join(' | ')} |`);
+  out.push(`| waiting for a CPU | ${names.map((k) => t.cpu.waiting[k] ?? '—').join(' | ')} |`);
+  out.push(
+    `| µs per notify | ${names.map((k) => (k === 'machine' || k === 'other work' ? '—' : Math.round(((t.cpu.cores[k] ?? 0) * 1e6) / Math.max(1, t.notifiesPerS)))).join(' | ')} |`,
+    '',
+  );
+  out.push(
+    `Redis's busiest commands in the window (all clients of the shared Redis): ${describeRedisTop(t.cpu)}.`,
+    '',
+  );
+  if (q)
+    out.push(
+      `Mosquitto window: mosquitto ${q.cores.mosquitto} cores, load generator (mqtt.js) ${q.cores['load generator']} cores.`,
+      '',
+    );
+  return out;
+}
+
+function latencyLines(latency: LatencyResult[], mode: string): string[] {
+  const out: string[] = [];
+  out.push('**Latency at fixed rates** (open loop, ms; "received" counts each main device\'s copy)', '');
+  out.push('| offered/s | achieved/s | from notify sent to | p50 | p99 | p99.9 | max | samples |');
+  out.push('|---|---|---|---|---|---|---|---|');
+  for (const l of latency) {
+    out.push(latencyRow(l, 'durable reply at the sender', l.reply));
+    out.push(latencyRow(l, 'message received by a main', l.received));
+    out.push(
+      latencyRow(
+        l,
+        `row delivered in PostgreSQL${l.projectionMissing ? ` (${l.projectionMissing} never seen)` : ''}`,
+        l.projected,
+      ),
+    );
   }
-  return out.join('\n');
+  out.push('');
+  out.push(
+    `"Stopped at" marks a rate the broker did not sustain: sending stops once 3 s' worth of notifies are unanswered (past that an open loop measures only its own queue, and poisons the next rate). Refused notifies, server-side closes and drain: ${latency.map((l) => `${num(l.rate)}/s: ${l.refused} refused, closes ${l.disruptions}, drained ${l.drainS === null ? 'not within the timeout' : `${l.drainS} s after the window`}`).join('; ')}. Windows of ${latency[0]!.windowS} s after a warm-up; load generator event-loop delay p99: ${latency.map((l) => `${l.generatorLagP99Ms} ms at ${num(l.rate)}/s`).join(', ')}; projection polled every ${latency[0]!.pollIntervalMs} ms plus one query.`,
+    '',
+  );
+  for (const l of latency) {
+    out.push(
+      `During the ${num(l.rate)}/s window: ${num(l.commitsPerS)} PostgreSQL commits/s; cores used (waiting for a CPU): ${Object.entries(
+        l.cpu.cores,
+      )
+        .map(([k, v]) => `${k} ${v}${l.cpu.waiting[k] === undefined ? '' : ` (${l.cpu.waiting[k]})`}`)
+        .join(', ')}. Redis: ${describeRedisTop(l.cpu)}.`,
+      '',
+    );
+  }
+  out.push(`![latency by percentile](${chartFile(mode)})`, '');
+  return out;
+}
+
+function connectionLines(c: ConnectionsResult): string[] {
+  const out: string[] = [];
+  out.push('**Connections on one edge**', '');
+  out.push('| measure | value |', '|---|---|');
+  out.push(
+    `| idle logged-in connections | ${num(c.connected)} of ${num(c.total)} (${num(c.failed)} failed), opened in ${c.connectS} s |`,
+  );
+  out.push(`| edge RSS before → after | ${c.rssBeforeMiB} → ${c.rssAfterMiB} MiB |`);
+  out.push(`| RSS per connection | ${c.rssPerConnectionKiB} KiB |`);
+  out.push(
+    `| after a forced full GC: RSS / V8 heap+external per connection | ${c.rssAfterGcPerConnectionKiB} / ${c.heapPerConnectionKiB} KiB |`,
+  );
+  out.push(
+    `| ${num(c.reconnect)} devices dropped, then reconnected and logged in | ${c.reconnectS} s (${num(c.reconnected)} ok, ${num(c.reconnectFailed)} failed) |`,
+  );
+  out.push(
+    `| edge CPU during the reconnect burst | ${c.edgeCoresDuringReconnect} cores, ${c.edgeCpuMsPerLogin} ms per login |`,
+  );
+  out.push('');
+  out.push(
+    `${c.generators} load-generator processes, source addresses ${c.sourceAddresses.join(', ')}, at most ${c.handshakesInFlight} handshakes in flight.${c.total < 15_000 ? ' Quick mode: smaller counts than the targets name.' : ''}${c.firstError ? ` First error: ${c.firstError}.` : ''}`,
+    '',
+  );
+  return out;
+}
+
+function otherLines(others: OtherBench[]): string[] {
+  const out: string[] = [];
+  out.push('**Other benchmarks in bench/** (owned by their services, run as they are, output kept)', '');
+  for (const other of others) {
+    out.push(
+      `\`${other.file}\` (exit ${other.exitCode}, ${other.seconds} s):`,
+      '',
+      '```',
+      other.output,
+      '```',
+      '',
+    );
+  }
+  return out;
 }
 
 function chart(report: RunReport): string | null {
