@@ -1,6 +1,4 @@
-// What the api tests share: the api started in-process on a free port, a fetch wrapper that adds the key, and
-// a TCP proxy in front of Redis that a test can cut to make a real outage (no mocks).
-import { createServer, type Server, Socket } from 'node:net';
+// What the api tests share: the api started in-process on a free port, and a fetch wrapper that adds the key.
 import { type ApiDeps, type ApiHandle, start as startApi } from '#api';
 import { type BrokerEvent, decodeEntry } from '#events';
 import type { TestContext } from '#test-support';
@@ -55,49 +53,6 @@ export async function requestApi(
   let parsed: Answer['body'] = {};
   if (text.length > 0 && response.headers.get('content-type')?.includes('json')) parsed = JSON.parse(text);
   return { status: response.status, headers: response.headers, body: parsed, text };
-}
-
-/** A TCP proxy to a real server; cut() drops every connection and refuses new ones until resume(). */
-export interface TcpProxy {
-  port: number;
-  cut(): Promise<void>;
-  resume(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
-  const sockets = new Set<Socket>();
-  let server: Server | null = null;
-  let port = 0;
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      const next = createServer((client) => {
-        const upstream = new Socket();
-        upstream.connect(targetPort, targetHost);
-        for (const socket of [client, upstream]) {
-          sockets.add(socket);
-          socket.on('close', () => sockets.delete(socket));
-          socket.on('error', () => socket.destroy());
-        }
-        client.on('close', () => upstream.destroy());
-        upstream.on('close', () => client.destroy());
-        client.pipe(upstream).pipe(client);
-      });
-      next.once('error', reject);
-      next.listen(port, '127.0.0.1', () => {
-        port = (next.address() as { port: number }).port;
-        server = next;
-        resolve();
-      });
-    });
-  const cut = async () => {
-    const closing = server;
-    server = null;
-    for (const socket of sockets) socket.destroy();
-    if (closing) await new Promise<void>((resolve) => closing.close(() => resolve()));
-  };
-  await listen();
-  return { port, cut, resume: listen, close: cut };
 }
 
 /** The shop's events as recorded in its stream, in log order. */

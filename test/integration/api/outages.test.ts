@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#runtime';
 import { createTestContext, registerDevice, type TestContext, waitFor } from '#test-support';
-import { type Api, startTcpProxy, startTestApi, type TcpProxy } from './harness';
+import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
+import { type Api, startTestApi } from './harness';
 
 /** The same URL, reached through the proxy's port. */
 function through(proxy: TcpProxy, url: string): string {
@@ -23,8 +24,11 @@ describe('when Redis or PostgreSQL goes away', () => {
     ctx = await createTestContext();
     const redisUrl = new URL(ctx.env.REDIS_URL!);
     const databaseUrl = new URL(ctx.databaseUrl);
-    redisProxy = await startTcpProxy(redisUrl.hostname, Number(redisUrl.port || 6379));
-    postgresProxy = await startTcpProxy(databaseUrl.hostname, Number(databaseUrl.port || 5432));
+    redisProxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    postgresProxy = await startTcpProxy({
+      host: databaseUrl.hostname,
+      port: Number(databaseUrl.port || 5432),
+    });
     const { config } = loadConfig({
       ...ctx.env,
       REDIS_URL: through(redisProxy, ctx.env.REDIS_URL!),
