@@ -283,21 +283,25 @@ function otherLines(others: OtherBench[]): string[] {
   return out;
 }
 
-function chart(report: RunReport): string | null {
+/** The run's latency chart (SVG), or null without latency results. */
+export function chart(report: RunReport): string | null {
   const latency = report.scenarios.latency;
   if (!latency?.length) return null;
   const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
-  const series = latency.flatMap((l, i) => [
-    { label: `received @ ${num(l.rate)}/s`, color: colors[i % colors.length]!, points: l.curves.received },
-    {
-      label: `row delivered @ ${num(l.rate)}/s`,
-      color: colors[i % colors.length]!,
-      dashed: true,
-      points: l.curves.projected,
-    },
-  ]);
+  const series = latency.flatMap((l, i) => {
+    const rate = `${num(l.rate)}/s${l.stoppedAtS === null ? '' : ' (not sustained)'}`;
+    return [
+      { label: `received @ ${rate}`, color: colors[i % colors.length]!, points: l.curves.received },
+      {
+        label: `row delivered @ ${rate}`,
+        color: colors[i % colors.length]!,
+        dashed: true,
+        points: l.curves.projected,
+      },
+    ];
+  });
   return latencyChart(
-    `Notify → main device / → PostgreSQL row (${report.mode} run, ${report.date.slice(0, 10)})`,
+    `Latency from notify: received by a main (solid), row delivered (dotted); ${report.mode} run ${report.date.slice(0, 10)}`,
     series,
     [
       { label: 'target p99 received 25 ms', ms: 25, color: '#ff7f0e' },

@@ -14,9 +14,9 @@ export interface Target {
   color: string;
 }
 
-const WIDTH = 800;
+const WIDTH = 880;
 const HEIGHT = 440;
-const PAD = { left: 64, right: 200, top: 40, bottom: 48 };
+const PAD = { left: 64, right: 280, top: 40, bottom: 48 };
 const MAX_NINES = 4;
 
 const nines = (q: number) => Math.min(MAX_NINES, -Math.log10(Math.max(1e-12, 1 - q)));
@@ -34,16 +34,20 @@ export function latencyChart(title: string, series: Series[], targets: Target[])
   const maxMs = 10 ** Math.ceil(Math.log10(Math.max(...all)));
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
-  const x = (q: number) => PAD.left + (nines(q) / MAX_NINES) * plotW;
+  // Coordinates to one decimal: the chart is committed, and 17-digit floats make noisy diffs.
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  const x = (q: number) => r1(PAD.left + (nines(q) / MAX_NINES) * plotW);
   const y = (ms: number) =>
-    PAD.top +
-    plotH -
-    ((Math.log10(Math.max(minMs, ms)) - Math.log10(minMs)) / Math.log10(maxMs / minMs)) * plotH;
+    r1(
+      PAD.top +
+        plotH -
+        ((Math.log10(Math.max(minMs, ms)) - Math.log10(minMs)) / Math.log10(maxMs / minMs)) * plotH,
+    );
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
-    `<text x="${PAD.left}" y="22" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+    `<text x="${PAD.left}" y="22" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
   );
   // Grid: percentiles across, powers of ten (and 2, 5 between) up.
   for (let k = 0; k <= MAX_NINES; k++) {
