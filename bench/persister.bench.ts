@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { encodeEvent, Keys } from '#events';
 import { start } from '#persister';
-import { closeRedis, createLogger, createRedis, loadConfig, type RedisClient } from '#runtime';
+import { closeRedis, createLogger, createRedis, dropDatabase, loadConfig, type RedisClient } from '#runtime';
 import { busyShopOps, shopLog } from '../test/support/shop-log';
 
 export interface PersisterBenchOptions {
@@ -113,19 +113,6 @@ async function deleteKeys(redis: RedisClient, pattern: string): Promise<void> {
   for await (const batch of redis.scanStream({ match: pattern, count: 1000 })) {
     const found = batch as string[];
     if (found.length > 0) await redis.unlink(...found);
-  }
-}
-
-async function dropDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = target.pathname.slice(1);
-  target.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: target.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-  } finally {
-    await admin.end();
   }
 }
 

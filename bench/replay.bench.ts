@@ -7,11 +7,10 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { history } from '#eventlog';
 import { type BrokerEvent, compareStreamIds, encodeEvent, Keys } from '#events';
 import { start } from '#persister';
-import { connectPostgres, createLogger, loadConfig, type Pool } from '#runtime';
+import { connectPostgres, createLogger, dropDatabase, loadConfig, type Pool } from '#runtime';
 import { rebuildInto } from '../cli/src/commands/rebuild';
 import { jsonLines, writeChunks } from '../cli/src/commands/replay';
 import { busyShopOps, shopLog } from '../test/support/shop-log';
@@ -204,19 +203,6 @@ function databaseUrl(base: string, name: string): string {
   const url = new URL(base);
   url.pathname = `/${name}`;
   return url.toString();
-}
-
-async function dropDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = target.pathname.slice(1);
-  target.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: target.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -2,7 +2,6 @@
 // configuration built with loadConfig from a plain object (never process.env).
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
-import pg from 'pg';
 import { inject } from 'vitest';
 import { Keys } from '#events';
 import {
@@ -10,6 +9,7 @@ import {
   closeRedis,
   createLogger,
   createRedis,
+  dropDatabase,
   type Env,
   type Logger,
   loadConfig,
@@ -89,15 +89,4 @@ async function deleteKeys(redis: RedisClient, pattern: string): Promise<void> {
   }
 }
 
-export async function dropDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = target.pathname.slice(1);
-  target.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: target.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
-}
+export { dropDatabase };

@@ -95,6 +95,20 @@ async function ensureDatabase(url: string, log: Logger): Promise<void> {
   }
 }
 
+/** Drops a database (and its connections): test and benchmark clean-up. The database named in the URL. */
+export async function dropDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  target.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: target.toString() });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
 /** Applies db/schema.sql (idempotent) under an advisory lock. */
 export async function migrate(pool: Pool): Promise<void> {
   const sql = readFileSync(SCHEMA_FILE, 'utf8');
