@@ -1,7 +1,22 @@
 // Identifiers: time-ordered event ids, and the one rule that derives a message id from an event and a recipient.
+import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 
-const nextUlid = monotonicFactory();
+/**
+ * ulid's default source asks the CSPRNG for one byte at a time, 16 times per id (300 µs for an id in a new
+ * millisecond, 7 % of an edge's CPU under load). Same CSPRNG, drawn 4 KiB at a time: ~2 µs per id.
+ */
+const pool = new Uint8Array(4096);
+let poolAt = pool.length;
+function pooledRandom(): number {
+  if (poolAt === pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  return pool[poolAt++]! / 256;
+}
+
+const nextUlid = monotonicFactory(pooledRandom);
 
 /** A time-ordered, unique event id (ULID: 26 chars, sorts by creation time). */
 export function newEventId(nowMs: number = Date.now()): string {
