@@ -71,7 +71,7 @@ export function createEdgeServer(config: Config['edge'], hooks: EdgeServerHooks)
   });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy()); // a peer gone mid-handshake concerns no one else
+    socket.on('error', destroyOnError); // a peer gone mid-handshake concerns no one else
     if ((req.url ?? '').split('?')[0] !== '/ws') return abortHandshake(socket, 404, 'Not Found');
     if (hooks.isDraining()) return abortHandshake(socket, 503, 'Service Unavailable');
     if (tls?.caFile && !(req.socket as TLSSocket).authorized)
@@ -87,6 +87,14 @@ export function createEdgeServer(config: Config['edge'], hooks: EdgeServerHooks)
       (server as HttpsServer).setSecureContext(readTls(tls));
     },
   };
+}
+
+/**
+ * A plain function, not a closure: the listener stays on the socket for the connection's life, and a closure
+ * here would share its context with the upgrade callback's and keep the request and its headers alive with it.
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 function abortHandshake(socket: Duplex, status: number, text: string): void {
