@@ -1,4 +1,5 @@
 // libs/runtime: the I/O every service needs (config, logs, Redis, PostgreSQL, health, metrics, lifecycle).
+export * from './coalesce';
 export * from './config';
 export * from './http';
 export * from './lifecycle';

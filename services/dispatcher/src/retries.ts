@@ -1,11 +1,12 @@
-// Re-pushes of unacked messages, scheduled in BullMQ: one job per dispatched batch (not per message), so the
-// happy path pays one Redis round trip per batch for its safety net. When a job fires, messages acked meanwhile
+// Re-pushes of unacked messages, scheduled in BullMQ: one job per flush of pushed messages (not per message):
+// the shard readers' first-round checks are group-committed, so under load many batches share one job and the
+// happy path pays a fraction of a BullMQ job per batch for its safety net. When a job fires, messages acked meanwhile
 // are skipped by the push script; offline recipients wait for their next login; the rest are pushed again until
 // their attempt limit, then DeliveryFailed is appended and the message stays pending (SPEC §5.3).
 import { Queue, Worker } from 'bullmq';
 import type { Inbox, PresenceBook } from '#eventlog';
 import type { Keys } from '#events';
-import { type Config, counter, type Logger, type RedisClient } from '#runtime';
+import { Coalescer, type Config, counter, type Logger, type RedisClient } from '#runtime';
 import { send } from './deliver';
 import type { Push, Step } from './routing';
 
@@ -23,6 +24,8 @@ export interface RetryJob {
 }
 
 const QUEUE = 'redeliveries';
+/** Items per job: a job's data stays well under a few hundred KiB. */
+const ITEMS_PER_JOB = 500;
 const retried = counter('broker_dispatcher_repushes_total', 'Re-pushes of unacked messages');
 
 /** SPEC §3: the first retry after DELIVERY_RETRY_FIRST_MS, then doubling, with ±20 % jitter, capped. */
@@ -51,6 +54,8 @@ export interface RetryDeps {
 export class Retries {
   private readonly queue: Queue<RetryJob>;
   private worker: Worker<RetryJob> | undefined;
+  /** First-round checks of every shard reader, group-committed into as few jobs as the load allows. */
+  private readonly firstRound = new Coalescer<RetryItem>((items) => this.add(1, items));
 
   constructor(
     private readonly deps: RetryDeps,
@@ -73,21 +78,34 @@ export class Retries {
     );
   }
 
-  /** Schedules the next check of pushed messages. */
+  /**
+   * Schedules the next check of pushed messages; resolves once it is stored in Redis (the caller acknowledges
+   * its batch only then, so a dispatcher that dies in between leaves the batch to be dispatched again).
+   */
   async schedule(round: number, items: RetryItem[]): Promise<void> {
     if (items.length === 0) return;
+    if (round === 1) return this.firstRound.submit(items);
+    await this.add(round, items);
+  }
+
+  private async add(round: number, items: RetryItem[]): Promise<void> {
     const { firstRetryMs, maxRetryMs } = this.deps.delivery;
-    await this.queue.add(
-      'redeliver',
-      { round, items },
-      {
-        delay: retryDelayMs(round, firstRetryMs, maxRetryMs),
-        attempts: 20,
-        backoff: { type: 'exponential', delay: 500 },
-        removeOnComplete: true,
-        removeOnFail: 1000,
-      },
-    );
+    const jobs = [];
+    for (let at = 0; at < items.length; at += ITEMS_PER_JOB) {
+      jobs.push({
+        name: 'redeliver',
+        data: { round, items: items.slice(at, at + ITEMS_PER_JOB) },
+        opts: {
+          delay: retryDelayMs(round, firstRetryMs, maxRetryMs),
+          attempts: 20,
+          backoff: { type: 'exponential' as const, delay: 500 },
+          removeOnComplete: true,
+          removeOnFail: 1000,
+        },
+      });
+    }
+    if (jobs.length === 1) await this.queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+    else await this.queue.addBulk(jobs);
   }
 
   /** Jobs waiting or delayed: the retry queue depth. */
