@@ -2,7 +2,7 @@
 // a shop's events are handled in log order even with several consumers running; a consumer that dies loses its
 // leases after CONSUMER_LEASE_MS and the next owner claims its pending entries (XAUTOCLAIM) before reading on.
 // An entry is acknowledged (XACK) only after the handler has finished with it.
-import { type BrokerEvent, decodeEntry, type Keys } from '#events';
+import { type BrokerEvent, decodeEntry, type EventType, type Keys } from '#events';
 import {
   backoffMs,
   type Config,
@@ -30,6 +30,11 @@ export interface ShardConsumerOptions {
   consumer: string;
   batch: number;
   leaseMs: number;
+  /**
+   * The event types this group handles; entries of other types (told by the stream entry's `t` field) are
+   * acknowledged without being parsed or validated. Default: every type, each one validated.
+   */
+  types?: readonly EventType[];
   /** Handles a batch in log order; resolves when done with it. Throwing retries it (transient) or isolates it. */
   handle(shard: number, entries: ConsumedEntry[]): Promise<void>;
 }
@@ -56,7 +61,11 @@ export class ShardConsumer {
   private isStopping = false;
   private leaseRound: Promise<void> = Promise.resolve();
 
-  constructor(private readonly options: ShardConsumerOptions) {}
+  private readonly types: ReadonlySet<string> | undefined;
+
+  constructor(private readonly options: ShardConsumerOptions) {
+    this.types = options.types && new Set(options.types);
+  }
 
   /** Starts taking leases; resolves after the first round. */
   async start(): Promise<void> {
@@ -203,6 +212,7 @@ export class ShardConsumer {
     const fieldsById = new Map<string, string[]>();
     for (const [streamId, fields] of raw) {
       if (fields === null) continue; // trimmed while pending: nothing left to handle
+      if (this.types && !this.isWanted(fields)) continue;
       const decoded = decodeEntry(fields);
       if (decoded.ok) {
         valid.push({ streamId, event: decoded.event });
@@ -226,6 +236,13 @@ export class ShardConsumer {
     if (signal.aborted) return;
     await redis.xack(keys.stream(shard), group, ...raw.map(([id]) => id));
     handled.inc({ group }, valid.length);
+  }
+
+  /** An entry without a `t` field is decoded, so that an invalid one is dead-lettered here too. */
+  private isWanted(fields: readonly string[]): boolean {
+    for (let i = 0; i + 1 < fields.length; i += 2)
+      if (fields[i] === 't') return this.types!.has(fields[i + 1]!);
+    return true;
   }
 
   private async handleWithRetries(

@@ -21,6 +21,7 @@ import {
 import { dispatchBatch } from './consumer';
 import { sweepDeadEdges } from './edges';
 import { Retries } from './retries';
+import { ROUTED_TYPES } from './routing';
 
 export { retryDelayMs } from './retries';
 export { stepsOf } from './routing';
@@ -94,6 +95,7 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
     consumer: id,
     batch: config.consumer.batch,
     leaseMs: config.consumer.leaseMs,
+    types: ROUTED_TYPES,
     handle: dispatchBatch({
       redis,
       keys,

@@ -2,7 +2,7 @@
 // inbox, calls these, and sends the result.
 
 import type { Presence } from '#eventlog';
-import { type BrokerEvent, broadcastFrameOf, type MessagePayload, messagesOf } from '#events';
+import { type BrokerEvent, broadcastFrameOf, type EventType, type MessagePayload, messagesOf } from '#events';
 
 /** A message to push to a main device's live connection. */
 export interface Push {
@@ -69,11 +69,15 @@ export function stepsOf(event: BrokerEvent, streamId: string, online: OnlineBySh
   }
 }
 
+/** The only events that ask for steps; the dispatcher's consumer skips the others without decoding them. */
+export const ROUTED_TYPES = ['NotifyRequested', 'DeviceLoggedIn'] as const satisfies readonly EventType[];
+const isRouted = (type: EventType): boolean => (ROUTED_TYPES as readonly EventType[]).includes(type);
+
 /** Shops whose presence a batch needs. */
 export function shopsToRoute(events: readonly BrokerEvent[]): string[] {
   const shops = new Set<string>();
   for (const event of events) {
-    if (event.type === 'NotifyRequested' || event.type === 'DeviceLoggedIn') shops.add(event.shop_id);
+    if (isRouted(event.type)) shops.add(event.shop_id);
   }
   return [...shops];
 }

@@ -189,4 +189,49 @@ describe('when consumers of one group read the log', () => {
       expect.objectContaining({ shard, stream_id: garbageId, reason: 'entry body is not JSON' }),
     ]);
   });
+
+  it('with a list of types, handles only those and acknowledges the rest unread, dead-lettering nothing of them', async () => {
+    const shop = 'shop-types';
+    const stream = ctx.keys.stream(ctx.keys.shardOf(shop));
+    const revoke = (client: string) =>
+      createEvent({ type: 'DeviceRevoked', shopId: shop, source: 'api', data: { client_id: client } });
+    const wanted = [revoke('c1'), revoke('c2')];
+    await ctx.redis.xadd(stream, '*', 't', 'MessageHandled', 'e', '{unread, so never found invalid');
+    await log.append(wanted[0]!);
+    await log.append(
+      createEvent({
+        type: 'DeviceRegistered',
+        shopId: shop,
+        source: 'api',
+        data: { client_id: 'c3', type: 'main', token_id: 't3' },
+      }),
+    );
+    await log.append(wanted[1]!);
+    const garbageId = await ctx.redis.xadd(stream, '*', 't', 'DeviceRevoked', 'e', '{wanted, so validated');
+
+    const consumer = new ShardConsumer({
+      redis: ctx.redis,
+      redisConfig: ctx.config.redis,
+      keys: ctx.keys,
+      log: ctx.log,
+      group: 'typed-group',
+      consumer: 'typed',
+      batch: 50,
+      leaseMs: ctx.config.consumer.leaseMs,
+      types: ['DeviceRevoked'],
+      handle: async (shard, entries) => {
+        for (const { event } of entries) handled.push({ consumer: 'typed', shard, event });
+      },
+    });
+    consumers.push(consumer);
+    await consumer.start();
+    await consumer.whenCaughtUp();
+
+    expect(handled.map(({ event }) => event.id)).toEqual(wanted.map((event) => event.id));
+    expect(await listDeadLetters(ctx.redis, ctx.keys)).toEqual([
+      expect.objectContaining({ stream_id: garbageId, reason: 'entry body is not JSON' }),
+    ]);
+    const pending = (await ctx.redis.xpending(stream, 'typed-group')) as [number, ...unknown[]];
+    expect(pending[0]).toBe(0);
+  });
 });
