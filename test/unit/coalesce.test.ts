@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { Coalescer } from '#runtime';
+import { Coalescer, togetherOrEachAlone } from '#runtime';
 
 /** A flush that records its batches and finishes only when the test says so. */
 function heldFlush() {
   const batches: number[][] = [];
   const releases: Array<(err?: Error) => void> = [];
-  const flush = (items: number[]) => {
-    batches.push(items);
-    return new Promise<void>((resolve, reject) => releases.push((err) => (err ? reject(err) : resolve())));
+  const flush = (works: number[]) => {
+    batches.push(works);
+    return new Promise<undefined>((resolve, reject) =>
+      releases.push((err) => (err ? reject(err) : resolve(undefined))),
+    );
   };
   return { batches, releases, flush };
 }
@@ -16,14 +18,14 @@ describe('Coalescer', () => {
   it('flushes a lone caller at once, and what arrives during a flush together in the next one, in order', async () => {
     const { batches, releases, flush } = heldFlush();
     const coalescer = new Coalescer(flush);
-    const first = coalescer.submit([1]);
+    const first = coalescer.submit(1);
     expect(batches).toEqual([[1]]);
-    const second = coalescer.submit([2, 3]);
-    const third = coalescer.submit([4]);
+    const second = coalescer.submit(2);
+    const third = coalescer.submit(3);
     expect(batches).toEqual([[1]]); // one flush at a time
     releases[0]!();
     await first;
-    expect(batches).toEqual([[1], [2, 3, 4]]);
+    expect(batches).toEqual([[1], [2, 3]]);
     releases[1]!();
     await Promise.all([second, third]);
   });
@@ -31,17 +33,46 @@ describe('Coalescer', () => {
   it('fails exactly the callers of a failed flush, and carries on with the next one', async () => {
     const { batches, releases, flush } = heldFlush();
     const coalescer = new Coalescer(flush);
-    const first = coalescer.submit([1]);
-    const second = coalescer.submit([2]);
+    const first = coalescer.submit(1);
+    const second = coalescer.submit(2);
     releases[0]!(new Error('redis away'));
     await expect(first).rejects.toThrow('redis away');
-    await Promise.resolve();
     expect(batches).toEqual([[1], [2]]);
     releases[1]!();
     await expect(second).resolves.toBeUndefined();
-    const third = coalescer.submit([]);
-    expect(batches).toEqual([[1], [2], []]);
-    releases[2]!();
-    await third;
+  });
+
+  it('with a linger, waits for company before the first flush', async () => {
+    const batches: number[][] = [];
+    const coalescer = new Coalescer(
+      async (works: number[]) => {
+        batches.push(works);
+      },
+      { lingerMs: 20 },
+    );
+    const submitted = [coalescer.submit(1)];
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    submitted.push(coalescer.submit(2), coalescer.submit(3));
+    await Promise.all(submitted);
+    expect(batches).toEqual([[1, 2, 3]]);
+  });
+
+  it('together-or-each-alone fails only the work that fails by itself', async () => {
+    const handled: number[][] = [];
+    const coalescer = new Coalescer(
+      togetherOrEachAlone(async (works: number[]) => {
+        handled.push(works);
+        if (works.includes(13)) throw new Error(`poison among ${works.join(',')}`);
+      }),
+      { lingerMs: 10 },
+    );
+    const outcomes = await Promise.allSettled([
+      coalescer.submit(1),
+      coalescer.submit(13),
+      coalescer.submit(2),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toEqual(new Error('poison among 13'));
+    expect(handled).toEqual([[1, 13, 2], [1], [13], [2]]);
   });
 });

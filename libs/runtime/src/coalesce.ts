@@ -1,45 +1,82 @@
-// Group commit. Callers hand in items and wait until a flush that holds them has finished; one flush runs at a
-// time, and the items handed in meanwhile go together into the next one. There is no timer: a lone caller's
-// items are flushed at once, and under load the batches grow by themselves (as PostgreSQL's commit_delay and
-// Kafka's producer batching do, without their wait).
+// Group commit. Callers hand in work and wait until a flush that holds it has finished; one flush runs at a time,
+// and the work handed in meanwhile goes together into the next one. With `lingerMs`, a flush that finds nothing
+// in flight first waits that long for company; without it a lone caller is flushed at once. Under load the
+// batches grow by themselves (as PostgreSQL's commit_delay and Kafka's linger.ms make them grow).
 
-interface Waiter {
+interface Waiter<T> {
+  work: T;
   resolve(): void;
   reject(err: unknown): void;
 }
 
+/**
+ * Flushes the works, in the order they were handed in. Throwing fails every caller of the flush; answering an
+ * array fails exactly the callers whose entry is not undefined, with that entry as the error.
+ */
+export type Flush<T> = (works: T[]) => Promise<unknown>;
+
 export class Coalescer<T> {
-  private pending: T[] = [];
-  private waiters: Waiter[] = [];
+  private waiters: Array<Waiter<T>> = [];
   private isFlushing = false;
 
-  /** `flush` receives the items in the order they were handed in; its failure fails every caller it held. */
-  constructor(private readonly flush: (items: T[]) => Promise<void>) {}
+  constructor(
+    private readonly flush: Flush<T>,
+    private readonly options: { lingerMs?: number } = {},
+  ) {}
 
-  /** Resolves once `items` are flushed; rejects with the flush's error if their flush failed. */
-  submit(items: readonly T[]): Promise<void> {
+  /** Resolves once `work` is flushed; rejects with its flush's error. */
+  submit(work: T): Promise<void> {
     const done = new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
+      this.waiters.push({ work, resolve, reject });
     });
-    for (const item of items) this.pending.push(item);
     if (!this.isFlushing) void this.drain();
     return done;
   }
 
   private async drain(): Promise<void> {
     this.isFlushing = true;
+    const lingerMs = this.options.lingerMs ?? 0;
+    if (lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, lingerMs));
     while (this.waiters.length > 0) {
-      const items = this.pending;
       const waiters = this.waiters;
-      this.pending = [];
       this.waiters = [];
       try {
-        await this.flush(items);
-        for (const waiter of waiters) waiter.resolve();
+        const answer = await this.flush(waiters.map((waiter) => waiter.work));
+        const errors: readonly unknown[] = Array.isArray(answer) ? answer : [];
+        waiters.forEach((waiter, i) => {
+          const error = errors[i];
+          if (error === undefined) waiter.resolve();
+          else waiter.reject(error);
+        });
       } catch (err) {
         for (const waiter of waiters) waiter.reject(err);
       }
     }
     this.isFlushing = false;
   }
+}
+
+/**
+ * A flush for work that is usually handled together but must fail alone: the works are handled as one; should
+ * that fail, each is handled by itself, so one bad work fails only its own caller.
+ */
+export function togetherOrEachAlone<T>(handle: (works: T[]) => Promise<void>): Flush<T> {
+  return async (works) => {
+    try {
+      await handle(works);
+      return [];
+    } catch (err) {
+      if (works.length === 1) throw err;
+      const errors: unknown[] = [];
+      for (const work of works) {
+        try {
+          await handle([work]);
+          errors.push(undefined);
+        } catch (alone) {
+          errors.push(alone ?? new Error('flush failed'));
+        }
+      }
+      return errors;
+    }
+  };
 }

@@ -103,6 +103,7 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       presence,
       retries,
       attemptBudget: config.delivery.attempts,
+      lingerMs: config.dispatcher.lingerMs,
       now,
     }),
   });

@@ -1,12 +1,12 @@
-// Re-pushes of unacked messages, scheduled in BullMQ: one job per flush of pushed messages (not per message):
-// the shard readers' first-round checks are group-committed, so under load many batches share one job and the
-// happy path pays a fraction of a BullMQ job per batch for its safety net. When a job fires, messages acked meanwhile
+// Re-pushes of unacked messages, scheduled in BullMQ: one job per dispatch (not per message), and a dispatch
+// routes the batches of all shards that arrived together (consumer.ts), so the happy path pays one BullMQ job
+// per group of batches for its safety net. When a job fires, messages acked meanwhile
 // are skipped by the push script; offline recipients wait for their next login; the rest are pushed again until
 // their attempt limit, then DeliveryFailed is appended and the message stays pending (SPEC §5.3).
 import { Queue, Worker } from 'bullmq';
 import type { Inbox, PresenceBook } from '#eventlog';
 import type { Keys } from '#events';
-import { Coalescer, type Config, counter, type Logger, type RedisClient } from '#runtime';
+import { type Config, counter, type Logger, type RedisClient } from '#runtime';
 import { send } from './deliver';
 import type { Push, Step } from './routing';
 
@@ -54,8 +54,6 @@ export interface RetryDeps {
 export class Retries {
   private readonly queue: Queue<RetryJob>;
   private worker: Worker<RetryJob> | undefined;
-  /** First-round checks of every shard reader, group-committed into as few jobs as the load allows. */
-  private readonly firstRound = new Coalescer<RetryItem>((items) => this.add(1, items));
 
   constructor(
     private readonly deps: RetryDeps,
@@ -84,11 +82,6 @@ export class Retries {
    */
   async schedule(round: number, items: RetryItem[]): Promise<void> {
     if (items.length === 0) return;
-    if (round === 1) return this.firstRound.submit(items);
-    await this.add(round, items);
-  }
-
-  private async add(round: number, items: RetryItem[]): Promise<void> {
     const { firstRetryMs, maxRetryMs } = this.deps.delivery;
     const jobs = [];
     for (let at = 0; at < items.length; at += ITEMS_PER_JOB) {
