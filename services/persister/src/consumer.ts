@@ -1,12 +1,12 @@
-// One batch of a shard: skip what the checkpoint says is committed, project the rest, write the rows and move
-// the checkpoint in one transaction. ShardConsumer acknowledges the entries (XACK) after this resolves, so a
+// One batch of a shard: move the checkpoint to the batch's end, skip what it covered before, project the rest and
+// write the rows, all in one transaction. ShardConsumer acknowledges the entries (XACK) after this resolves, so a
 // crash between COMMIT and XACK redelivers a batch that the checkpoint then skips.
 
 import type { ConsumedEntry } from '#eventlog';
 import { compareStreamIds, parseStreamId } from '#events';
 import { counter, histogram, inTransaction, type Logger, type Pool } from '#runtime';
 import { project, type RowChange } from './projection';
-import { advanceCheckpoint, lockCheckpoint, writeChanges } from './store';
+import { moveCheckpoint, writeChanges } from './store';
 
 const batchSeconds = histogram(
   'broker_projection_batch_seconds',
@@ -26,7 +26,8 @@ export function batchProjector(pool: Pool, log: Logger): BatchHandler {
   return async (shard, entries) => {
     const stopTimer = batchSeconds.startTimer();
     const skipped = await inTransaction(pool, async (db) => {
-      const checkpoint = await lockCheckpoint(db, shard);
+      const last = parseStreamId(entries[entries.length - 1]!.streamId);
+      const checkpoint = await moveCheckpoint(db, shard, last);
       let first = 0;
       while (first < entries.length && compareStreamIds(entries[first]!.streamId, checkpoint) <= 0) first++;
       if (first === entries.length) return first;
@@ -36,8 +37,6 @@ export function batchProjector(pool: Pool, log: Logger): BatchHandler {
         for (const change of project(event, { shard, streamId })) changes.push(change);
       }
       await writeChanges(db, changes);
-      const last = parseStreamId(entries[entries.length - 1]!.streamId);
-      await advanceCheckpoint(db, shard, last.ms, last.seq);
       return first;
     });
     stopTimer();

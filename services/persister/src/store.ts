@@ -1,12 +1,22 @@
-// The projection's SQL: one batch of row changes written with one statement per kind (unnest arrays), the
-// shard's checkpoint, and reading the tables back as a ProjectionView. Parameters only; no SQL is built from input.
+// The projection's SQL: the shard's checkpoint, a batch of row changes written as one statement (one JSON
+// document, its rows expanded by jsonb_array_elements), and reading the tables back as a ProjectionView.
+// Parameters only; no SQL is built from input (a batch's statement is put together from the fixed parts below).
 //
-// A batch is written kind by kind, not event by event. That equals applying the changes one at a time because
-// (1) rows are created before they are changed (archive, devices, connections, messages first), (2) changes of
-// different kinds to one row commute (see RowChange), and (3) several changes of one kind to one row are merged
-// here by the same rule their guard applies (first ack wins, latest handle wins, …).
+// A batch is written kind by kind, not event by event, by data-modifying CTEs that all see the snapshot taken
+// before the statement. That equals applying the changes one at a time because
+// (1) rows are created before they are changed: registrations are statements of their own, run before the
+//     batch's statement, and a connection or message the batch creates is inserted with the batch's later
+//     changes to it already applied (by `applyChanges`, the in-memory twin of the guards below), because a
+//     sibling UPDATE cannot see it;
+// (2) the UPDATEs change only rows that existed before the statement, each row at most once, and changes of
+//     different kinds to one row commute (see RowChange): messages get one UPDATE for the batch's acks, failures
+//     and handles, with each kind's guard inside it;
+// (3) several changes of one kind to one row are merged here by the same rule their guard applies (first ack
+//     wins, latest handle wins, …). A row that the batch creates but that exists already (a replay) is left to
+//     the UPDATEs: its INSERT does nothing, and the UPDATE applies the batch's merged changes to it.
 import type { Pool, PoolClient } from '#runtime';
 import {
+  applyChanges,
   type ConnectionRow,
   type DeviceRow,
   deviceKey,
@@ -19,19 +29,29 @@ import {
 
 type Db = Pool | PoolClient;
 type Registration = Extract<RowChange, { kind: 'registerDevice' | 'revokeDevice' }>;
-type Stamp = { at: string; attempts: number };
+type Seen = Extract<RowChange, { kind: 'seeDevice' }>;
+type Close = Extract<RowChange, { kind: 'closeConnection' }>;
+
+/** The batch's acks, failures and handles of one message, merged; null where the batch has none of a kind. */
+interface MessageUpdate {
+  id: string;
+  delivered_at: string | null;
+  delivered_attempts: number | null;
+  failed_at: string | null;
+  failed_attempts: number | null;
+  handled_at: string | null;
+  status: number | null;
+}
 
 /** A batch's changes, sorted by kind and merged per row. */
 class ChangeSet {
   readonly archived: EventRow[] = [];
   readonly registrations: Registration[] = [];
-  readonly seen = new Map<string, { shop_id: string; client_id: string; at: string }>();
-  readonly opened: ConnectionRow[] = [];
-  readonly closed = new Map<string, { at: string; reason: string }>();
-  readonly created: MessageRow[] = [];
-  readonly delivered = new Map<string, Stamp>();
-  readonly failed = new Map<string, Stamp>();
-  readonly handled = new Map<string, { at: string; status: number }>();
+  readonly seen = new Map<string, Seen>();
+  /** Connections and messages the batch creates, with its later changes to them applied (header, rule 1). */
+  readonly created = emptyView();
+  readonly closed = new Map<string, Close>();
+  readonly updated = new Map<string, MessageUpdate>();
 
   add(change: RowChange): void {
     switch (change.kind) {
@@ -49,30 +69,39 @@ class ChangeSet {
         return;
       }
       case 'openConnection':
-        this.opened.push(change.row);
+      case 'createMessage':
+        applyChanges(this.created, [change]);
         return;
       case 'closeConnection':
+        applyChanges(this.created, [change]);
         if (!this.closed.has(change.conn_id)) this.closed.set(change.conn_id, change); // the first close wins
         return;
-      case 'createMessage':
-        this.created.push(change.row);
-        return;
-      case 'deliverMessage':
-        if (!this.delivered.has(change.id)) this.delivered.set(change.id, change); // the first ack wins
-        return;
-      case 'failMessage': {
-        const failed = this.failed.get(change.id);
-        if (!failed) {
-          this.failed.set(change.id, { at: change.at, attempts: change.attempts });
-          return;
+      case 'deliverMessage': {
+        applyChanges(this.created, [change]);
+        const update = this.updateOf(change.id);
+        if (update.delivered_at === null) {
+          // the first ack wins
+          update.delivered_at = change.at;
+          update.delivered_attempts = change.attempts;
         }
-        if (change.at > failed.at) failed.at = change.at; // failed_at and attempts only move forward
-        failed.attempts = Math.max(failed.attempts, change.attempts);
+        return;
+      }
+      case 'failMessage': {
+        applyChanges(this.created, [change]);
+        const update = this.updateOf(change.id);
+        // failed_at and attempts only move forward
+        if (update.failed_at === null || change.at > update.failed_at) update.failed_at = change.at;
+        update.failed_attempts = Math.max(update.failed_attempts ?? 0, change.attempts);
         return;
       }
       case 'handleMessage': {
-        const handled = this.handled.get(change.id);
-        if (!handled || change.at >= handled.at) this.handled.set(change.id, change); // the latest handle wins
+        applyChanges(this.created, [change]);
+        const update = this.updateOf(change.id);
+        if (update.handled_at === null || change.at >= update.handled_at) {
+          // the latest handle wins
+          update.handled_at = change.at;
+          update.status = change.status;
+        }
         return;
       }
       default: {
@@ -81,55 +110,198 @@ class ChangeSet {
       }
     }
   }
+
+  private updateOf(id: string): MessageUpdate {
+    let update = this.updated.get(id);
+    if (!update) {
+      update = {
+        id,
+        delivered_at: null,
+        delivered_attempts: null,
+        failed_at: null,
+        failed_attempts: null,
+        handled_at: null,
+        status: null,
+      };
+      this.updated.set(id, update);
+    }
+    return update;
+  }
 }
 
 /** Writes a batch's changes (inside the caller's transaction). */
 export async function writeChanges(db: PoolClient, changes: readonly RowChange[]): Promise<void> {
   const set = new ChangeSet();
   for (const change of changes) set.add(change);
-  if (set.archived.length > 0) await archiveEvents(db, set.archived);
   if (set.registrations.length > 0) await writeRegistrations(db, set.registrations);
-  if (set.seen.size > 0) await markSeen(db, [...set.seen.values()]);
-  if (set.opened.length > 0) await openConnections(db, set.opened);
-  if (set.closed.size > 0) await closeConnections(db, set.closed);
-  if (set.created.length > 0) await createMessages(db, set.created);
-  if (set.delivered.size > 0) await deliverMessages(db, set.delivered);
-  if (set.failed.size > 0) await failMessages(db, set.failed);
-  if (set.handled.size > 0) await handleMessages(db, set.handled);
+  const rows = rowsOf(set);
+  const present = BATCH_PARTS.filter((part) => rows[part].length > 0);
+  if (present.length === 0) return;
+  // One JSON document per batch: pg sends a string parameter as it is, where it escapes arrays char by char.
+  const document: Partial<Record<BatchPart, unknown[][]>> = {};
+  for (const part of present) document[part] = rows[part];
+  await db.query({ ...batchStatement(present), values: [JSON.stringify(document)] });
 }
 
-// Named statements are parsed and planned once per connection.
-async function archiveEvents(db: PoolClient, rows: EventRow[]): Promise<void> {
-  await db.query({
-    name: 'persister-archive',
-    text: `INSERT INTO events (id, shard, stream_ms, stream_seq, shop_id, type, v, at, source, data)
-           SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                                $7::int[], $8::timestamptz[], $9::text[], $10::jsonb[])
-           ON CONFLICT DO NOTHING`,
-    values: [
-      rows.map((r) => r.id),
-      rows.map((r) => r.shard),
-      rows.map((r) => r.stream_ms),
-      rows.map((r) => r.stream_seq),
-      rows.map((r) => r.shop_id),
-      rows.map((r) => r.type),
-      rows.map((r) => r.v),
-      rows.map((r) => r.at),
-      rows.map((r) => r.source),
-      rows.map((r) => JSON.stringify(r.data)),
-    ],
-  });
+/**
+ * The rows of each part of a batch, each row a JSON array in the column order its statement reads (r->>0, r->>1,
+ * …). Arrays rather than objects because PostgreSQL parses and sorts a jsonb object's keys, row by row: decoding
+ * objects with jsonb_to_recordset cost it about twice as much as these arrays, and more than the text arrays
+ * (unnest) they replace.
+ */
+function rowsOf(set: ChangeSet): Record<BatchPart, unknown[][]> {
+  return {
+    archived: set.archived.map((e) => [
+      e.id,
+      e.shard,
+      e.stream_ms,
+      e.stream_seq,
+      e.shop_id,
+      e.type,
+      e.v,
+      e.at,
+      e.source,
+      e.data,
+    ]),
+    seen: Array.from(set.seen.values(), (s) => [s.shop_id, s.client_id, s.at]),
+    opened: Array.from(set.created.connections.values(), (c) => [
+      c.conn_id,
+      c.edge_id,
+      c.shop_id,
+      c.client_id,
+      c.type,
+      c.remote_addr,
+      c.connected_at,
+      c.closed_at,
+      c.close_reason,
+    ]),
+    closed: Array.from(set.closed.values(), (c) => [c.conn_id, c.at, c.reason]),
+    created: Array.from(set.created.messages.values(), (m) => [
+      m.id,
+      m.event_id,
+      m.shop_id,
+      m.table_id,
+      m.type,
+      m.title,
+      m.status,
+      m.data,
+      m.user_info,
+      m.from_client_id,
+      m.to_client_id,
+      m.state,
+      m.attempts,
+      m.created_at,
+      m.delivered_at,
+      m.handled_at,
+      m.failed_at,
+    ]),
+    updated: Array.from(set.updated.values(), (u) => [
+      u.id,
+      u.delivered_at,
+      u.delivered_attempts,
+      u.failed_at,
+      u.failed_attempts,
+      u.handled_at,
+      u.status,
+    ]),
+  };
 }
 
+/**
+ * The statement of each part of a batch, reading its rows from the part's key of the batch's document ($1). $1 is
+ * a jsonb parameter: PostgreSQL parses the document once, when the statement is bound, and `->` then picks a part
+ * or a field without parsing again. The parts are independent of one another (see the header).
+ */
+const BATCH_SQL = {
+  archived: `
+    INSERT INTO events (id, shard, stream_ms, stream_seq, shop_id, type, v, at, source, data)
+    SELECT r->>0, (r->>1)::int, (r->>2)::bigint, (r->>3)::bigint, r->>4, r->>5, (r->>6)::int, (r->>7)::timestamptz,
+           r->>8, r->9
+    FROM jsonb_array_elements($1::jsonb -> 'archived') r
+    ON CONFLICT DO NOTHING`,
+  seen: `
+    UPDATE devices d SET last_seen_at = u.at
+    FROM (SELECT r->>0 AS shop_id, r->>1 AS client_id, (r->>2)::timestamptz AS at
+          FROM jsonb_array_elements($1::jsonb -> 'seen') r) u
+    WHERE d.shop_id = u.shop_id AND d.client_id = u.client_id
+      AND (d.last_seen_at IS NULL OR d.last_seen_at < u.at)`,
+  opened: `
+    INSERT INTO connections (conn_id, edge_id, shop_id, client_id, type, remote_addr, connected_at, closed_at,
+                             close_reason)
+    SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, (r->>6)::timestamptz, (r->>7)::timestamptz, r->>8
+    FROM jsonb_array_elements($1::jsonb -> 'opened') r
+    ON CONFLICT DO NOTHING`,
+  closed: `
+    UPDATE connections c SET closed_at = u.at, close_reason = u.reason
+    FROM (SELECT r->>0 AS conn_id, (r->>1)::timestamptz AS at, r->>2 AS reason
+          FROM jsonb_array_elements($1::jsonb -> 'closed') r) u
+    WHERE c.conn_id = u.conn_id AND c.closed_at IS NULL`,
+  // table_id is kept as sent (a JSON string stays a string, a number a number); a JSON null is stored as NULL.
+  created: `
+    INSERT INTO messages (id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
+                          to_client_id, state, attempts, created_at, delivered_at, handled_at, failed_at)
+    SELECT r->>0, r->>1, r->>2, NULLIF(r->3, 'null'), r->>4, r->>5, (r->>6)::int, r->7, r->8, r->>9,
+           r->>10, r->>11, (r->>12)::int, (r->>13)::timestamptz, (r->>14)::timestamptz, (r->>15)::timestamptz,
+           (r->>16)::timestamptz
+    FROM jsonb_array_elements($1::jsonb -> 'created') r
+    ON CONFLICT DO NOTHING`,
+  // The guards of deliverMessage, failMessage and handleMessage, each true only if u holds a change of its kind:
+  //   delivers: m.delivered_at IS NULL AND u.delivered_at IS NOT NULL
+  //   fails:    u.failed_at > COALESCE(m.failed_at, '-infinity') OR u.failed_attempts > m.attempts
+  //   handles:  u.handled_at >= COALESCE(m.handled_at, '-infinity')
+  updated: `
+    UPDATE messages m
+    SET delivered_at = COALESCE(m.delivered_at, u.delivered_at),
+        failed_at = GREATEST(m.failed_at, u.failed_at),
+        attempts = GREATEST(m.attempts, u.failed_attempts,
+                            CASE WHEN m.delivered_at IS NULL THEN u.delivered_attempts END),
+        handled_at = GREATEST(m.handled_at, u.handled_at),
+        status = CASE WHEN u.handled_at >= COALESCE(m.handled_at, '-infinity') THEN u.status ELSE m.status END,
+        state = CASE WHEN u.handled_at >= COALESCE(m.handled_at, '-infinity') OR m.state = 'handled' THEN 'handled'
+                     WHEN m.delivered_at IS NULL AND u.delivered_at IS NOT NULL THEN 'delivered'
+                     ELSE m.state END
+    FROM (SELECT r->>0 AS id, (r->>1)::timestamptz AS delivered_at, (r->>2)::int AS delivered_attempts,
+                 (r->>3)::timestamptz AS failed_at, (r->>4)::int AS failed_attempts,
+                 (r->>5)::timestamptz AS handled_at, (r->>6)::int AS status
+          FROM jsonb_array_elements($1::jsonb -> 'updated') r) u
+    WHERE m.id = u.id
+      AND ((m.delivered_at IS NULL AND u.delivered_at IS NOT NULL)
+           OR u.failed_at > COALESCE(m.failed_at, '-infinity') OR u.failed_attempts > m.attempts
+           OR u.handled_at >= COALESCE(m.handled_at, '-infinity'))`,
+} as const;
+type BatchPart = keyof typeof BATCH_SQL;
+const BATCH_PARTS = Object.keys(BATCH_SQL) as BatchPart[];
+const batchStatements = new Map<string, { name: string; text: string }>();
+
+/**
+ * One statement of the parts a batch has: all but the last as data-modifying CTEs. A part with no rows is left
+ * out rather than run empty, because each costs PostgreSQL its tables and indexes opened and locked. Named
+ * statements are parsed and planned once per connection; a batch uses one of a few shapes (a notify, an ack, a
+ * login, …).
+ */
+function batchStatement(parts: BatchPart[]): { name: string; text: string } {
+  const name = `persister-write-${parts.join('-')}`;
+  let statement = batchStatements.get(name);
+  if (!statement) {
+    const ctes = parts.slice(0, -1).map((part) => `${part} AS (${BATCH_SQL[part]})`);
+    const main = BATCH_SQL[parts[parts.length - 1]!];
+    statement = { name, text: ctes.length === 0 ? main : `WITH ${ctes.join(',\n')}\n${main}` };
+    batchStatements.set(name, statement);
+  }
+  return statement;
+}
+
+// Rows as in rowsOf: register [shop_id, client_id, type, token_id, at], revoke [shop_id, client_id, at].
 const REGISTER_SQL = `
   INSERT INTO devices (shop_id, client_id, type, token_id, registered_at)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+  SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::timestamptz FROM jsonb_array_elements($1::jsonb) r
   ON CONFLICT (shop_id, client_id) DO UPDATE
     SET type = EXCLUDED.type, token_id = EXCLUDED.token_id, registered_at = EXCLUDED.registered_at, revoked_at = NULL
     WHERE devices.registered_at < EXCLUDED.registered_at`;
 const REVOKE_SQL = `
   UPDATE devices d SET revoked_at = u.at
-  FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(shop_id, client_id, at)
+  FROM (SELECT r->>0 AS shop_id, r->>1 AS client_id, (r->>2)::timestamptz AS at
+        FROM jsonb_array_elements($1::jsonb) r) u
   WHERE d.shop_id = u.shop_id AND d.client_id = u.client_id AND d.revoked_at IS NULL AND d.registered_at <= u.at`;
 
 /**
@@ -143,177 +315,67 @@ async function writeRegistrations(db: PoolClient, changes: Registration[]): Prom
     const registers = group.filter((c) => c.kind === 'registerDevice');
     const revokes = group.filter((c) => c.kind === 'revokeDevice');
     if (registers.length > 0) {
-      await db.query({
-        name: 'persister-register',
-        text: REGISTER_SQL,
-        values: [
-          registers.map((c) => c.shop_id),
-          registers.map((c) => c.client_id),
-          registers.map((c) => c.type),
-          registers.map((c) => c.token_id),
-          registers.map((c) => c.at),
-        ],
-      });
+      const rows = registers.map((c) => [c.shop_id, c.client_id, c.type, c.token_id, c.at]);
+      await db.query({ name: 'persister-register', text: REGISTER_SQL, values: [JSON.stringify(rows)] });
     }
     if (revokes.length > 0) {
-      await db.query({
-        name: 'persister-revoke',
-        text: REVOKE_SQL,
-        values: [revokes.map((c) => c.shop_id), revokes.map((c) => c.client_id), revokes.map((c) => c.at)],
-      });
+      const rows = revokes.map((c) => [c.shop_id, c.client_id, c.at]);
+      await db.query({ name: 'persister-revoke', text: REVOKE_SQL, values: [JSON.stringify(rows)] });
     }
   }
 }
 
-async function markSeen(db: PoolClient, seen: Array<{ shop_id: string; client_id: string; at: string }>) {
-  await db.query({
-    name: 'persister-seen',
-    text: `UPDATE devices d SET last_seen_at = u.at
-           FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(shop_id, client_id, at)
-           WHERE d.shop_id = u.shop_id AND d.client_id = u.client_id
-             AND (d.last_seen_at IS NULL OR d.last_seen_at < u.at)`,
-    values: [seen.map((s) => s.shop_id), seen.map((s) => s.client_id), seen.map((s) => s.at)],
-  });
-}
-
-async function openConnections(db: PoolClient, rows: ConnectionRow[]): Promise<void> {
-  await db.query({
-    name: 'persister-open',
-    text: `INSERT INTO connections (conn_id, edge_id, shop_id, client_id, type, remote_addr, connected_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                $7::timestamptz[])
-           ON CONFLICT DO NOTHING`,
-    values: [
-      rows.map((r) => r.conn_id),
-      rows.map((r) => r.edge_id),
-      rows.map((r) => r.shop_id),
-      rows.map((r) => r.client_id),
-      rows.map((r) => r.type),
-      rows.map((r) => r.remote_addr),
-      rows.map((r) => r.connected_at),
-    ],
-  });
-}
-
-async function closeConnections(db: PoolClient, closed: Map<string, { at: string; reason: string }>) {
-  const ids = [...closed.keys()];
-  const values = [...closed.values()];
-  await db.query({
-    name: 'persister-close',
-    text: `UPDATE connections c SET closed_at = u.at, close_reason = u.reason
-           FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(conn_id, at, reason)
-           WHERE c.conn_id = u.conn_id AND c.closed_at IS NULL`,
-    values: [ids, values.map((v) => v.at), values.map((v) => v.reason)],
-  });
-}
-
-async function createMessages(db: PoolClient, rows: MessageRow[]): Promise<void> {
-  // The recipients of one notify share its data and user_info objects: serialise each object once.
-  const json = jsonOnce();
-  await db.query({
-    name: 'persister-create-messages',
-    text: `INSERT INTO messages (id, event_id, shop_id, table_id, type, title, status, data, user_info,
-                                 from_client_id, to_client_id, state, attempts, created_at)
-           SELECT id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
-                  to_client_id, 'pending', 0, created_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::int[],
-                       $8::jsonb[], $9::jsonb[], $10::text[], $11::text[], $12::timestamptz[])
-             AS u(id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
-                  to_client_id, created_at)
-           ON CONFLICT DO NOTHING`,
-    values: [
-      rows.map((r) => r.id),
-      rows.map((r) => r.event_id),
-      rows.map((r) => r.shop_id),
-      rows.map((r) => (r.table_id === null ? null : JSON.stringify(r.table_id))),
-      rows.map((r) => r.type),
-      rows.map((r) => r.title),
-      rows.map((r) => r.status),
-      rows.map((r) => json(r.data)),
-      rows.map((r) => json(r.user_info)),
-      rows.map((r) => r.from_client_id),
-      rows.map((r) => r.to_client_id),
-      rows.map((r) => r.created_at),
-    ],
-  });
-}
-
-function jsonOnce(): (value: object) => string {
-  let last: object | undefined;
-  let text = '';
-  return (value) => {
-    if (value !== last) {
-      last = value;
-      text = JSON.stringify(value);
-    }
-    return text;
-  };
-}
-
-async function deliverMessages(db: PoolClient, delivered: Map<string, Stamp>): Promise<void> {
-  const stamps = [...delivered.values()];
-  await db.query({
-    name: 'persister-deliver',
-    text: `UPDATE messages m
-           SET delivered_at = u.at, attempts = GREATEST(m.attempts, u.attempts),
-               state = CASE WHEN m.state = 'handled' THEN 'handled' ELSE 'delivered' END
-           FROM unnest($1::text[], $2::timestamptz[], $3::int[]) AS u(id, at, attempts)
-           WHERE m.id = u.id AND m.delivered_at IS NULL`,
-    values: [[...delivered.keys()], stamps.map((s) => s.at), stamps.map((s) => s.attempts)],
-  });
-}
-
-async function failMessages(db: PoolClient, failed: Map<string, Stamp>): Promise<void> {
-  const stamps = [...failed.values()];
-  await db.query({
-    name: 'persister-fail',
-    text: `UPDATE messages m
-           SET failed_at = GREATEST(m.failed_at, u.at), attempts = GREATEST(m.attempts, u.attempts)
-           FROM unnest($1::text[], $2::timestamptz[], $3::int[]) AS u(id, at, attempts)
-           WHERE m.id = u.id AND (m.failed_at IS NULL OR m.failed_at < u.at OR m.attempts < u.attempts)`,
-    values: [[...failed.keys()], stamps.map((s) => s.at), stamps.map((s) => s.attempts)],
-  });
-}
-
-async function handleMessages(db: PoolClient, handled: Map<string, { at: string; status: number }>) {
-  const stamps = [...handled.values()];
-  await db.query({
-    name: 'persister-handle',
-    text: `UPDATE messages m SET state = 'handled', handled_at = u.at, status = u.status
-           FROM unnest($1::text[], $2::timestamptz[], $3::int[]) AS u(id, at, status)
-           WHERE m.id = u.id AND (m.handled_at IS NULL OR m.handled_at <= u.at)`,
-    values: [[...handled.keys()], stamps.map((s) => s.at), stamps.map((s) => s.status)],
-  });
-}
-
 /**
- * Locks the shard's checkpoint row for this transaction and answers the last stream id projected ('0-0' when
- * none). The lock serialises two persisters that both hold a batch of the shard during a lease takeover.
+ * Locks the shard's checkpoint row for the rest of the transaction and moves it to `last` unless it is at or
+ * past it already; answers where it was before ('0-0' for a new shard), so the caller skips the entries up to there. The
+ * lock serialises two persisters that both hold a batch of the shard during a lease takeover: the second waits
+ * for the first to commit, then reads the checkpoint the first one moved. The batch's rows are written later in
+ * the same transaction, so they commit with the checkpoint or not at all.
  */
-export async function lockCheckpoint(db: PoolClient, shard: number): Promise<string> {
-  const result = await db.query<{ stream_ms: string; stream_seq: string }>({
-    name: 'persister-lock-checkpoint',
-    text: `INSERT INTO projection_checkpoints (shard, stream_ms, stream_seq) VALUES ($1, 0, 0)
-           ON CONFLICT (shard) DO UPDATE SET shard = EXCLUDED.shard
-           RETURNING stream_ms, stream_seq`,
-    values: [shard],
-  });
-  const row = result.rows[0]!;
-  return `${row.stream_ms}-${row.stream_seq}`;
-}
-
-/** Moves the checkpoint, in the same transaction as the rows it covers. */
-export async function advanceCheckpoint(
+export async function moveCheckpoint(
   db: PoolClient,
   shard: number,
-  ms: number,
-  seq: number,
-): Promise<void> {
-  await db.query({
-    name: 'persister-advance-checkpoint',
-    text: 'UPDATE projection_checkpoints SET stream_ms = $2, stream_seq = $3, updated_at = now() WHERE shard = $1',
-    values: [shard, ms, seq],
+  last: { ms: number; seq: number },
+): Promise<string> {
+  // A shard's first batch creates the row. When another persister creates it after this statement's snapshot,
+  // the INSERT does nothing and no row is answered; the next statement's snapshot sees (and locks) that row.
+  const previous = (await moveCheckpointOnce(db, shard, last)) ?? (await moveCheckpointOnce(db, shard, last));
+  if (previous === undefined) throw new Error(`checkpoint of shard ${shard} neither found nor created`);
+  return previous;
+}
+
+// FOR UPDATE waits for a concurrent holder of the row and then reads its committed version; the UPDATE beside it
+// moves the row this statement locked (a sibling CTE cannot see a row inserted in the same statement, hence the
+// INSERT only when there was none).
+const MOVE_CHECKPOINT_SQL = `
+  WITH previous AS (
+    SELECT stream_ms, stream_seq FROM projection_checkpoints WHERE shard = $1::int FOR UPDATE
+  ), moved AS (
+    UPDATE projection_checkpoints c SET stream_ms = $2::bigint, stream_seq = $3::bigint, updated_at = now()
+    FROM previous p
+    WHERE c.shard = $1 AND (p.stream_ms, p.stream_seq) < ($2, $3)
+  ), created AS (
+    INSERT INTO projection_checkpoints (shard, stream_ms, stream_seq)
+    SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM previous)
+    ON CONFLICT (shard) DO NOTHING
+    RETURNING shard
+  )
+  SELECT stream_ms, stream_seq FROM previous
+  UNION ALL
+  SELECT 0, 0 FROM created`;
+
+async function moveCheckpointOnce(
+  db: PoolClient,
+  shard: number,
+  last: { ms: number; seq: number },
+): Promise<string | undefined> {
+  const result = await db.query<{ stream_ms: string; stream_seq: string }>({
+    name: 'persister-move-checkpoint',
+    text: MOVE_CHECKPOINT_SQL,
+    values: [shard, last.ms, last.seq],
   });
+  const row = result.rows[0];
+  return row ? `${row.stream_ms}-${row.stream_seq}` : undefined;
 }
 
 /** Every shard's checkpoint: the last stream id whose rows are committed. */

@@ -88,4 +88,20 @@ describe('when two persisters commit the same batch at once (a lease takeover)',
     expect(await projectedTables(pool)).toEqual(before);
     expect((await redeliveredTotal()) - skippedBefore).toBe(entries.length);
   });
+
+  it('lets the lock apply it once when the shard has no checkpoint yet, though both try to create it', async () => {
+    const before = await projectedTables(pool);
+    const shard = appended[0]!.shard;
+    const entries: ConsumedEntry[] = appended
+      .filter((a) => a.shard === shard)
+      .map(({ streamId, event }) => ({ streamId, event }));
+    await pool.query('DELETE FROM projection_checkpoints WHERE shard = $1', [shard]);
+    const skippedBefore = await redeliveredTotal();
+
+    const project = batchProjector(pool, ctx.log);
+    await Promise.all([project(shard, entries), project(shard, entries)]);
+
+    expect(await projectedTables(pool)).toEqual(before);
+    expect((await redeliveredTotal()) - skippedBefore).toBe(entries.length);
+  });
 });

@@ -1,14 +1,16 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsumedEntry } from '#eventlog';
-import { batchProjector, emptyView, evolve } from '#persister';
+import { type BrokerEvent, createEvent, messageIdOf } from '#events';
+import { batchProjector, emptyView, evolve, type ProjectionView } from '#persister';
 import { connectPostgres, type Pool } from '#runtime';
 import { createTestContext, type TestContext } from '#test-support';
-import { shopLog, shopOpsArbitrary } from '../../support/shop-log';
+import { fixedEventId, shopLog, shopOpsArbitrary } from '../../support/shop-log';
 import { projectedTables, tablesOf } from './harness';
 
-// store.ts writes a batch kind by kind and merges changes to one row; projection.ts applies them one at a time.
-// Both must give the same rows for any log, any batch split, and any event processed again later.
+// store.ts writes a batch kind by kind, in one statement whose parts cannot see one another's rows, and merges
+// changes to one row; projection.ts applies them one at a time. Both must give the same rows for any log, any
+// batch split, and any events processed again later, alone or in a batch with events new to the rows.
 let ctx: TestContext;
 let pool: Pool;
 
@@ -34,26 +36,35 @@ describe('when a batch holds several changes to the same rows', () => {
       fc.asyncProperty(
         shopOpsArbitrary(),
         fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 10 }),
+        fc.record({ cut: fc.nat(200), overlap: fc.nat(12) }),
         fc.array(fc.nat(200), { maxLength: 8 }),
-        async (ops, batchSizes, replays) => {
+        async (ops, batchSizes, rewind, replays) => {
           await resetTables();
           const events = shopLog(ops, { shopId: 'shop-f' });
           const entries: ConsumedEntry[] = events.map((event, i) => ({ streamId: `${1000 + i}-0`, event }));
           const expected = emptyView();
-          for (const { streamId, event } of entries) evolve(expected, event, { shard: 0, streamId });
+          const projectInBatches = async (from: number, to: number) => {
+            for (let i = from, b = 0; i < to; b++) {
+              const batch = entries.slice(i, Math.min(to, i + batchSizes[b % batchSizes.length]!));
+              await project(0, batch);
+              fold(expected, batch);
+              i += batch.length;
+            }
+          };
 
-          for (let i = 0, b = 0; i < entries.length; b++) {
-            const size = batchSizes[b % batchSizes.length]!;
-            await project(0, entries.slice(i, i + size));
-            i += size;
-          }
+          // The log up to a cut, then again from before the cut without the checkpoint: the batches around the
+          // cut create rows that exist already and change them further.
+          const cut = entries.length === 0 ? 0 : rewind.cut % entries.length;
+          await projectInBatches(0, cut);
+          await pool.query('DELETE FROM projection_checkpoints');
+          await projectInBatches(Math.max(0, cut - rewind.overlap), entries.length);
           // Replays out of order, past the checkpoint: only the SQL guards keep the rows as they are.
           for (const r of replays) {
             if (entries.length === 0) break;
             const entry = entries[r % entries.length]!;
             await pool.query('DELETE FROM projection_checkpoints');
             await project(0, [entry]);
-            evolve(expected, entry.event, { shard: 0, streamId: entry.streamId });
+            fold(expected, [entry]);
           }
           expect(await projectedTables(pool)).toEqual(tablesOf(expected));
         },
@@ -62,3 +73,149 @@ describe('when a batch holds several changes to the same rows', () => {
     );
   }, 120_000);
 });
+
+describe('when one batch creates a row and changes it', () => {
+  const T0 = Date.UTC(2025, 0, 1, 12);
+  const SHOP = 'shop-b';
+  let n = 0;
+  const next = (offsetMs: number) => ({
+    nowMs: T0 + offsetMs,
+    id: fixedEventId(T0 + offsetMs, ++n),
+    shopId: SHOP,
+  });
+  const register = (offsetMs: number, client_id: string, type: 'main' | 'sub') =>
+    createEvent({
+      ...next(offsetMs),
+      type: 'DeviceRegistered',
+      source: 'api',
+      data: { client_id, type, token_id: `${client_id}-t1` },
+    });
+  const login = (offsetMs: number, client_id: string, conn_id: string) =>
+    createEvent({
+      ...next(offsetMs),
+      type: 'DeviceLoggedIn',
+      source: 'edge:e1',
+      data: { client_id, type: 'main', conn_id, edge_id: 'e1', remote_addr: '10.0.0.9' },
+    });
+  const close = (offsetMs: number, client_id: string, conn_id: string) =>
+    createEvent({
+      ...next(offsetMs),
+      type: 'ConnectionClosed',
+      source: 'edge:e1',
+      data: { client_id, conn_id, edge_id: 'e1', reason: 'logout' },
+    });
+  const notify = (offsetMs: number, recipients: string[], table_id: string | number | null) =>
+    createEvent({
+      ...next(offsetMs),
+      type: 'NotifyRequested',
+      source: 'edge:e1',
+      data: {
+        req_id: `r${offsetMs}`,
+        from_client_id: 'waiter',
+        from_type: 'sub',
+        audience: 'mains',
+        recipients,
+        table_id,
+        type: 'add_dish',
+        status: 1,
+        data: { dish: '饺子 "dumplings" \\ \n', qty: 2.5, extras: [null, true, { a: [] }] },
+        user_info: { name: 'Li', seat: '12' },
+      },
+    });
+  const delivered = (offsetMs: number, client_id: string, ids: string[], attempts: number) =>
+    createEvent({
+      ...next(offsetMs),
+      type: 'MessageDelivered',
+      source: 'edge:e1',
+      data: { client_id, ids, attempts: Object.fromEntries(ids.map((id) => [id, attempts])) },
+    });
+  const failed = (offsetMs: number, id: string, attempts: number) =>
+    createEvent({
+      ...next(offsetMs),
+      type: 'DeliveryFailed',
+      source: 'dispatcher:d1',
+      data: { client_id: id.slice(27), id, attempts },
+    });
+  const handled = (offsetMs: number, id: string, status: number) =>
+    createEvent({ ...next(offsetMs), type: 'MessageHandled', source: 'api', data: { id, status } });
+
+  /** Notifies acked, failed, handled and acked late, and a connection opened and closed, in one short log. */
+  function busyMinute(): BrokerEvent[] {
+    const first = notify(5, ['pos-1', 'pos-2'], '12');
+    const second = notify(6, ['pos-1'], 12);
+    const [a1, a2, b1] = [
+      messageIdOf(first.id, 'pos-1'),
+      messageIdOf(first.id, 'pos-2'),
+      messageIdOf(second.id, 'pos-1'),
+    ];
+    return [
+      register(1, 'pos-1', 'main'),
+      register(2, 'pos-2', 'main'),
+      register(3, 'waiter', 'sub'),
+      login(4, 'pos-1', 'c1'),
+      first,
+      second,
+      delivered(7, 'pos-1', [a1, b1], 1),
+      delivered(8, 'pos-1', [a1], 2), // a late second ack: the first stays
+      failed(9, a2, 5),
+      handled(10, a1, 3),
+      handled(11, b1, 4),
+      delivered(12, 'pos-2', [a2], 6), // acked after its retries ran out
+      failed(13, a2, 4), // an older failure report: failed_at moves forward, attempts do not move back
+      handled(14, a1, 5), // the latest handle wins
+      close(15, 'pos-1', 'c1'),
+      login(16, 'pos-1', 'c2'),
+      notify(17, ['pos-2'], null),
+    ];
+  }
+
+  it('writes the rows applying each event in turn gives', async () => {
+    await resetTables();
+    const entries = entriesOf(busyMinute());
+    await batchProjector(pool, ctx.log)(0, entries);
+
+    const expected = fold(emptyView(), entries);
+    expect(await projectedTables(pool)).toEqual(tablesOf(expected));
+    const stateOf = (id: string) => expected.messages.get(id)?.state;
+    expect([...expected.messages.keys()].map(stateOf)).toEqual([
+      'handled',
+      'delivered',
+      'handled',
+      'pending',
+    ]);
+    expect(expected.connections.get('c1')?.closed_at).not.toBeNull();
+  });
+
+  it('keeps table_id a string, a number or null exactly as sent', async () => {
+    await resetTables();
+    await batchProjector(pool, ctx.log)(0, entriesOf(busyMinute()));
+    const result = await pool.query<{ table_id: unknown; kind: string }>(
+      'SELECT DISTINCT table_id, jsonb_typeof(table_id) AS kind FROM messages ORDER BY kind',
+    );
+    expect(result.rows).toEqual([
+      { table_id: 12, kind: 'number' },
+      { table_id: '12', kind: 'string' },
+      { table_id: null, kind: null },
+    ]);
+  });
+
+  it('writes the same rows when the rows exist already, created by an earlier batch', async () => {
+    await resetTables();
+    const entries = entriesOf(busyMinute());
+    const project = batchProjector(pool, ctx.log);
+    await project(0, entries.slice(0, 6));
+    await pool.query('DELETE FROM projection_checkpoints');
+    await project(0, entries);
+
+    expect(await projectedTables(pool)).toEqual(tablesOf(fold(emptyView(), entries)));
+  });
+});
+
+function entriesOf(events: BrokerEvent[]): ConsumedEntry[] {
+  return events.map((event, i) => ({ streamId: `${1000 + i}-0`, event }));
+}
+
+function fold(view: ProjectionView, entries: ConsumedEntry[]): ProjectionView {
+  for (const { streamId, event } of entries) evolve(view, event, { shard: 0, streamId });
+  return view;
+}
