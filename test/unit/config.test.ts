@@ -140,6 +140,7 @@ describe('when a value is invalid', () => {
     ['CONSUMER_BATCH', '0', /^CONSUMER_BATCH: expected an integer from 1 to 10000/],
     ['CONSUMER_LEASE_MS', '99', /^CONSUMER_LEASE_MS: expected an integer from 100/],
     ['STREAM_RETENTION_MS', '-1', /^STREAM_RETENTION_MS: expected an integer from 0/],
+    ['PERSISTER_LINGER_MS', '1001', /^PERSISTER_LINGER_MS: expected an integer from 0 to 1000/],
     ['DISPATCHER_LINGER_MS', '-1', /^DISPATCHER_LINGER_MS: expected an integer from 0 to 1000/],
   ];
 

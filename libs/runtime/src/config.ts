@@ -83,6 +83,11 @@ export const VARIABLES: readonly VariableSpec[] = [
   { name: 'CONSUMER_BATCH', default: '500', doc: 'events read per batch by the persister and dispatcher' },
   { name: 'CONSUMER_LEASE_MS', default: '5000', doc: "a dead consumer's shards are taken over after this" },
   {
+    name: 'PERSISTER_LINGER_MS',
+    default: '20',
+    doc: "how long the persister waits for other shards' events to commit them in one transaction",
+  },
+  {
     name: 'DISPATCHER_LINGER_MS',
     default: '0',
     doc: "how long the dispatcher waits for other shards' events to route them together",
@@ -239,6 +244,7 @@ export function loadConfig(env: Env) {
       leaseMs: read('CONSUMER_LEASE_MS', int(100)),
       retentionMs: read('STREAM_RETENTION_MS', int(0)),
     },
+    persister: { lingerMs: read('PERSISTER_LINGER_MS', int(0, 1000)) },
     dispatcher: { lingerMs: read('DISPATCHER_LINGER_MS', int(0, 1000)) },
   };
   return { config: deepFreeze(config), warnings };

@@ -26,11 +26,17 @@ import {
   type ServiceHandle,
   serveHealth,
 } from '#runtime';
-import { batchProjector } from './consumer';
+import { groupCommittedProjector } from './consumer';
 import { lagDetail, measureLag, PERSISTER_GROUP } from './lag';
 import { retentionIntervalMs, trimShard } from './retention';
 
-export { type BatchHandler, batchProjector } from './consumer';
+export {
+  type BatchHandler,
+  batchProjector,
+  groupCommittedProjector,
+  projectBatches,
+  type ShardBatch,
+} from './consumer';
 export { PERSISTER_GROUP, type ShardLag } from './lag';
 export * from './projection';
 export { keepFrom, type TrimBounds } from './retention';
@@ -86,7 +92,7 @@ export async function start(config: Config, deps: PersisterDeps): Promise<Persis
       consumer: consumerName,
       batch: config.consumer.batch,
       leaseMs: config.consumer.leaseMs,
-      handle: batchProjector(db, log),
+      handle: groupCommittedProjector(db, log, config.persister.lingerMs),
     });
     await consumer.start();
 

@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsumedEntry } from '#eventlog';
-import { type BrokerEvent, createEvent, messageIdOf } from '#events';
-import { batchProjector, emptyView, evolve, type ProjectionView } from '#persister';
-import { connectPostgres, type Pool } from '#runtime';
+import { type BrokerEvent, createEvent, type EventOf, messageIdOf } from '#events';
+import { batchProjector, emptyView, evolve, groupCommittedProjector, type ProjectionView } from '#persister';
+import { connectPostgres, type Pool, registry } from '#runtime';
 import { createTestContext, type TestContext } from '#test-support';
-import { fixedEventId, shopLog, shopOpsArbitrary } from '../../support/shop-log';
+import { busyShopOps, fixedEventId, shopLog, shopOpsArbitrary } from '../../support/shop-log';
 import { projectedTables, tablesOf } from './harness';
 
 // store.ts writes a batch kind by kind, in one statement whose parts cannot see one another's rows, and merges
@@ -211,11 +211,72 @@ describe('when one batch creates a row and changes it', () => {
   });
 });
 
+describe('when batches of several shards are group-committed', () => {
+  it('writes, in one transaction, the rows each batch writes alone, and moves each shard checkpoint', async () => {
+    await resetTables();
+    const shops = ['shop-g1', 'shop-g2', 'shop-g3'];
+    const logs = shops.map((shopId, s) => entriesOf(shopLog(busyShopOpsOf(s), { shopId })));
+    const project = groupCommittedProjector(pool, ctx.log, 20);
+    const commitsBefore = await commitCount();
+    await Promise.all(logs.map((entries, shard) => project(shard, entries)));
+    const commits = (await commitCount()) - commitsBefore;
+
+    const expected = emptyView();
+    logs.forEach((entries, shard) => {
+      for (const { streamId, event } of entries) evolve(expected, event, { shard, streamId });
+    });
+    expect(await projectedTables(pool)).toEqual(tablesOf(expected));
+    const { rows } = await pool.query<{ shard: number; stream_ms: string }>(
+      'SELECT shard, stream_ms FROM projection_checkpoints ORDER BY shard',
+    );
+    expect(rows).toEqual(
+      logs.map((entries, shard) => ({ shard, stream_ms: entries.at(-1)!.streamId.split('-')[0] })),
+    );
+    expect(commits).toBe(1); // together, not one transaction per shard
+  });
+
+  it('fails only the batch that cannot be projected, and writes the others', async () => {
+    await resetTables();
+    const good = entriesOf(shopLog(busyShopOpsOf(1), { shopId: 'shop-good' }));
+    const notify = good.find(
+      (e): e is ConsumedEntry & { event: EventOf<'NotifyRequested'> } => e.event.type === 'NotifyRequested',
+    )!;
+    // PostgreSQL's jsonb refuses the NUL character that JSON (and so the event schema) allows.
+    const poison = entriesOf([
+      createEvent({
+        type: 'NotifyRequested',
+        shopId: 'shop-poison',
+        source: 'edge:e1',
+        id: fixedEventId(Date.UTC(2025, 3, 1), 1),
+        nowMs: Date.UTC(2025, 3, 1),
+        data: { ...notify.event.data, req_id: 'poison', data: { note: 'no\u0000te' } },
+      }),
+    ]);
+    const project = groupCommittedProjector(pool, ctx.log, 20);
+    const outcomes = await Promise.allSettled([project(1, good), project(2, poison)]);
+
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected']);
+    expect(await projectedTables(pool)).toEqual(tablesOf(fold(emptyView(), good, 1)));
+  });
+});
+
+/** Transactions the projector ran so far (its batch histogram counts one per transaction). */
+async function commitCount(): Promise<number> {
+  const metric = await registry.getSingleMetric('broker_projection_batch_seconds')?.get();
+  // Histogram values carry their series name beside the labels.
+  const values = (metric?.values ?? []) as Array<{ metricName?: string; value: number }>;
+  return values.find((v) => v.metricName === 'broker_projection_batch_seconds_count')?.value ?? 0;
+}
+
+function busyShopOpsOf(seed: number) {
+  return busyShopOps(4 + seed);
+}
+
 function entriesOf(events: BrokerEvent[]): ConsumedEntry[] {
   return events.map((event, i) => ({ streamId: `${1000 + i}-0`, event }));
 }
 
-function fold(view: ProjectionView, entries: ConsumedEntry[]): ProjectionView {
-  for (const { streamId, event } of entries) evolve(view, event, { shard: 0, streamId });
+function fold(view: ProjectionView, entries: ConsumedEntry[], shard = 0): ProjectionView {
+  for (const { streamId, event } of entries) evolve(view, event, { shard, streamId });
   return view;
 }
