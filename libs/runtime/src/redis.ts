@@ -15,6 +15,12 @@ export interface RedisRole {
    * "event log unavailable" now, not a late ack). Blocking consumers wait instead.
    */
   failFast?: boolean;
+  /**
+   * Batch the commands of one tick into a pipeline (default true). Off for BullMQ's connection: ioredis builds
+   * every pipeline with a copy of each script defined on the connection, and BullMQ defines 64 (75 µs per
+   * pipeline here, against 4 µs on a connection with none).
+   */
+  autoPipelining?: boolean;
 }
 
 export function describeRedis(cfg: Config['redis']): string {
@@ -30,7 +36,7 @@ export function createRedis(cfg: Config['redis'], log: Logger, role: RedisRole):
     maxRetriesPerRequest: role.failFast ? 0 : null,
     commandTimeout: role.failFast ? 3000 : undefined,
     retryStrategy: (times) => Math.min(100 * times, 2000),
-    enableAutoPipelining: true,
+    enableAutoPipelining: role.autoPipelining ?? true,
   };
   const client: RedisClient =
     cfg.clusterNodes.length > 0
@@ -38,7 +44,7 @@ export function createRedis(cfg: Config['redis'], log: Logger, role: RedisRole):
           redisOptions: options,
           enableOfflineQueue: !role.failFast,
           clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
-          enableAutoPipelining: true,
+          enableAutoPipelining: role.autoPipelining ?? true,
         })
       : new Redis(cfg.url, options);
   watchOutages(client, log, describeRedis(cfg), role.name);

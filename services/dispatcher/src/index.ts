@@ -50,7 +50,10 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
   const now = deps.now ?? Date.now;
   const keys = new Keys(config.redis.prefix, config.shards);
   const redis = createRedis(config.redis, log, { name: `dispatcher-${id}` });
-  const bullRedis = createRedis(config.redis, log, { name: `dispatcher-${id}-bullmq` });
+  const bullRedis = createRedis(config.redis, log, {
+    name: `dispatcher-${id}-bullmq`,
+    autoPipelining: false,
+  });
   await whenRedisReady(redis);
   const source = `dispatcher:${id}`;
   const eventLog = new EventLog(redis, keys);

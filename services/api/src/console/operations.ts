@@ -59,6 +59,7 @@ export function operationsRoute(ctx: ApiContext, probe: ReadinessProbe): Operati
       const connection = createRedis(ctx.config.redis, ctx.log, {
         name: 'api-console-retries',
         failFast: true,
+        autoPipelining: false,
       });
       const bull = new Queue(RETRY_QUEUE, {
         connection,
