@@ -64,13 +64,12 @@ CREATE TABLE IF NOT EXISTS messages (
   UNIQUE (event_id, to_client_id)
 );
 CREATE INDEX IF NOT EXISTS messages_shop_created ON messages (shop_id, created_at DESC, id DESC);
--- Every message is updated when it is acked and when it is handled. No index names `state`, `delivered_at` or
--- `handled_at`, and pages keep half their room free (fillfactor 70 left half of the acks without room), so those
--- updates are HOT: the new row version stays on its page and no index is touched. With an index on state, every
--- ack rewrote the row's entries in all five indexes (5x the cost of the update, measured). A listing by state
--- walks the shop's rows newest first and filters; the projection's retention bounds how many that can be.
-DROP INDEX IF EXISTS messages_shop_state_created;
-ALTER TABLE messages SET (fillfactor = 50);
+-- The back office lists a shop's messages by state and the console counts each shop's pending ones, so `state` is
+-- indexed, and every ack and handle writes a new entry in each index (no HOT update). Measured without this index
+-- and with fillfactor 50: every update HOT, PostgreSQL ~20 % cheaper at full throughput (0.36 against 0.43 cores
+-- at ~2,000 notifies/s), but a pending listing of a shop with 100,000 messages took 29 ms instead of 0.04 ms,
+-- and the console's pending counts would walk every row of the shops on a page. Reads kept their index.
+CREATE INDEX IF NOT EXISTS messages_shop_state_created ON messages (shop_id, state, created_at DESC, id DESC);
 
 -- How far the projections have committed each shard's stream. Moves in the same transaction as the rows.
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
@@ -80,7 +79,6 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- The console's list of messages whose retries ran out (filtered on state when read); few rows, so partial.
--- The predicate leaves out `state` for the reason above.
-DROP INDEX IF EXISTS messages_failed_pending;
-CREATE INDEX IF NOT EXISTS messages_failed ON messages (failed_at DESC, id DESC) WHERE failed_at IS NOT NULL;
+-- The console's list of messages whose retries ran out and that are still undelivered; few rows, so partial.
+CREATE INDEX IF NOT EXISTS messages_failed_pending ON messages (failed_at DESC, id DESC)
+  WHERE failed_at IS NOT NULL AND state = 'pending';

@@ -88,29 +88,4 @@ describe('when a service connects to PostgreSQL', () => {
     if (first?.status !== 'fulfilled') throw new Error('first connection failed');
     expect(await tablesOf(first.value)).toEqual(expect.arrayContaining(TABLES));
   });
-
-  it('marks a message delivered, then handled, with HOT updates: no index entry is rewritten', async () => {
-    const pool = await connect();
-    const db = await pool.connect();
-    try {
-      await db.query('BEGIN');
-      await db.query(
-        `INSERT INTO messages (id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
-                               to_client_id, state, created_at)
-         SELECT 'e' || i || '.main-1', 'e' || i, 's1', '"7"', 'add_dish', 'T7', 0, '{}', '{}', 'sub-1', 'main-1',
-                'pending', now()
-         FROM generate_series(1, 20) AS i`,
-      );
-      await db.query(`UPDATE messages SET state = 'delivered', delivered_at = now(), attempts = 1`);
-      await db.query(`UPDATE messages SET state = 'handled', handled_at = now(), status = 2`);
-      const { rows } = await db.query<{ updated: string; hot: string }>(
-        `SELECT pg_stat_get_xact_tuples_updated('messages'::regclass) AS updated,
-                pg_stat_get_xact_tuples_hot_updated('messages'::regclass) AS hot`,
-      );
-      expect(rows[0]).toEqual({ updated: '40', hot: '40' });
-    } finally {
-      await db.query('ROLLBACK');
-      db.release();
-    }
-  });
 });
