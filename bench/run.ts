@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { dropDatabase } from '#runtime';
 import { printConnections, runConnections } from './connections.bench';
 import { printLatency, runLatency } from './latency.bench';
 import { type BenchEnv, Broker, benchEnv } from './lib/broker';
@@ -225,16 +226,8 @@ async function cleanup(bench: BenchEnv, redis: Redis): Promise<void> {
   for await (const batch of redis.scanStream({ match: `${bench.prefix}:*`, count: 1000 })) {
     if (batch.length > 0) keys += await redis.unlink(...batch);
   }
-  const target = new URL(bench.databaseUrl);
-  const name = target.pathname.slice(1);
-  target.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: target.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
+  await dropDatabase(bench.databaseUrl);
+  const name = decodeURIComponent(new URL(bench.databaseUrl).pathname.slice(1));
   console.log(`cleaned up: ${keys} Redis keys under ${bench.prefix}:, database ${name}`);
 }
 
