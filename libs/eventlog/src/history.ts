@@ -7,6 +7,7 @@
 import {
   type BrokerEvent,
   compareStreamIds,
+  type DecodeResult,
   decodeEntry,
   type EventType,
   explainInvalidEvent,
@@ -140,7 +141,8 @@ const SHOP_PAGE = `SELECT ${COLUMNS} FROM events
     AND (shop_id, stream_ms, stream_seq) < ($12::text, $4::bigint, $5::bigint) AND shard = $1::int ${FILTERS}
   ORDER BY shop_id, stream_ms, stream_seq LIMIT $11`;
 
-interface ArchiveRow {
+/** A row of the `events` archive as pg returns it: bigints as strings, timestamptz as Date. */
+export interface ArchivedEventRow {
   id: string;
   stream_ms: string;
   stream_seq: string;
@@ -150,6 +152,22 @@ interface ArchiveRow {
   at: Date;
   source: string;
   data: unknown;
+}
+
+/** The event an archived row holds, checked against the catalogue (an invalid row is never archived: a guard). */
+export function eventOfArchivedRow(row: ArchivedEventRow): DecodeResult {
+  const event = {
+    id: row.id,
+    type: row.type,
+    v: row.v,
+    at: row.at.toISOString(),
+    shop_id: row.shop_id,
+    source: row.source,
+    data: row.data,
+  };
+  const problem = explainInvalidEvent(event);
+  // Validated just above: the row is an event of the catalogue.
+  return problem === null ? { ok: true, event: event as BrokerEvent } : { ok: false, reason: problem };
 }
 
 /** Archived events of a shard strictly between two positions (`before` null: to the end), in pages. */
@@ -181,25 +199,12 @@ async function* archived(
       filter.shopId === undefined
         ? { name: 'history-shard-page', text: SHARD_PAGE, values }
         : { name: 'history-shop-page', text: SHOP_PAGE, values: [...values, filter.shopId] };
-    const { rows } = await source.db.query<ArchiveRow>(query);
+    const { rows } = await source.db.query<ArchivedEventRow>(query);
     for (const row of rows) {
       const streamId = `${row.stream_ms}-${row.stream_seq}`;
-      const event = {
-        id: row.id,
-        type: row.type,
-        v: row.v,
-        at: row.at.toISOString(),
-        shop_id: row.shop_id,
-        source: row.source,
-        data: row.data,
-      };
-      const problem = explainInvalidEvent(event);
-      if (problem === null) {
-        // Validated just above: the row is an event of the catalogue.
-        yield { shard, streamId, event: event as BrokerEvent, from: 'archive' };
-      } else {
-        source.onInvalid?.({ shard, streamId, reason: `archived row: ${problem}` });
-      }
+      const decoded = eventOfArchivedRow(row);
+      if (decoded.ok) yield { shard, streamId, event: decoded.event, from: 'archive' };
+      else source.onInvalid?.({ shard, streamId, reason: `archived row: ${decoded.reason}` });
     }
     if (rows.length < pageSize) return;
     const last = rows[rows.length - 1]!;

@@ -1,7 +1,7 @@
 // The console's own reads of the PostgreSQL projections: aggregates per shop, the newest archived events of a
 // shop, and the messages whose retries ran out. The /v1 reads (a shop's devices and messages, one message) are
 // the api's own, imported from ../queries. Parameters only; the texts are constants.
-import { isTransientFailure } from '#eventlog';
+import { type ArchivedEventRow, isTransientFailure } from '#eventlog';
 import { BrokerError } from '#events';
 import type { Pool } from '#runtime';
 
@@ -74,18 +74,6 @@ export async function selectShopCounts(
     Object.assign(counts.get(row.shop_id)!, { pending: Number(row.pending), oldest_pending_at: row.oldest });
   }
   return counts;
-}
-
-export interface ArchivedEventRow {
-  id: string;
-  stream_ms: string;
-  stream_seq: string;
-  shop_id: string;
-  type: string;
-  v: number;
-  at: Date;
-  source: string;
-  data: unknown;
 }
 
 /** A shop's newest archived events, newest first (the shop's position index, walked backwards). */

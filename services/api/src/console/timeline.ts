@@ -3,11 +3,12 @@
 // beginning, which is right for replay and audit but would read a shop's whole history every second here; this
 // reads backwards and only as far as one page.
 import { Type } from '@sinclair/typebox';
-import { type BrokerEvent, compareStreamIds, decodeEntry, explainInvalidEvent } from '#events';
+import { type ArchivedEventRow, eventOfArchivedRow } from '#eventlog';
+import { type BrokerEvent, compareStreamIds, decodeEntry } from '#events';
 import { type ApiContext, readRedis } from '../context';
 import { selectCheckpoint } from '../queries';
 import { defineRoute, type Route, ShopPath } from '../route';
-import { type ArchivedEventRow, selectRecentEvents } from './queries';
+import { selectRecentEvents } from './queries';
 
 export const TIMELINE_DEFAULT = 50;
 /**
@@ -81,15 +82,6 @@ export async function timelineOf(ctx: ApiContext, shopId: string, limit: number)
 }
 
 function eventOfRow(row: ArchivedEventRow): BrokerEvent | null {
-  const event = {
-    id: row.id,
-    type: row.type,
-    v: row.v,
-    at: row.at.toISOString(),
-    shop_id: row.shop_id,
-    source: row.source,
-    data: row.data,
-  };
-  // Validated here: the row is an event of the catalogue (an invalid row is never archived; this is a guard).
-  return explainInvalidEvent(event) === null ? (event as BrokerEvent) : null;
+  const decoded = eventOfArchivedRow(row);
+  return decoded.ok ? decoded.event : null;
 }
