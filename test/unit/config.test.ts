@@ -137,6 +137,7 @@ describe('when a value is invalid', () => {
     ['DELIVERY_RETRY_FIRST_MS', '0', /^DELIVERY_RETRY_FIRST_MS: expected an integer from 1/],
     ['DELIVERY_RETRY_MAX_MS', 'x', /^DELIVERY_RETRY_MAX_MS: expected an integer/],
     ['DELIVERY_RETRY_ATTEMPTS', '101', /^DELIVERY_RETRY_ATTEMPTS: expected an integer from 1 to 100/],
+    ['DELIVERY_ACK_TIMEOUT_MS', '50', /^DELIVERY_ACK_TIMEOUT_MS: expected an integer from 100/],
     ['CONSUMER_BATCH', '0', /^CONSUMER_BATCH: expected an integer from 1 to 10000/],
     ['CONSUMER_LEASE_MS', '99', /^CONSUMER_LEASE_MS: expected an integer from 100/],
     ['STREAM_RETENTION_MS', '-1', /^STREAM_RETENTION_MS: expected an integer from 0/],

@@ -1,12 +1,15 @@
 // The inbox: the undelivered messages of each device, kept in Redis in log order until the device acks them
 // (written by the notify script, emptied by the ack script). The dispatcher reads it for backlogs and counts
 // pushes in it.
-import { type Keys, type MessagePayload, paddedStreamId } from '#events';
+import { type Keys, type MessagePayload, messageFrameOf, paddedStreamId } from '#events';
 import type { RedisClient } from '#runtime';
 import { defineScripts, runScript } from './scripts';
 
 /** What the notify script stores per message: the payload without its id and recipient (both in the key). */
 type StoredPayload = Omit<MessagePayload, 'id' | 'to_client_id'>;
+
+/** A first push (live, or a backlog at login) always goes out unless acked; a retry budget counts from it. */
+export const FIRST_PUSH_LIMIT = Number.MAX_SAFE_INTEGER;
 
 export interface InboxItem {
   id: string;
@@ -43,6 +46,29 @@ export class Inbox {
       });
     });
     return backlog;
+  }
+
+  /**
+   * A device's backlog as frames to write: every undelivered message but those `isWritten` already (on the
+   * connection at hand), oldest first, each counted as a push.
+   */
+  async backlogFrames(
+    shopId: string,
+    clientId: string,
+    isWritten: (id: string) => boolean,
+  ): Promise<string[]> {
+    const backlog = (await this.backlog(shopId, clientId, null)).filter((payload) => !isWritten(payload.id));
+    if (backlog.length === 0) return [];
+    const attempts = await this.countPushes(
+      shopId,
+      backlog.map((payload) => ({ id: payload.id, limit: FIRST_PUSH_LIMIT })),
+    );
+    const frames: string[] = [];
+    backlog.forEach((payload, i) => {
+      const attempt = attempts[i] ?? 0;
+      if (attempt > 0) frames.push(JSON.stringify(messageFrameOf(payload, attempt)));
+    });
+    return frames;
   }
 
   /** Counts one push of each message still undelivered and under its limit; see push-2.lua for the answers. */

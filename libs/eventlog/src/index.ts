@@ -1,5 +1,6 @@
 // libs/eventlog: the I/O around the log that every service shares — appending, consuming, dead letters, presence.
 export * from './append';
+export * from './bounces';
 export * from './consume';
 export * from './dead-letter';
 export * from './failures';

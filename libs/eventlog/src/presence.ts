@@ -43,17 +43,16 @@ export class PresenceBook {
   }
 
   /**
-   * The online devices of several shops at once, in one round trip (the edge list and every presence hash read
-   * together): shop → client_id → presence, only those on live edges. The dispatcher's hot path.
+   * Where each device of several shops is connected, in one round trip: shop → client_id → presence, as listed,
+   * whether or not its edge still beats. The dispatcher's hot path: it publishes to the listed edge, and a push
+   * that no edge receives (PUBLISH answers 0: the edge is gone) is retried through BullMQ. An edge stalled for a
+   * few seconds still gets its pushes, which Redis keeps in the subscription's buffer meanwhile.
    */
-  async onlineIn(shopIds: readonly string[], nowMs: number): Promise<Map<string, Map<string, Presence>>> {
-    const [live, ...hashes] = await Promise.all([
-      this.liveEdges(nowMs),
-      ...shopIds.map((shopId) => this.redis.hgetall(this.keys.presence(shopId))),
-    ]);
+  async listedIn(shopIds: readonly string[]): Promise<Map<string, Map<string, Presence>>> {
+    const hashes = await Promise.all(shopIds.map((shopId) => this.redis.hgetall(this.keys.presence(shopId))));
     const byShop = new Map<string, Map<string, Presence>>();
     shopIds.forEach((shopId, i) => {
-      byShop.set(shopId, onLiveEdges(hashes[i] as Record<string, string>, live as Set<string>));
+      byShop.set(shopId, onLiveEdges(hashes[i]!, null));
     });
     return byShop;
   }
@@ -72,11 +71,12 @@ export class PresenceBook {
   }
 }
 
-function onLiveEdges(entries: Record<string, string>, liveEdges: Set<string>): Map<string, Presence> {
+/** The listed presences, only those on `liveEdges` unless it is null. */
+function onLiveEdges(entries: Record<string, string>, liveEdges: Set<string> | null): Map<string, Presence> {
   const online = new Map<string, Presence>();
   for (const [clientId, json] of Object.entries(entries)) {
     const presence = JSON.parse(json) as Presence;
-    if (liveEdges.has(presence.edge_id)) online.set(clientId, presence);
+    if (liveEdges === null || liveEdges.has(presence.edge_id)) online.set(clientId, presence);
   }
   return online;
 }

@@ -179,7 +179,21 @@ export interface ReplyFrame {
   data?: Record<string, unknown>;
 }
 
+/** The message frame; `id` comes right after `op`, so an edge reads it from the text (messageIdOfFrame). */
 export function messageFrameOf(payload: MessagePayload, attempt: number): MessageFrame {
-  const { to_client_id: _recipient, ...fields } = payload;
-  return { op: 'message', ...fields, attempt };
+  const { to_client_id: _recipient, id, ...fields } = payload;
+  return { op: 'message', id, ...fields, attempt };
+}
+
+const MESSAGE_FRAME_HEAD = '{"op":"message","id":"';
+
+/**
+ * The message id of a serialised message frame (made by messageFrameOf and JSON.stringify), or null for any other
+ * frame. Read from the text, without parsing it: the edge checks every frame it writes against the ids it already
+ * wrote on the connection (SPEC §3, at most once per connection). Message ids hold no quote.
+ */
+export function messageIdOfFrame(text: string): string | null {
+  if (!text.startsWith(MESSAGE_FRAME_HEAD)) return null;
+  const end = text.indexOf('"', MESSAGE_FRAME_HEAD.length);
+  return end === -1 ? null : text.slice(MESSAGE_FRAME_HEAD.length, end);
 }

@@ -120,6 +120,14 @@ export class Keys {
     return `${this.prefix}:edge-channel:${edgeId}`;
   }
 
+  /**
+   * Pushes an edge received for a connection it no longer holds (list of JSON {shop, id, attempt}); the dispatchers
+   * drain it into the retry queue.
+   */
+  bounced(): string {
+    return `${this.prefix}:bounced`;
+  }
+
   /** Live members of a consumer group: consumer name → last heartbeat (ms). */
   members(group: string): string {
     return `${this.prefix}:members:${group}`;

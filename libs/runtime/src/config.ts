@@ -77,9 +77,18 @@ export const VARIABLES: readonly VariableSpec[] = [
   },
   { name: 'DEVICE_TOKEN_TTL_S', default: '31536000', doc: 'lifetime of a minted device token' },
   { name: 'HEALTH_PORT', default: '9090', doc: 'persister and dispatcher `/healthz`, `/readyz`, `/metrics`' },
-  { name: 'DELIVERY_RETRY_FIRST_MS', default: '2000', doc: 'first re-push of an unacked message' },
+  {
+    name: 'DELIVERY_RETRY_FIRST_MS',
+    default: '2000',
+    doc: 'first re-push of a message whose push reached no socket',
+  },
   { name: 'DELIVERY_RETRY_MAX_MS', default: '60000', doc: 'longest wait between re-pushes' },
   { name: 'DELIVERY_RETRY_ATTEMPTS', default: '8', doc: 'pushes in all before DeliveryFailed' },
+  {
+    name: 'DELIVERY_ACK_TIMEOUT_MS',
+    default: '60000',
+    doc: 'a connection that leaves a pushed message unacked this long is closed (4408)',
+  },
   { name: 'CONSUMER_BATCH', default: '500', doc: 'events read per batch by the persister and dispatcher' },
   { name: 'CONSUMER_LEASE_MS', default: '5000', doc: "a dead consumer's shards are taken over after this" },
   {
@@ -225,6 +234,7 @@ export function loadConfig(env: Env) {
       pingIntervalMs: read('EDGE_PING_INTERVAL_MS', int(10)),
       maxBufferedBytes: read('EDGE_MAX_BUFFERED_BYTES', int(1024)),
       drainMs: read('EDGE_DRAIN_MS', int(0)),
+      ackTimeoutMs: read('DELIVERY_ACK_TIMEOUT_MS', int(100)),
     },
     api: {
       host: read('API_HOST', text),

@@ -1,5 +1,7 @@
-// The dispatcher's batch: route each NotifyRequested and DeviceLoggedIn of a shard batch to the live
-// connections of its recipients, in log order, then schedule one retry check for everything pushed.
+// The dispatcher's batch: route each NotifyRequested of a shard batch to the connections of its recipients, in
+// log order. A push that reached its edge is finished (the edge writes it once on the connection, and the device
+// acks it or gets it again with its next login's backlog); only the pushes no edge received are scheduled for a
+// retry in BullMQ (SPEC §3), so the happy path never touches BullMQ.
 // The batches of all the shards this process reads are group-committed: the ones that arrive while a dispatch
 // is under way (or within DISPATCHER_LINGER_MS) are routed together, with one presence read, one push script per
 // shop and one PUBLISH per connection. Each shard's entries keep their log order; shops never span shards.
@@ -7,11 +9,15 @@
 import type { ConsumedEntry, Inbox, PresenceBook } from '#eventlog';
 import type { Keys } from '#events';
 import { Coalescer, counter, type RedisClient, togetherOrEachAlone } from '#runtime';
-import { send } from './deliver';
+import { type ReceiverCounts, send } from './deliver';
 import type { Retries } from './retries';
-import { FIRST_PUSH_LIMIT, type OnlineByShop, type Step, shopsToRoute, stepsOf } from './routing';
+import { type OnlineByShop, type Step, shopsToRoute, stepsOf } from './routing';
 
-const pushed = counter('broker_dispatcher_pushes_total', 'First pushes of messages (live and backlog)');
+const pushed = counter('broker_dispatcher_pushes_total', 'First pushes of messages to a connection');
+const unreached = counter(
+  'broker_dispatcher_unreached_total',
+  'Pushes no edge received (scheduled for a retry)',
+);
 
 export interface BatchDeps {
   redis: RedisClient;
@@ -20,9 +26,9 @@ export interface BatchDeps {
   presence: PresenceBook;
   retries: Retries;
   attemptBudget: number;
+  receiverCounts: ReceiverCounts;
   /** How long a dispatch waits for other shards' batches when nothing is in flight. */
   lingerMs: number;
-  now(): number;
 }
 
 export function dispatchBatch(deps: BatchDeps) {
@@ -36,26 +42,19 @@ export function dispatchBatch(deps: BatchDeps) {
 async function dispatchEntries(deps: BatchDeps, entries: ConsumedEntry[]): Promise<void> {
   const shops = shopsToRoute(entries.map((entry) => entry.event));
   if (shops.length === 0) return;
-  const online: OnlineByShop = await deps.presence.onlineIn(shops, deps.now());
+  const online: OnlineByShop = await deps.presence.listedIn(shops);
   const steps: Step[] = [];
-  for (const { event, streamId } of entries) {
-    for (const step of stepsOf(event, streamId, online)) {
-      if (step.kind !== 'backlog') {
-        steps.push(step);
-        continue;
-      }
-      // SPEC §5.4: every undelivered message of the device, oldest first, before anything newer.
-      const backlog = await deps.inbox.backlog(step.route.shop_id, step.route.client_id, step.upToStreamId);
-      for (const payload of backlog)
-        steps.push({ kind: 'push', push: { payload, route: step.route, limit: FIRST_PUSH_LIMIT } });
-    }
-  }
+  for (const { event } of entries) steps.push(...stepsOf(event, online));
   if (steps.length === 0) return;
-  const outcome = await send(deps.redis, deps.keys, deps.inbox, steps);
+  const outcome = await send(deps.redis, deps.keys, deps.inbox, steps, deps.receiverCounts);
   pushed.inc(outcome.pushed.length);
+  if (outcome.unreached.length === 0) return;
+  unreached.inc(outcome.unreached.length);
+  // Stored before the batch is acknowledged: a dispatcher that dies in between leaves the batch to be dispatched
+  // again.
   await deps.retries.schedule(
     1,
-    outcome.pushed.map((p) => ({
+    outcome.unreached.map((p) => ({
       shop: p.payload.shop_id,
       client: p.payload.to_client_id,
       id: p.payload.id,

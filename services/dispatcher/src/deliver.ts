@@ -1,5 +1,8 @@
 // Sending pushes: count each push in the inbox (atomically skipping acked messages and those at their attempt
-// limit), then publish the frames to each connection's edge, one PUBLISH per connection, in log order.
+// limit), then publish the frames to each connection's edge, one PUBLISH per connection, in log order. PUBLISH
+// answers how many subscribers received it: a push that reached no edge is `unreached`, and the caller retries it
+// through BullMQ (SPEC §3). One that reached an edge is done: the edge writes it at most once on the connection,
+// and bounces it back (bounces.ts) if it no longer holds the connection.
 
 import type { Inbox } from '#eventlog';
 import { encodeEdgeCommand, type Keys, messageFrameOf } from '#events';
@@ -12,15 +15,25 @@ export interface Pushed extends Push {
 
 export interface Outcome {
   pushed: Pushed[];
+  /** Published to an edge channel nobody listened on: retry through BullMQ. */
+  unreached: Pushed[];
   /** At their attempt limit, still unacked: the caller records DeliveryFailed. */
   exhausted: Array<Push & { attempts: number }>;
 }
+
+/**
+ * Whether PUBLISH's count can say "no edge received it". On a Redis Cluster it counts only the subscribers of the
+ * node that took the PUBLISH, while the edge may listen on another node: there every push counts as unreached, and
+ * the retry finds it acked (the cost of the old design, on Cluster only; sharded pub/sub would lift it).
+ */
+export type ReceiverCounts = 'exact' | 'node-local';
 
 export async function send(
   redis: RedisClient,
   keys: Keys,
   inbox: Inbox,
   steps: readonly Step[],
+  counts: ReceiverCounts,
 ): Promise<Outcome> {
   const pushes: Push[] = [];
   const seen = new Set<string>();
@@ -31,39 +44,43 @@ export async function send(
   }
   const attempts = await countPushes(inbox, pushes);
 
-  const framesByConn = new Map<string, { edgeId: string; frames: string[] }>();
-  const frameList = (route: Push['route']) => {
-    let entry = framesByConn.get(route.conn_id);
+  const byConn = new Map<string, { edgeId: string; frames: string[]; pushed: Pushed[] }>();
+  const connOf = (route: Push['route']) => {
+    let entry = byConn.get(route.conn_id);
     if (!entry) {
-      entry = { edgeId: route.edge_id, frames: [] };
-      framesByConn.set(route.conn_id, entry);
+      entry = { edgeId: route.edge_id, frames: [], pushed: [] };
+      byConn.set(route.conn_id, entry);
     }
-    return entry.frames;
+    return entry;
   };
-  const outcome: Outcome = { pushed: [], exhausted: [] };
+  const outcome: Outcome = { pushed: [], unreached: [], exhausted: [] };
   seen.clear();
   for (const step of steps) {
     if (step.kind === 'broadcast') {
-      frameList(step.route).push(step.frame);
+      connOf(step.route).frames.push(step.frame);
       continue;
     }
-    if (step.kind !== 'push' || seen.has(step.push.payload.id)) continue;
+    if (seen.has(step.push.payload.id)) continue;
     seen.add(step.push.payload.id);
     const attempt = attempts.get(step.push.payload.id) ?? 0;
     if (attempt > 0) {
-      frameList(step.push.route).push(JSON.stringify(messageFrameOf(step.push.payload, attempt)));
-      outcome.pushed.push({ ...step.push, attempt });
+      const conn = connOf(step.push.route);
+      conn.frames.push(JSON.stringify(messageFrameOf(step.push.payload, attempt)));
+      const pushed = { ...step.push, attempt };
+      conn.pushed.push(pushed);
+      outcome.pushed.push(pushed);
     } else if (attempt < 0) {
       outcome.exhausted.push({ ...step.push, attempts: -attempt });
     }
   }
   await Promise.all(
-    [...framesByConn].map(([connId, { edgeId, frames }]) =>
-      redis.publish(
+    [...byConn].map(async ([connId, { edgeId, frames, pushed }]) => {
+      const receivers = await redis.publish(
         keys.edgeChannel(edgeId),
         encodeEdgeCommand({ kind: 'deliver', conn_id: connId, frames }),
-      ),
-    ),
+      );
+      if (receivers === 0 || counts === 'node-local') outcome.unreached.push(...pushed);
+    }),
   );
   return outcome;
 }

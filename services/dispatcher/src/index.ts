@@ -1,7 +1,7 @@
-// The dispatcher: consumes the log in its own group, pushes each message to its recipient's live connection,
-// on whichever edge it is, and keeps re-pushing through BullMQ until the device acks it.
+// The dispatcher: consumes the log in its own group and pushes each message to its recipient's connection, on
+// whichever edge it is; a push that could not reach a socket is retried through BullMQ (SPEC §3).
 import { hostname } from 'node:os';
-import { EventLog, Inbox, PresenceBook, ShardConsumer } from '#eventlog';
+import { EventLog, Inbox, PresenceBook, ShardConsumer, takeBounces } from '#eventlog';
 import { createEvent, Keys, newEventId } from '#events';
 import {
   type Config,
@@ -19,6 +19,7 @@ import {
   whenRedisReady,
 } from '#runtime';
 import { dispatchBatch } from './consumer';
+import type { ReceiverCounts } from './deliver';
 import { sweepDeadEdges } from './edges';
 import { Retries } from './retries';
 import { ROUTED_TYPES } from './routing';
@@ -43,6 +44,8 @@ export interface DispatcherDeps {
 }
 
 const SWEEP_EVERY_MS = 2000;
+const BOUNCES_EVERY_MS = 500;
+const BOUNCES_PER_ROUND = 500;
 
 export async function start(config: Config, deps: DispatcherDeps): Promise<DispatcherHandle> {
   const id = `${hostname()}-${process.pid}-${newEventId().slice(-6)}`;
@@ -60,6 +63,7 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
   const inbox = new Inbox(redis, keys);
   const presence = new PresenceBook(redis, keys);
   let isDraining = false;
+  const receiverCounts: ReceiverCounts = config.redis.clusterNodes.length > 0 ? 'node-local' : 'exact';
 
   const retries = new Retries(
     {
@@ -68,6 +72,7 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       inbox,
       presence,
       delivery: config.delivery,
+      receiverCounts,
       log,
       now,
       async recordFailure(push, attempts) {
@@ -106,8 +111,8 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       presence,
       retries,
       attemptBudget: config.delivery.attempts,
+      receiverCounts,
       lingerMs: config.dispatcher.lingerMs,
-      now,
     }),
   });
   await consumer.start();
@@ -120,6 +125,22 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
     );
   }, SWEEP_EVERY_MS);
 
+  // Pushes that edges bounced (they no longer held the connection) go to the retry queue. Taken off the list
+  // before they are stored in BullMQ: a dispatcher that dies in between loses those retries, and the devices get
+  // the messages with their next login's backlog.
+  let bouncing = Promise.resolve();
+  const bouncer = setInterval(() => {
+    bouncing = bouncing
+      .then(async () => {
+        const bounces = await takeBounces(redis, keys, BOUNCES_PER_ROUND);
+        await retries.scheduleBounces(bounces);
+        if (bounces.length > 0) log.info({ count: bounces.length }, 'bounced pushes scheduled for a retry');
+      })
+      .catch((err: Error) =>
+        log.warn({ reason: err.message }, 'bounced pushes not taken; next round retries'),
+      );
+  }, BOUNCES_EVERY_MS);
+
   const readiness = readinessOf({ redis: () => checkRedis(redis) }, () => isDraining);
   const health =
     deps.healthServer === false ? null : await serveHealth('0.0.0.0', config.healthPort, readiness);
@@ -129,7 +150,9 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
   const drain = once(async () => {
     isDraining = true;
     clearInterval(sweeper);
+    clearInterval(bouncer);
     await sweeping;
+    await bouncing;
     await consumer.stop();
   });
   const stop = once(async () => {

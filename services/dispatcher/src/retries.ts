@@ -1,13 +1,13 @@
-// Re-pushes of unacked messages, scheduled in BullMQ: one job per dispatch (not per message), and a dispatch
-// routes the batches of all shards that arrived together (consumer.ts), so the happy path pays one BullMQ job
-// per group of batches for its safety net. When a job fires, messages acked meanwhile
-// are skipped by the push script; offline recipients wait for their next login; the rest are pushed again until
-// their attempt limit, then DeliveryFailed is appended and the message stays pending (SPEC §5.3).
+// Re-pushes of pushes that could not reach a socket (SPEC §3): published to an edge nobody listened on, or bounced
+// by an edge that no longer held the connection. Scheduled in BullMQ, one job per dispatch (not per message).
+// When a job fires, messages acked meanwhile are skipped by the push script; offline recipients wait for their
+// next login; the rest are pushed again, and those that again reach no edge are scheduled once more with a longer
+// delay, until their attempt limit: then DeliveryFailed is appended and the message stays pending (SPEC §5.3).
 import { Queue, Worker } from 'bullmq';
-import type { Inbox, PresenceBook } from '#eventlog';
+import type { Bounce, Inbox, PresenceBook } from '#eventlog';
 import type { Keys } from '#events';
 import { type Config, counter, type Logger, type RedisClient } from '#runtime';
-import { send } from './deliver';
+import { type ReceiverCounts, send } from './deliver';
 import type { Push, Step } from './routing';
 
 export interface RetryItem {
@@ -26,7 +26,10 @@ export interface RetryJob {
 const QUEUE = 'redeliveries';
 /** Items per job: a job's data stays well under a few hundred KiB. */
 const ITEMS_PER_JOB = 500;
-const retried = counter('broker_dispatcher_repushes_total', 'Re-pushes of unacked messages');
+const retried = counter(
+  'broker_dispatcher_repushes_total',
+  'Re-pushes of messages whose earlier push reached no socket',
+);
 
 /** SPEC §3: the first retry after DELIVERY_RETRY_FIRST_MS, then doubling, with ±20 % jitter, capped. */
 export function retryDelayMs(
@@ -45,6 +48,7 @@ export interface RetryDeps {
   inbox: Inbox;
   presence: PresenceBook;
   delivery: Config['delivery'];
+  receiverCounts: ReceiverCounts;
   log: Logger;
   now(): number;
   /** Appends DeliveryFailed for a message that used up its attempts. */
@@ -101,6 +105,19 @@ export class Retries {
     else await this.queue.addBulk(jobs);
   }
 
+  /** Schedules the retry of pushes an edge bounced; the budget counts from the bounced attempt. */
+  async scheduleBounces(bounces: readonly Bounce[]): Promise<void> {
+    await this.schedule(
+      1,
+      bounces.map((bounce) => ({
+        shop: bounce.shop,
+        client: bounce.id.slice(bounce.id.indexOf('.') + 1),
+        id: bounce.id,
+        limit: bounce.attempt + this.deps.delivery.attempts - 1,
+      })),
+    );
+  }
+
   /** Jobs waiting or delayed: the retry queue depth. */
   async depth(): Promise<number> {
     const counts = await this.queue.getJobCounts('delayed', 'waiting', 'active');
@@ -108,33 +125,37 @@ export class Retries {
   }
 
   private async redeliver(job: RetryJob): Promise<void> {
-    const { redis, keys, inbox, presence, log, now } = this.deps;
-    const live = await presence.liveEdges(now());
+    const { redis, keys, inbox, presence, log } = this.deps;
     const byShop = new Map<string, RetryItem[]>();
     for (const item of job.items) byShop.set(item.shop, [...(byShop.get(item.shop) ?? []), item]);
-    const steps: Step[] = [];
-    for (const [shop, items] of byShop) {
-      const [online, payloads] = await Promise.all([
-        presence.online(shop, live),
-        inbox.payloads(
-          shop,
-          items.map((item) => item.id),
+    const shops = [...byShop.keys()];
+    const [listed, payloads] = await Promise.all([
+      presence.listedIn(shops),
+      Promise.all(
+        shops.map((shop) =>
+          inbox.payloads(
+            shop,
+            byShop.get(shop)!.map((item) => item.id),
+          ),
         ),
-      ]);
-      for (const item of items) {
-        const payload = payloads.get(item.id);
-        const route = online.get(item.client);
+      ),
+    ]);
+    const steps: Step[] = [];
+    shops.forEach((shop, i) => {
+      for (const item of byShop.get(shop)!) {
+        const payload = payloads[i]!.get(item.id);
+        const route = listed.get(shop)?.get(item.client);
         // Acked: done. Offline: its next login pushes it again, with a fresh budget.
-        if (!payload || !route) continue;
+        if (!payload || !route || route.type !== 'main') continue;
         steps.push({ kind: 'push', push: { payload, route, limit: item.limit } });
       }
-    }
-    const outcome = await send(redis, keys, inbox, steps);
+    });
+    const outcome = await send(redis, keys, inbox, steps, this.deps.receiverCounts);
     retried.inc(outcome.pushed.length);
     for (const failed of outcome.exhausted) await this.deps.recordFailure(failed, failed.attempts);
     await this.schedule(
       job.round + 1,
-      outcome.pushed.map((p) => ({
+      outcome.unreached.map((p) => ({
         shop: p.payload.shop_id,
         client: p.payload.to_client_id,
         id: p.payload.id,

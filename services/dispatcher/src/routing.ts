@@ -1,7 +1,8 @@
-// ◇ Who gets what from a batch of events, given who is online. No I/O: the consumer reads presence and the
-// inbox, calls these, and sends the result.
+// ◇ Who gets what from a batch of events, given who is connected where. No I/O: the consumer reads presence,
+// calls these, and sends the result. A device's backlog at login is the edge's to push (it holds the connection
+// and knows what it already wrote on it), so logins ask nothing of the dispatcher.
 
-import type { Presence } from '#eventlog';
+import { FIRST_PUSH_LIMIT, type Presence } from '#eventlog';
 import { type BrokerEvent, broadcastFrameOf, type EventType, type MessagePayload, messagesOf } from '#events';
 
 /** A message to push to a main device's live connection. */
@@ -12,23 +13,16 @@ export interface Push {
   limit: number;
 }
 
-/** A step of the batch, in log order: pushes known now, or a backlog to read for a device that logged in. */
-export type Step =
-  | { kind: 'push'; push: Push }
-  | { kind: 'broadcast'; route: Presence; frame: string }
-  | { kind: 'backlog'; route: Presence; upToStreamId: string };
-
-/** A first push (live, or a backlog at login) always goes out unless acked; the budget counts from it. */
-export const FIRST_PUSH_LIMIT = Number.MAX_SAFE_INTEGER;
+/** A step of the batch, in log order. */
+export type Step = { kind: 'push'; push: Push } | { kind: 'broadcast'; route: Presence; frame: string };
 
 export type OnlineByShop = ReadonlyMap<string, ReadonlyMap<string, Presence>>;
 
 /**
- * The steps one event asks for. A sub's notify: a push per online recipient main (SPEC §5.3). A main's or the
- * back office's notify: a broadcast frame per online sub (best effort). A login: the device's backlog, if the
- * login is still the device's current connection.
+ * The steps one event asks for. A sub's notify: a push per connected recipient main (SPEC §5.3). A main's or the
+ * back office's notify: a broadcast frame per connected sub (best effort).
  */
-export function stepsOf(event: BrokerEvent, streamId: string, online: OnlineByShop): Step[] {
+export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
   const shop = online.get(event.shop_id);
   if (!shop) return [];
   switch (event.type) {
@@ -50,11 +44,7 @@ export function stepsOf(event: BrokerEvent, streamId: string, online: OnlineBySh
       }
       return steps;
     }
-    case 'DeviceLoggedIn': {
-      const route = shop.get(event.data.client_id);
-      if (!route || route.conn_id !== event.data.conn_id || route.type !== 'main') return [];
-      return [{ kind: 'backlog', route, upToStreamId: streamId }];
-    }
+    case 'DeviceLoggedIn':
     case 'DeviceRegistered':
     case 'DeviceRevoked':
     case 'ConnectionClosed':
@@ -70,7 +60,7 @@ export function stepsOf(event: BrokerEvent, streamId: string, online: OnlineBySh
 }
 
 /** The only events that ask for steps; the dispatcher's consumer skips the others without decoding them. */
-export const ROUTED_TYPES = ['NotifyRequested', 'DeviceLoggedIn'] as const satisfies readonly EventType[];
+export const ROUTED_TYPES = ['NotifyRequested'] as const satisfies readonly EventType[];
 const isRouted = (type: EventType): boolean => (ROUTED_TYPES as readonly EventType[]).includes(type);
 
 /** Shops whose presence a batch needs. */

@@ -18,9 +18,14 @@ export interface ConnectionTableDeps {
 }
 
 export class ConnectionTable {
-  /** Logged-in sessions by connection id: where deliveries and close commands are routed. */
+  /** Logged-in sessions by connection id. */
   private readonly sessions = new Map<string, Session>();
   private readonly anonymous = new Set<Session>();
+  /**
+   * Where deliveries and close commands are routed: the logged-in sessions, and those whose login is being
+   * recorded (a push can arrive as soon as the login is in Redis, before the edge hears back).
+   */
+  private readonly routes = new Map<string, Session>();
   private readonly owed: Array<() => Promise<unknown>> = [];
 
   constructor(private readonly deps: ConnectionTableDeps) {}
@@ -30,7 +35,12 @@ export class ConnectionTable {
   }
 
   get(connId: string): Session | undefined {
-    return this.sessions.get(connId);
+    return this.routes.get(connId);
+  }
+
+  /** The logged-in sessions. */
+  loggedIn(): IterableIterator<Session> {
+    return this.sessions.values();
   }
 
   /** Every open socket, logged in or not. */
@@ -43,16 +53,29 @@ export class ConnectionTable {
     this.count();
   }
 
+  /** A login is being recorded: route to the session from now on. */
+  route(session: Session): void {
+    this.routes.set(session.connId, session);
+  }
+
   adopt(session: Session): void {
     this.anonymous.delete(session);
     this.sessions.set(session.connId, session);
+    this.routes.set(session.connId, session);
     this.count();
   }
 
+  /** The socket closed, or its login was refused. */
   forget(session: Session): void {
     this.anonymous.delete(session);
     if (this.sessions.get(session.connId) === session) this.sessions.delete(session.connId);
+    if (this.routes.get(session.connId) === session) this.routes.delete(session.connId);
     this.count();
+  }
+
+  /** A login was refused: the session stays open, anonymous, and is not routed to. */
+  unroute(session: Session): void {
+    if (this.routes.get(session.connId) === session) this.routes.delete(session.connId);
   }
 
   /** Lists a connection on this edge; LOG_UNAVAILABLE when Redis is away. */

@@ -1,6 +1,6 @@
 // What a session needs from its edge, as one explicit object (built in index.ts).
 
-import type { EventLog, Presence } from '#eventlog';
+import type { EventLog, Inbox, Presence } from '#eventlog';
 import type { EventOf } from '#events';
 import type { Config, DeviceTokens, Logger } from '#runtime';
 import type { EdgeMetrics } from './metrics';
@@ -13,6 +13,7 @@ export interface EdgeContext {
   source: string;
   log: Logger;
   eventLog: EventLog;
+  inbox: Inbox;
   tokens: DeviceTokens;
   metrics: EdgeMetrics;
   now(): number;
@@ -22,6 +23,12 @@ export interface EdgeContext {
   list(presence: Presence): Promise<void>;
   /** Unlists a connection whose login was refused. */
   unlist(connId: string): void;
+  /** A login is being recorded: deliveries to the connection go to the session from now on. */
+  route(session: Session): void;
+  /** The login was refused: stop routing to the session, and hand back the frames it held for a retry. */
+  unroute(session: Session, held: readonly string[]): void;
+  /** Pushes that could not be written (the connection closed or is gone): retried through BullMQ (SPEC §3). */
+  bounce(frames: readonly string[]): void;
   /** A session logged in: route to it, and close the connection it replaced (4409). */
   adopt(session: Session, replaced: Presence | null): void;
   /** A session's socket closed: stop routing to it. */

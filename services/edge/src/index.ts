@@ -1,8 +1,8 @@
 // The edge: terminates device sockets, authenticates, validates frames and appends events. It keeps no business
 // state beyond its live sockets and the routes to them; kill it and devices reconnect to another edge.
 import type { AddressInfo } from 'node:net';
-import { EventLog, type Presence, PresenceBook } from '#eventlog';
-import { decodeEdgeCommand, encodeEdgeCommand, Keys } from '#events';
+import { type Bounce, EventLog, Inbox, type Presence, PresenceBook, recordBounces } from '#eventlog';
+import { decodeEdgeCommand, encodeEdgeCommand, Keys, messageIdOfFrame } from '#events';
 import {
   type Config,
   ConfigError,
@@ -38,6 +38,9 @@ export interface EdgeHandle extends ServiceHandle {
   /** SIGHUP: re-read the certificate files for new handshakes; unusable files are logged and ignored. */
   reloadTls(): void;
 }
+
+/** Sessions whose backlogs are read at once when the subscription comes back. */
+const RECOVERY_SLICE = 200;
 
 export interface EdgeDeps {
   log: Logger;
@@ -75,6 +78,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     source,
     log,
     eventLog,
+    inbox: new Inbox(redis, keys),
     tokens: new DeviceTokens(config.tokens.secret, config.tokens.ttlS),
     metrics,
     now,
@@ -82,6 +86,12 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       inFlight.add(work);
       work.finally(() => inFlight.delete(work)).catch((err) => log.error({ err }, 'untracked failure'));
     },
+    route: (session) => table.route(session),
+    unroute(session, held) {
+      table.unroute(session);
+      bounce(held);
+    },
+    bounce,
     list: (entry) => table.list(entry),
     unlist: (connId) => table.unlist(connId),
     adopt(session, replaced) {
@@ -110,29 +120,71 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       );
   }
 
+  /**
+   * Hands pushes that could not be written back to the dispatchers, which retry them through BullMQ (SPEC §3: the
+   * edge no longer held the connection). Broadcasts are best effort and are not handed back.
+   */
+  function bounce(frames: readonly string[]): void {
+    const bounces: Bounce[] = [];
+    for (const frame of frames) {
+      if (messageIdOfFrame(frame) === null) continue;
+      const { id, shop_id, attempt } = JSON.parse(frame) as { id: string; shop_id: string; attempt: number };
+      bounces.push({ shop: shop_id, id, attempt });
+    }
+    if (bounces.length === 0) return;
+    metrics.bounced.inc(bounces.length);
+    recordBounces(redis, keys, bounces).catch((err: Error) =>
+      // The devices get these with their next login's backlog; only the retry is lost.
+      log.warn({ count: bounces.length, reason: err.message }, 'bounced pushes not recorded'),
+    );
+  }
+
   // Deliveries and closes sent to this edge by the dispatcher and the api. A malformed command is logged and
   // dropped: it comes from inside the broker, but must not take the edge down with it.
   subscriber.on('message', (_channel: string, text: string) => {
     const command = decodeEdgeCommand(text);
     if (!command) return log.warn({ size: text.length }, 'undecodable edge command ignored');
     const session = table.get(command.conn_id);
-    if (!session) return; // the device moved or left; the dispatcher's retries and the inbox cover it
     if (command.kind === 'close') {
+      if (!session) return; // the device moved or left
       if (isSendableCloseCode(command.code)) return session.close(command.code, String(command.reason ?? ''));
       return log.warn({ close_code: command.code }, 'edge command with an unusable close code ignored');
     }
-    let sent = 0;
-    for (const frame of command.frames) {
-      if (typeof frame !== 'string') {
-        log.warn({ conn_id: command.conn_id }, 'edge command with a frame that is not text ignored');
-        break;
-      }
-      if (!session.send(frame)) break;
-      sent += 1;
-    }
-    metrics.delivered.inc(sent);
+    const frames = command.frames.filter((frame): frame is string => typeof frame === 'string');
+    if (frames.length < command.frames.length)
+      log.warn({ conn_id: command.conn_id }, 'edge command with frames that are not text; those ignored');
+    bounce(session ? session.deliver(frames) : frames);
   });
-  await subscriber.subscribe(keys.edgeChannel(edgeId));
+  const channel = keys.edgeChannel(edgeId);
+  await subscriber.subscribe(channel);
+
+  // Redis pub/sub keeps nothing for a subscriber that is away (SPEC §3): after the subscription is back, every
+  // connection's backlog is pushed again (each session skips what it already wrote), a slice at a time.
+  let isSubscriptionBroken = false;
+  subscriber.on('close', () => {
+    isSubscriptionBroken = true;
+  });
+  subscriber.on('ready', () => {
+    if (!isSubscriptionBroken || isDraining) return;
+    isSubscriptionBroken = false;
+    ctx.track(recoverDeliveries());
+  });
+
+  async function recoverDeliveries(): Promise<void> {
+    try {
+      // ioredis resubscribes on its own; this SUBSCRIBE's reply comes after that one, so pushes reach us again.
+      await subscriber.subscribe(channel);
+    } catch (err) {
+      return log.warn({ reason: (err as Error).message }, 'resubscribe failed; the next reconnect retries');
+    }
+    const sessions = [...table.loggedIn()];
+    log.info({ connections: sessions.length }, 'subscription back; pushing backlogs again');
+    for (let i = 0; i < sessions.length; i += RECOVERY_SLICE) {
+      const slice = sessions.slice(i, i + RECOVERY_SLICE);
+      const unwritten = await Promise.all(slice.map((session) => session.pushBacklog()));
+      bounce(unwritten.flat());
+    }
+  }
 
   // A previous run of this edge id may have died with sockets open: record their closes before serving.
   const earlier = await table.recordEarlierRun(now());
@@ -142,6 +194,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     table,
     edgeId,
     pingIntervalMs: config.edge.pingIntervalMs,
+    ackTimeoutMs: config.edge.ackTimeoutMs,
     now,
     log,
   });

@@ -7,6 +7,15 @@ export function edgeMetrics() {
     frames: counter('broker_edge_frames_total', 'Frames accepted, by op', ['op']),
     refused: counter('broker_edge_refused_total', 'Frames refused, by error code', ['code']),
     delivered: counter('broker_edge_pushed_frames_total', 'Frames pushed to devices'),
+    backlog: counter('broker_edge_backlog_frames_total', 'Messages pushed with a login backlog'),
+    repeats: counter(
+      'broker_edge_repeats_skipped_total',
+      'Pushes not written because the connection already carries the message (SPEC §3)',
+    ),
+    bounced: counter(
+      'broker_edge_bounced_total',
+      'Pushes for connections this edge no longer holds, handed back for a retry',
+    ),
     notifyMs: histogram(
       'broker_edge_notify_append_ms',
       'Notify append latency (ms)',

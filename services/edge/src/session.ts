@@ -11,6 +11,7 @@ import {
   type DeviceType,
   isBrokerError,
   type LoginFrame,
+  messageIdOfFrame,
   type NotifyFrame,
   newConnId,
   newEventId,
@@ -19,7 +20,7 @@ import {
   parseClientFrame,
   parseMessageId,
 } from '#events';
-import type { Logger } from '#runtime';
+import { delay, type Logger } from '#runtime';
 import type { EdgeContext } from './context';
 import {
   closeCodeOfWsError,
@@ -39,6 +40,8 @@ export interface Identity {
 
 /** How long a closing peer has to answer the close handshake before its socket is cut. */
 const CLOSE_HANDSHAKE_MS = 2000;
+/** Waits between tries of a login backlog that could not be read (Redis away), doubling up to the last. */
+const BACKLOG_RETRY_MS = [100, 200, 500, 1000, 2000];
 
 export class Session {
   readonly connId: string;
@@ -58,6 +61,19 @@ export class Session {
   private isCloseRecorded = false;
   private inFlight = 0;
   private whenIdle: (() => void) | undefined;
+  /**
+   * SPEC §3, at most once per connection: the message ids written on this connection and not acked yet, with when
+   * each was written (insertion order is write order, so the first entry is the oldest: the ack-timeout check).
+   */
+  private readonly unacked = new Map<string, number>();
+  /**
+   * Deliveries that arrived while the backlog was being read: written after it, so first deliveries keep log
+   * order (SPEC §5.5). Null when no backlog is under way.
+   */
+  private held: string[][] | null = null;
+  private isPushingBacklog = false;
+  /** A backlog run was asked for while one was under way: it runs once more. */
+  private isBacklogAgain = false;
 
   constructor(
     private readonly ctx: EdgeContext,
@@ -92,11 +108,12 @@ export class Session {
     return true;
   }
 
-  close(code: number, reason: string): void {
+  /** Closes with `code`; ConnectionClosed records `recordAs`, or the reason the code stands for. */
+  close(code: number, reason: string, recordAs?: string): void {
     if (this.isClosing) return;
     this.isClosing = true;
     this.closeCode = code;
-    this.closeReason = closeReasonOf(code);
+    this.closeReason = recordAs ?? closeReasonOf(code);
     this.stopLoginTimer();
     this.socket.close(code, closeReasonText(reason));
     // A peer that does not answer the close handshake (or has a full buffer) is cut off.
@@ -124,6 +141,95 @@ export class Session {
   closeAsSwept(): void {
     this.isCloseRecorded = true;
     this.close(1012, 'connection state lost, reconnect');
+  }
+
+  /**
+   * Writes pushed frames, in order, each message at most once on this connection (SPEC §3). Returns the frames
+   * that could not be written (the socket is closing): the caller hands them back for a retry.
+   */
+  deliver(frames: readonly string[]): string[] {
+    if (this.held !== null) {
+      this.held.push([...frames]);
+      return [];
+    }
+    return this.write(frames);
+  }
+
+  /**
+   * Pushes the device's backlog: every message still undelivered and not written on this connection, oldest
+   * first, then the deliveries that arrived meanwhile. Run after the login, and again after the edge's
+   * subscription was interrupted (what was published meanwhile is lost, SPEC §3). Keeps trying while Redis is
+   * away, as long as the socket is open. Returns the frames that could not be written.
+   */
+  async pushBacklog(): Promise<string[]> {
+    const identity = this.identity;
+    if (identity === null) return [];
+    if (this.isPushingBacklog) {
+      this.isBacklogAgain = true; // the running read may have started before what this call is for
+      return [];
+    }
+    this.isPushingBacklog = true;
+    this.held ??= [];
+    const unwritten: string[] = [];
+    try {
+      do {
+        this.isBacklogAgain = false;
+        unwritten.push(...(await this.readAndWriteBacklog(identity)));
+      } while (this.isBacklogAgain && !this.isClosing);
+    } finally {
+      this.isPushingBacklog = false;
+      const held = this.held;
+      this.held = null;
+      for (const frames of held) unwritten.push(...this.write(frames));
+    }
+    return unwritten;
+  }
+
+  private async readAndWriteBacklog(identity: Identity): Promise<string[]> {
+    for (let attempt = 0; !this.isClosing; attempt++) {
+      try {
+        const frames = await this.ctx.inbox.backlogFrames(identity.shopId, identity.clientId, (id) =>
+          this.unacked.has(id),
+        );
+        const unwritten = this.write(frames);
+        this.ctx.metrics.backlog.inc(frames.length - unwritten.length);
+        return unwritten;
+      } catch (err) {
+        if (attempt === 0)
+          this.log.warn({ reason: (err as Error).message }, 'backlog not read; trying again');
+        await delay(BACKLOG_RETRY_MS[Math.min(attempt, BACKLOG_RETRY_MS.length - 1)]!);
+      }
+    }
+    return [];
+  }
+
+  /** Closes the connection (4408) when a message written on it has waited for its ack past the timeout. */
+  closeIfAckOverdue(nowMs: number): void {
+    const oldest = this.unacked.values().next();
+    if (oldest.done || nowMs - oldest.value < this.ctx.config.ackTimeoutMs) return;
+    this.close(4408, 'ack timeout', 'ack_timeout');
+  }
+
+  private write(frames: readonly string[]): string[] {
+    let written = 0;
+    let skipped = 0;
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i]!;
+      const id = messageIdOfFrame(frame);
+      if (id !== null && this.unacked.has(id)) {
+        skipped += 1;
+        continue;
+      }
+      if (!this.send(frame)) {
+        this.ctx.metrics.delivered.inc(written);
+        return frames.slice(i);
+      }
+      if (id !== null) this.unacked.set(id, this.ctx.now());
+      written += 1;
+    }
+    this.ctx.metrics.delivered.inc(written);
+    if (skipped > 0) this.ctx.metrics.repeats.inc(skipped);
+    return [];
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
@@ -219,10 +325,17 @@ export class Session {
       // Listed on this edge before the login is recorded: should the edge die in between, the dead-edge sweep
       // still finds the connection and records its close.
       await this.ctx.list(presence);
+      // Routed from now on: a push can arrive as soon as the login is in Redis. It is held until the backlog is
+      // written (pushBacklog), so nothing overtakes an older message.
+      this.held = [];
+      this.ctx.route(this);
       let replaced: Presence | null;
       try {
         ({ replaced } = await this.ctx.eventLog.login(event, identity.tokenId, presence));
       } catch (err) {
+        const held = this.held;
+        this.held = null;
+        this.ctx.unroute(this, held.flat());
         this.ctx.unlist(this.connId);
         throw err;
       }
@@ -233,6 +346,8 @@ export class Session {
         replyOk('login', this.time(), frame.req_id, { conn_id: this.connId, edge_id: this.ctx.edgeId }),
       );
       this.log.info({ event_id: event.id }, 'device logged in');
+      // SPEC §5.4: the undelivered messages, oldest first, right after the login reply.
+      this.ctx.bounce(await this.pushBacklog());
       // The socket went away while the login was being recorded: forget it and record its close too.
       if (this.hasClosed && !this.isCloseRecorded) {
         this.isCloseRecorded = true;
@@ -307,6 +422,8 @@ export class Session {
       newEventId(),
       this.ctx.now(),
     );
+    // Only once recorded: an ack Redis did not take leaves the message to the ack timeout and the next backlog.
+    for (const id of ids) this.unacked.delete(id);
   }
 
   private async logout(identity: Identity): Promise<void> {

@@ -10,6 +10,8 @@ export interface UpkeepDeps {
   table: ConnectionTable;
   edgeId: string;
   pingIntervalMs: number;
+  /** SPEC §3: a connection that leaves a message unacked this long is closed (4408). */
+  ackTimeoutMs: number;
   now(): number;
   log: Logger;
 }
@@ -59,11 +61,21 @@ export function startUpkeep(deps: UpkeepDeps): Upkeep {
     }
   }, deps.pingIntervalMs);
 
+  // Each session keeps its unacked messages in write order: the check is one look per logged-in session.
+  const ackChecker = setInterval(
+    () => {
+      const nowMs = deps.now();
+      for (const session of table.loggedIn()) session.closeIfAckOverdue(nowMs);
+    },
+    Math.min(1000, Math.max(10, deps.ackTimeoutMs / 4)),
+  );
+
   return {
     beat,
     stop() {
       clearInterval(heartbeat);
       clearInterval(pinger);
+      clearInterval(ackChecker);
     },
   };
 }
