@@ -4,7 +4,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { RedisClient } from '#runtime';
-import type { Broker } from './lib/broker';
+import { type Broker, metricOf } from './lib/broker';
 import { type CpuSnapshot, type CpuUse, cpuBetween, cpuSnapshot, describeRedisTop } from './lib/cpu';
 import { type PgActivity, pgActivity } from './lib/pg-activity';
 import type { Disruptions, LiveShop } from './lib/shops';
@@ -43,6 +43,8 @@ export interface LatencyResult {
   cpu: CpuUse;
   /** Transactions committed per second in our database during the window (the persister's batches). */
   commitsPerS: number;
+  /** The dispatcher's re-pushes during the window and the drain (broker_dispatcher_repushes_total). */
+  repushes: number;
   curves: { received: Array<[number, number]>; projected: Array<[number, number]> };
 }
 
@@ -154,6 +156,8 @@ export async function runLatency(
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   let cpu0: CpuSnapshot | undefined;
   let pg0: PgActivity | undefined;
+  const repushesOf = () => metricOf(broker.dispatcher.healthUrl, 'broker_dispatcher_repushes_total');
+  let repushes0 = 0;
   let isPolling = true;
   const poller = pollProjection(pool, recorder.watched, recorder.projected, () => isPolling);
 
@@ -161,6 +165,7 @@ export async function runLatency(
     loopDelay.enable();
     cpu0 = await cpuSnapshot(pids, redis, broker.database);
     pg0 = await pgActivity(pool);
+    repushes0 = await repushesOf();
   });
   recorder.windowEnd = performance.now();
   if (recorder.windowStart > recorder.windowEnd) recorder.windowStart = recorder.windowEnd; // stopped in warm-up
@@ -180,6 +185,7 @@ export async function runLatency(
   const drainS = hasDrained ? round((performance.now() - recorder.windowEnd) / 1000, 1) : null;
   isPolling = false;
   await poller;
+  const repushes = (await repushesOf()) - repushes0;
 
   return {
     rate: options.rate,
@@ -197,6 +203,7 @@ export async function runLatency(
     pollIntervalMs: POLL_GAP_MS,
     cpu,
     commitsPerS: pg0 ? Math.round(perSecond(pg1.commits - pg0.commits, windowMs)) : 0,
+    repushes,
     curves: { received: recorder.received.curve(), projected: recorder.projected.curve() },
   };
 }
@@ -249,7 +256,7 @@ export function printLatency(result: LatencyResult): void {
     `  refused ${result.refused}, server closes ${result.disruptions}, drained ${result.drainS === null ? 'not within the timeout' : `${result.drainS} s after the window`}`,
   );
   console.log(
-    `  postgres ${result.commitsPerS} commits/s; cores used (waiting for a CPU): ${Object.entries(
+    `  re-pushes ${result.repushes}; postgres ${result.commitsPerS} commits/s; cores used (waiting for a CPU): ${Object.entries(
       result.cpu.cores,
     )
       .map(([k, v]) => `${k} ${v}${result.cpu.waiting[k] === undefined ? '' : ` (${result.cpu.waiting[k]})`}`)

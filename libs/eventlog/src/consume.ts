@@ -2,6 +2,10 @@
 // a shop's events are handled in log order even with several consumers running; a consumer that dies loses its
 // leases after CONSUMER_LEASE_MS and the next owner claims its pending entries (XAUTOCLAIM) before reading on.
 // An entry is acknowledged (XACK) only after the handler has finished with it.
+// A consumer reads all its shards in one round trip: one XREADGROUP over their streams, on one blocking
+// connection, with the XACKs of the previous round in front of it in the same pipeline (one socket write per
+// round, whatever the number of shards: socket writes are what a notify's CPU went to). On a Redis Cluster every
+// stream sits in a slot of its own and one command cannot name two, so there each shard has a reader of its own.
 import { type BrokerEvent, decodeEntry, type EventType, type Keys } from '#events';
 import {
   backoffMs,
@@ -47,14 +51,24 @@ const ATTEMPTS_BEFORE_ISOLATION = 3;
 const handled = counter('broker_consumer_events_total', 'Events handled by a consumer group', ['group']);
 const ownedShards = gauge('broker_consumer_owned_shards', 'Shards this process reads', ['group']);
 
-interface ShardLoop {
+/** A shard this consumer holds the lease of. */
+interface OwnedShard {
+  shard: number;
+  stream: string;
+  /**
+   * null: (re)join (create the group, claim the dead consumers' pending entries); '0': our own pending entries, in
+   * order; '>': new ones.
+   */
+  cursor: string | null;
+  /** Aborted when the shard is given back: a batch waiting on a dependency stops waiting. */
   abort: AbortController;
-  connection: RedisClient;
-  done: Promise<void>;
+  reader: Reader;
 }
 
 export class ShardConsumer {
-  private readonly loops = new Map<number, ShardLoop>();
+  private readonly loops = new Map<number, OwnedShard>();
+  /** The reader of every shard on a single Redis; null on a Cluster (a reader per shard) or before the first. */
+  private sharedReader: Reader | null = null;
   /** Shards given back whose last batch is still finishing. */
   private readonly releasing = new Map<number, Promise<void>>();
   private leaseTimer: NodeJS.Timeout | undefined;
@@ -136,13 +150,19 @@ export class ShardConsumer {
   }
 
   private run(shard: number): void {
-    const { redis, redisConfig, log, group } = this.options;
-    const abort = new AbortController();
-    const connection = duplicateRedis(redis, log, redisConfig, `${group}-s${shard}`);
-    const done = this.readShard(shard, connection, abort.signal).catch((err) => {
-      if (!abort.signal.aborted) log.error({ err, shard, group }, 'shard reader stopped');
-    });
-    this.loops.set(shard, { abort, connection, done });
+    const { keys, log, group, redisConfig } = this.options;
+    const isCluster = redisConfig.clusterNodes.length > 0;
+    if (!isCluster && this.sharedReader === null) this.sharedReader = new Reader(this, this.options, 'all');
+    const reader = isCluster ? new Reader(this, this.options, shard) : this.sharedReader!;
+    const owned: OwnedShard = {
+      shard,
+      stream: keys.stream(shard),
+      cursor: null,
+      abort: new AbortController(),
+      reader,
+    };
+    this.loops.set(shard, owned);
+    reader.add(owned);
     log.debug({ shard, group }, 'shard leased');
   }
 
@@ -156,57 +176,25 @@ export class ShardConsumer {
   }
 
   private async release(shard: number): Promise<void> {
-    const loop = this.loops.get(shard);
-    if (!loop) return;
+    const owned = this.loops.get(shard);
+    if (!owned) return;
     this.loops.delete(shard);
-    loop.abort.abort();
-    loop.connection.disconnect(); // unblocks a waiting XREADGROUP; unacked entries stay pending for the next owner
-    await loop.done;
+    owned.abort.abort();
+    await owned.reader.remove(owned); // what it read and did not acknowledge stays pending for the next owner
+    if (owned.reader !== this.sharedReader) await owned.reader.stop();
+    else if (this.loops.size === 0) {
+      this.sharedReader = null;
+      await owned.reader.stop();
+    }
     const { redis, keys, group, consumer } = this.options;
     await redis.eval(RELEASE_SCRIPT, 1, keys.lease(group, shard), consumer).catch(() => 0); // expires anyway
   }
 
-  private async readShard(shard: number, connection: RedisClient, signal: AbortSignal): Promise<void> {
-    const { keys, group, consumer, batch, log } = this.options;
-    const stream = keys.stream(shard);
-    let cursor: string | null = null; // null: (re)join; '0': our own pending entries, in order; '>': new ones
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        if (cursor === null) {
-          await ensureGroup(connection, stream, group);
-          await claimPending(connection, stream, group, consumer, batch);
-          cursor = '0';
-        }
-        const args: Array<string | number> = ['GROUP', group, consumer, 'COUNT', batch];
-        if (cursor === '>') args.push('BLOCK', BLOCK_MS);
-        args.push('STREAMS', stream, cursor);
-        // ioredis types xreadgroup by overloads that a spread cannot pick; the reply shape is fixed by Redis.
-        const reply = (await (connection.xreadgroup as (...a: unknown[]) => Promise<unknown>)(
-          ...args,
-        )) as Array<[string, Array<[string, string[] | null]>]> | null;
-        const entries = reply?.[0]?.[1] ?? [];
-        if (entries.length === 0) {
-          cursor = '>';
-          continue;
-        }
-        await this.consume(shard, entries, signal);
-        failures = 0;
-      } catch (err) {
-        if (signal.aborted) return;
-        if (!isTransientFailure(err)) log.error({ err, shard, group }, 'shard read failed');
-        cursor = null; // whatever was read but not acknowledged is still pending: start over from it
-        await delay(backoffMs(Math.min(failures++, 6), 100, 5000), signal);
-      }
-    }
-  }
-
-  /** Validates, handles and acknowledges one batch. Invalid entries go to the dead-letter stream. */
-  private async consume(
-    shard: number,
-    raw: Array<[string, string[] | null]>,
-    signal: AbortSignal,
-  ): Promise<void> {
+  /**
+   * Validates and handles one batch; invalid entries go to the dead-letter stream. Resolves true when the batch may
+   * be acknowledged (its reader sends the XACK with its next read), false when the shard was given back meanwhile.
+   */
+  async consume(shard: number, raw: Array<[string, string[] | null]>, signal: AbortSignal): Promise<boolean> {
     const { redis, keys, group, log } = this.options;
     const valid: ConsumedEntry[] = [];
     const fieldsById = new Map<string, string[]>();
@@ -233,9 +221,9 @@ export class ShardConsumer {
       }
     }
     if (valid.length > 0) await this.handleWithRetries(shard, valid, fieldsById, signal);
-    if (signal.aborted) return;
-    await redis.xack(keys.stream(shard), group, ...raw.map(([id]) => id));
+    if (signal.aborted) return false;
     handled.inc({ group }, valid.length);
+    return true;
   }
 
   /** An entry without a `t` field is decoded, so that an invalid one is dead-lettered here too. */
@@ -328,6 +316,156 @@ export class ShardConsumer {
       if (lag.pending > 0 || lag.unread > 0) return false;
     }
     return true;
+  }
+}
+
+/**
+ * Reads a set of shards on one blocking connection: one XREADGROUP over all their streams per round, preceded in
+ * the same pipeline by the XACKs of the previous round. The batches of one round are handled concurrently (each
+ * shard's in order), so a handler that group-commits (the dispatcher, the persister) takes them together.
+ */
+class Reader {
+  private readonly shards = new Map<number, OwnedShard>();
+  private readonly connection: RedisClient;
+  private readonly abort = new AbortController();
+  /** XACKs owed from the last round: stream → ids. */
+  private readonly acks = new Map<string, string[]>();
+  /** The round under way (resolved when idle). */
+  private round: Promise<void> = Promise.resolve();
+  private readonly done: Promise<void>;
+  private wake: (() => void) | undefined;
+  /** CLIENT ID of the blocking connection, so that a change of shards ends a blocked read (CLIENT UNBLOCK). */
+  private clientId: number | null = null;
+
+  constructor(
+    private readonly consumer: ShardConsumer,
+    private readonly options: ShardConsumerOptions,
+    name: number | 'all',
+  ) {
+    const { redis, log, redisConfig, group } = options;
+    const connectionName = name === 'all' ? `${group}-reader` : `${group}-s${name}`;
+    this.connection = duplicateRedis(redis, log, redisConfig, connectionName);
+    // On a Cluster a reader has one shard for life: it is stopped, never interrupted.
+    if (name === 'all') {
+      this.connection.on('ready', () => {
+        this.clientId = null;
+        (this.connection.client('ID') as Promise<number>).then(
+          (id) => {
+            this.clientId = id;
+          },
+          () => {},
+        );
+      });
+    }
+    this.done = this.loop().catch((err) => {
+      if (!this.abort.signal.aborted) log.error({ err, group }, 'shard reader stopped');
+    });
+  }
+
+  add(owned: OwnedShard): void {
+    this.shards.set(owned.shard, owned);
+    this.interrupt();
+  }
+
+  /** Stops reading the shard: waits for the round under way, then acknowledges what it handled of the shard. */
+  async remove(owned: OwnedShard): Promise<void> {
+    this.shards.delete(owned.shard);
+    this.interrupt();
+    await this.round;
+    const ids = this.acks.get(owned.stream);
+    this.acks.delete(owned.stream);
+    if (ids && ids.length > 0)
+      await this.options.redis.xack(owned.stream, this.options.group, ...ids).catch(() => 0); // stays pending
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.wake?.();
+    this.connection.disconnect(); // ends a blocked XREADGROUP
+    await this.done;
+  }
+
+  /** Ends a blocked read, so that the next round reads the new set of shards. */
+  private interrupt(): void {
+    this.wake?.();
+    if (this.clientId !== null) this.options.redis.client('UNBLOCK', this.clientId).catch(() => 0); // it ends within BLOCK_MS anyway
+  }
+
+  private async loop(): Promise<void> {
+    const { log, group } = this.options;
+    const signal = this.abort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      if (this.shards.size === 0) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = undefined;
+        continue;
+      }
+      const round = this.readOnce();
+      this.round = round.then(
+        () => {},
+        () => {},
+      );
+      try {
+        await round;
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) return;
+        if (!isTransientFailure(err)) log.error({ err, group }, 'shard read failed');
+        // Whatever was read and not acknowledged is still pending: every shard starts over from it.
+        for (const owned of this.shards.values()) owned.cursor = null;
+        this.acks.clear();
+        await delay(backoffMs(Math.min(failures++, 6), 100, 5000), signal);
+      }
+    }
+  }
+
+  private async readOnce(): Promise<void> {
+    const { group, consumer, batch, log } = this.options;
+    const connection = this.connection;
+    const shards = [...this.shards.values()];
+    for (const owned of shards) {
+      if (owned.cursor !== null) continue;
+      await ensureGroup(connection, owned.stream, group);
+      await claimPending(connection, owned.stream, group, consumer, batch);
+      owned.cursor = '0';
+    }
+    const pipeline = connection.pipeline();
+    for (const [stream, ids] of this.acks) pipeline.xack(stream, group, ...ids);
+    this.acks.clear();
+    const args: Array<string | number> = ['GROUP', group, consumer, 'COUNT', batch];
+    // Pending history is served at once; BLOCK only while every shard reads new entries.
+    if (shards.every((owned) => owned.cursor === '>')) args.push('BLOCK', BLOCK_MS);
+    args.push('STREAMS', ...shards.map((owned) => owned.stream), ...shards.map((owned) => owned.cursor!));
+    // ioredis types xreadgroup by overloads that a spread cannot pick; the reply shape is fixed by Redis.
+    (pipeline.xreadgroup as (...a: unknown[]) => unknown)(...args);
+    const results = (await pipeline.exec()) ?? [];
+    const [readError, reply] = results[results.length - 1] ?? [new Error('no reply to XREADGROUP'), null];
+    if (readError) throw readError;
+    const byStream = new Map<string, Array<[string, string[] | null]>>();
+    for (const [stream, entries] of (reply as Array<[string, Array<[string, string[] | null]>]> | null) ?? [])
+      byStream.set(stream, entries);
+    await Promise.all(
+      shards.map(async (owned) => {
+        const entries = byStream.get(owned.stream) ?? [];
+        if (entries.length === 0) {
+          if (owned.cursor === '0') owned.cursor = '>';
+          return;
+        }
+        try {
+          if (!(await this.consumer.consume(owned.shard, entries, owned.abort.signal))) return;
+          const ids = this.acks.get(owned.stream) ?? [];
+          for (const [id] of entries) ids.push(id);
+          this.acks.set(owned.stream, ids);
+        } catch (err) {
+          if (owned.abort.signal.aborted) return;
+          if (!isTransientFailure(err)) log.error({ err, shard: owned.shard, group }, 'shard batch failed');
+          owned.cursor = null; // read again from what is pending
+        }
+      }),
+    );
   }
 }
 
