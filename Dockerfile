@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The broker image: every service, chosen by the command (`start edge|persister|dispatcher|api|all`, `migrate`).
-# There is no build step: tsx (a production dependency) runs the TypeScript sources, so the sources ship as is.
+# The services run the bundle esbuild (a production dependency) makes from the TypeScript sources (bin/build.mjs),
+# built here, as root, so the unprivileged user never needs to write it.
 
 # Dependencies only, so the layer is rebuilt when package*.json changes, not on every source edit.
 FROM node:20-slim AS deps
@@ -18,6 +19,7 @@ COPY cli ./cli
 COPY libs ./libs
 COPY services ./services
 COPY db ./db
+RUN node bin/build.mjs
 USER node
 # 8080 edge (/ws and health), 3000 api, 9090 persister and dispatcher health.
 EXPOSE 8080 3000 9090

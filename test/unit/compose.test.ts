@@ -225,10 +225,13 @@ describe('Dockerfile', () => {
     for (const stage of stages) expect(stage).toMatch(/^node:20(\.\d+)*-slim$/);
   });
 
-  it('installs only production dependencies (tsx, which runs the sources, is one)', () => {
+  it('installs only production dependencies (esbuild, which compiles the sources, is one) and builds the bundle', () => {
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
     const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
-    expect(Object.keys(pkg.dependencies)).toContain('tsx');
+    expect(Object.keys(pkg.dependencies)).toContain('esbuild');
+    // Built before the unprivileged user takes over: it could not write dist/ at run time.
+    expect(dockerfile.indexOf('RUN node bin/build.mjs')).toBeGreaterThan(dockerfile.indexOf('COPY services'));
+    expect(dockerfile.indexOf('RUN node bin/build.mjs')).toBeLessThan(dockerfile.indexOf('USER node'));
   });
 
   it('starts the broker command', () => {

@@ -1,7 +1,7 @@
 // Loads the Lua scripts beside this file into a client. Each script's header lists its KEYS, ARGV and results;
 // the key count is in the file name.
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '#runtime';
+import { packageFile, type RedisClient } from '#runtime';
 
 export const SCRIPTS = [
   'notify-6',
@@ -11,13 +11,14 @@ export const SCRIPTS = [
   'revoke-3',
   'close-2',
   'push-2',
+  'route-3',
 ] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 type ScriptReply = Array<string | number>;
 type ScriptCall = (...keysThenArgs: Array<string | number>) => Promise<ScriptReply>;
 
 const sources = new Map(
-  SCRIPTS.map((name) => [name, readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8')]),
+  SCRIPTS.map((name) => [name, readFileSync(packageFile(`libs/eventlog/src/scripts/${name}.lua`), 'utf8')]),
 );
 const loaded = new WeakSet<RedisClient>();
 

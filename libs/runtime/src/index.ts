@@ -5,6 +5,7 @@ export * from './http';
 export * from './lifecycle';
 export * from './logger';
 export * from './metrics';
+export * from './paths';
 export * from './postgres';
 export * from './redis';
 export * from './tokens';

@@ -4,12 +4,13 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { delay } from './lifecycle';
+import { packageFile } from './paths';
 import { START_HINT } from './redis';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
-const SCHEMA_FILE = new URL('../../../db/schema.sql', import.meta.url);
+const SCHEMA_FILE = packageFile('db/schema.sql');
 const SCHEMA_LOCK = 715_020_001; // advisory lock key of schema migration, any fixed number
 
 export function describePostgres(url: string): string {

@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { BrokerError } from '#events';
-import type { ReadinessProbe } from '#runtime';
+import { packageFile, type ReadinessProbe } from '#runtime';
 import type { ApiContext } from '../context';
 import { connectionRoutes } from '../routes/connections';
 import { deviceRoutes } from '../routes/devices';
@@ -21,7 +21,7 @@ import { timelineRoute } from './timeline';
 /** The header a console write must carry: a cross-site form cannot set it, and no CORS lets a script do so. */
 export const CSRF_HEADER = 'x-console-request';
 
-const PAGE_DIR = fileURLToPath(new URL('../../console/', import.meta.url));
+const PAGE_DIR = fileURLToPath(packageFile('services/api/console/'));
 // Only the console's own files: no inline script or style, no other origin, never framed.
 const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
