@@ -3,6 +3,7 @@
 // pushes in it.
 import { type Keys, type MessagePayload, messageFrameOf, paddedStreamId } from '#events';
 import type { RedisClient } from '#runtime';
+import type { Presence } from './append';
 import { defineScripts, runScript } from './scripts';
 
 /** What the notify script stores per message: the payload without its id and recipient (both in the key). */
@@ -83,6 +84,32 @@ export class Inbox {
       args,
     );
     return reply.map(Number);
+  }
+
+  /**
+   * Routes and counts one push of each message still undelivered, under its limit and with its recipient connected,
+   * in one round trip; see route-3.lua. Per item: the attempt (0: nothing to push; negative: the limit is reached)
+   * and the recipient's presence when it is pushed.
+   */
+  async routePushes(
+    shopId: string,
+    items: ReadonlyArray<InboxItem & { clientId: string }>,
+  ): Promise<Array<{ attempt: number; route: Presence | null }>> {
+    if (items.length === 0) return [];
+    const args: Array<string | number> = [];
+    for (const item of items) args.push(item.id, item.clientId, item.limit);
+    const reply = await runScript(
+      this.redis,
+      'route-3',
+      [this.keys.inbox(shopId), this.keys.attempts(shopId), this.keys.presence(shopId)],
+      args,
+    );
+    const routed: Array<{ attempt: number; route: Presence | null }> = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const attempt = Number(reply[i]);
+      routed.push({ attempt, route: attempt > 0 ? (JSON.parse(String(reply[i + 1])) as Presence) : null });
+    }
+    return routed;
   }
 
   /** The payloads of undelivered messages of one shop, by id; acked ones are absent. */

@@ -11,7 +11,7 @@ import type { Keys } from '#events';
 import { Coalescer, counter, type RedisClient, togetherOrEachAlone } from '#runtime';
 import { type ReceiverCounts, send } from './deliver';
 import type { Retries } from './retries';
-import { type OnlineByShop, type Step, shopsToRoute, stepsOf } from './routing';
+import { type OnlineByShop, type Step, shopsToBroadcast, stepsOf } from './routing';
 
 const pushed = counter('broker_dispatcher_pushes_total', 'First pushes of messages to a connection');
 const unreached = counter(
@@ -40,9 +40,9 @@ export function dispatchBatch(deps: BatchDeps) {
 }
 
 async function dispatchEntries(deps: BatchDeps, entries: ConsumedEntry[]): Promise<void> {
-  const shops = shopsToRoute(entries.map((entry) => entry.event));
-  if (shops.length === 0) return;
-  const online: OnlineByShop = await deps.presence.listedIn(shops);
+  // Pushes find their connections as they are counted; only broadcasts need the shops' presence read first.
+  const shops = shopsToBroadcast(entries.map((entry) => entry.event));
+  const online: OnlineByShop = shops.length === 0 ? new Map() : await deps.presence.listedIn(shops);
   const steps: Step[] = [];
   for (const { event } of entries) steps.push(...stepsOf(event, online));
   if (steps.length === 0) return;

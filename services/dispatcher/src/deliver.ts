@@ -1,16 +1,18 @@
-// Sending pushes: count each push in the inbox (atomically skipping acked messages and those at their attempt
-// limit), then publish the frames to each connection's edge, one PUBLISH per connection, in log order. PUBLISH
-// answers how many subscribers received it: a push that reached no edge is `unreached`, and the caller retries it
-// through BullMQ (SPEC §3). One that reached an edge is done: the edge writes it at most once on the connection,
-// and bounces it back (bounces.ts) if it no longer holds the connection.
+// Sending pushes: route and count each push in one script per shop (route-3.lua: it skips acked messages, those at
+// their attempt limit and those whose device has no connection, and answers the connection of the rest), then
+// publish the frames to each connection's edge, one PUBLISH per connection, in log order. PUBLISH answers how many
+// subscribers received it: a push that reached no edge is `unreached`, and the caller retries it through BullMQ
+// (SPEC §3). One that reached an edge is done: the edge writes it at most once on the connection, and bounces it
+// back (bounces.ts) if it no longer holds the connection.
 
-import type { Inbox } from '#eventlog';
+import type { Inbox, Presence } from '#eventlog';
 import { encodeEdgeCommand, type Keys, messageFrameOf } from '#events';
 import type { RedisClient } from '#runtime';
 import type { Push, Step } from './routing';
 
 export interface Pushed extends Push {
   attempt: number;
+  route: Presence;
 }
 
 export interface Outcome {
@@ -42,10 +44,10 @@ export async function send(
     seen.add(step.push.payload.id);
     pushes.push(step.push);
   }
-  const attempts = await countPushes(inbox, pushes);
+  const routed = await routePushes(inbox, pushes);
 
   const byConn = new Map<string, { edgeId: string; frames: string[]; pushed: Pushed[] }>();
-  const connOf = (route: Push['route']) => {
+  const connOf = (route: Presence) => {
     let entry = byConn.get(route.conn_id);
     if (!entry) {
       entry = { edgeId: route.edge_id, frames: [], pushed: [] };
@@ -62,11 +64,11 @@ export async function send(
     }
     if (seen.has(step.push.payload.id)) continue;
     seen.add(step.push.payload.id);
-    const attempt = attempts.get(step.push.payload.id) ?? 0;
-    if (attempt > 0) {
-      const conn = connOf(step.push.route);
+    const { attempt, route } = routed.get(step.push.payload.id) ?? { attempt: 0, route: null };
+    if (attempt > 0 && route) {
+      const conn = connOf(route);
       conn.frames.push(JSON.stringify(messageFrameOf(step.push.payload, attempt)));
-      const pushed = { ...step.push, attempt };
+      const pushed = { ...step.push, attempt, route };
       conn.pushed.push(pushed);
       outcome.pushed.push(pushed);
     } else if (attempt < 0) {
@@ -85,24 +87,27 @@ export async function send(
   return outcome;
 }
 
-async function countPushes(inbox: Inbox, pushes: Push[]): Promise<Map<string, number>> {
+async function routePushes(
+  inbox: Inbox,
+  pushes: Push[],
+): Promise<Map<string, { attempt: number; route: Presence | null }>> {
   const byShop = new Map<string, Push[]>();
   for (const push of pushes) {
     const list = byShop.get(push.payload.shop_id) ?? [];
     list.push(push);
     byShop.set(push.payload.shop_id, list);
   }
-  const attempts = new Map<string, number>();
+  const routed = new Map<string, { attempt: number; route: Presence | null }>();
   await Promise.all(
     [...byShop].map(async ([shop, list]) => {
-      const counts = await inbox.countPushes(
+      const answers = await inbox.routePushes(
         shop,
-        list.map((push) => ({ id: push.payload.id, limit: push.limit })),
+        list.map((push) => ({ id: push.payload.id, clientId: push.payload.to_client_id, limit: push.limit })),
       );
       list.forEach((push, i) => {
-        attempts.set(push.payload.id, counts[i] ?? 0);
+        routed.set(push.payload.id, answers[i] ?? { attempt: 0, route: null });
       });
     }),
   );
-  return attempts;
+  return routed;
 }

@@ -70,7 +70,6 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       redis,
       keys,
       inbox,
-      presence,
       delivery: config.delivery,
       receiverCounts,
       log,

@@ -4,7 +4,7 @@
 // next login; the rest are pushed again, and those that again reach no edge are scheduled once more with a longer
 // delay, until their attempt limit: then DeliveryFailed is appended and the message stays pending (SPEC §5.3).
 import { Queue, Worker } from 'bullmq';
-import type { Bounce, Inbox, PresenceBook } from '#eventlog';
+import type { Bounce, Inbox } from '#eventlog';
 import type { Keys } from '#events';
 import { type Config, counter, type Logger, type RedisClient } from '#runtime';
 import { type ReceiverCounts, send } from './deliver';
@@ -46,7 +46,6 @@ export interface RetryDeps {
   redis: RedisClient;
   keys: Keys;
   inbox: Inbox;
-  presence: PresenceBook;
   delivery: Config['delivery'];
   receiverCounts: ReceiverCounts;
   log: Logger;
@@ -125,29 +124,24 @@ export class Retries {
   }
 
   private async redeliver(job: RetryJob): Promise<void> {
-    const { redis, keys, inbox, presence, log } = this.deps;
+    const { redis, keys, inbox, log } = this.deps;
     const byShop = new Map<string, RetryItem[]>();
     for (const item of job.items) byShop.set(item.shop, [...(byShop.get(item.shop) ?? []), item]);
     const shops = [...byShop.keys()];
-    const [listed, payloads] = await Promise.all([
-      presence.listedIn(shops),
-      Promise.all(
-        shops.map((shop) =>
-          inbox.payloads(
-            shop,
-            byShop.get(shop)!.map((item) => item.id),
-          ),
+    const payloads = await Promise.all(
+      shops.map((shop) =>
+        inbox.payloads(
+          shop,
+          byShop.get(shop)!.map((item) => item.id),
         ),
       ),
-    ]);
+    );
     const steps: Step[] = [];
     shops.forEach((shop, i) => {
       for (const item of byShop.get(shop)!) {
         const payload = payloads[i]!.get(item.id);
-        const route = listed.get(shop)?.get(item.client);
-        // Acked: done. Offline: its next login pushes it again, with a fresh budget.
-        if (!payload || !route || route.type !== 'main') continue;
-        steps.push({ kind: 'push', push: { payload, route, limit: item.limit } });
+        // Acked: done. Offline (no connection when it is counted): its next login pushes it, with a fresh budget.
+        if (payload) steps.push({ kind: 'push', push: { payload, limit: item.limit } });
       }
     });
     const outcome = await send(redis, keys, inbox, steps, this.deps.receiverCounts);

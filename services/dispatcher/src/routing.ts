@@ -1,15 +1,14 @@
-// ◇ Who gets what from a batch of events, given who is connected where. No I/O: the consumer reads presence,
-// calls these, and sends the result. A device's backlog at login is the edge's to push (it holds the connection
+// ◇ Who gets what from a batch of events. No I/O: the consumer calls these and sends the result; a push finds its
+// recipient's connection as it is counted (deliver.ts, route-3.lua), a broadcast needs the shop's presence read. A device's backlog at login is the edge's to push (it holds the connection
 // and knows what it already wrote on it), so logins ask nothing of the dispatcher.
 
 import { FIRST_PUSH_LIMIT, type Presence } from '#eventlog';
 import { type BrokerEvent, broadcastFrameOf, type EventType, type MessagePayload, messagesOf } from '#events';
 
-/** A message to push to a main device's live connection. */
+/** A message to push to its main device's connection, wherever that is (found when the push is counted). */
 export interface Push {
   payload: MessagePayload;
-  route: Presence;
-  /** Attempt limit of this series of pushes (see push-2.lua). */
+  /** Attempt limit of this series of pushes (see route-3.lua). */
   limit: number;
 }
 
@@ -19,23 +18,20 @@ export type Step = { kind: 'push'; push: Push } | { kind: 'broadcast'; route: Pr
 export type OnlineByShop = ReadonlyMap<string, ReadonlyMap<string, Presence>>;
 
 /**
- * The steps one event asks for. A sub's notify: a push per connected recipient main (SPEC §5.3). A main's or the
- * back office's notify: a broadcast frame per connected sub (best effort).
+ * The steps one event asks for. A sub's notify: a push per recipient main (SPEC §5.3; one without a connection is
+ * skipped when counted). A main's or the back office's notify: a broadcast frame per connected sub (best effort),
+ * from `online`, the presence of the shops that `shopsToBroadcast` named.
  */
 export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
-  const shop = online.get(event.shop_id);
-  if (!shop) return [];
   switch (event.type) {
     case 'NotifyRequested': {
-      if (event.data.audience === 'mains') {
-        const steps: Step[] = [];
-        for (const payload of messagesOf(event)) {
-          const route = shop.get(payload.to_client_id);
-          if (route && route.type === 'main')
-            steps.push({ kind: 'push', push: { payload, route, limit: FIRST_PUSH_LIMIT } });
-        }
-        return steps;
-      }
+      if (event.data.audience === 'mains')
+        return messagesOf(event).map((payload) => ({
+          kind: 'push',
+          push: { payload, limit: FIRST_PUSH_LIMIT },
+        }));
+      const shop = online.get(event.shop_id);
+      if (!shop) return [];
       const frame = JSON.stringify(broadcastFrameOf(event));
       const steps: Step[] = [];
       for (const route of shop.values()) {
@@ -63,11 +59,12 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
 export const ROUTED_TYPES = ['NotifyRequested'] as const satisfies readonly EventType[];
 const isRouted = (type: EventType): boolean => (ROUTED_TYPES as readonly EventType[]).includes(type);
 
-/** Shops whose presence a batch needs. */
-export function shopsToRoute(events: readonly BrokerEvent[]): string[] {
+/** Shops whose presence a batch needs read: those with a broadcast. */
+export function shopsToBroadcast(events: readonly BrokerEvent[]): string[] {
   const shops = new Set<string>();
   for (const event of events) {
-    if (isRouted(event.type)) shops.add(event.shop_id);
+    if (isRouted(event.type) && event.type === 'NotifyRequested' && event.data.audience !== 'mains')
+      shops.add(event.shop_id);
   }
   return [...shops];
 }
