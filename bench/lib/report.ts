@@ -38,7 +38,8 @@ const ms = (value: number) => (Number.isFinite(value) ? `${round(value, 1)}` : '
 const num = (value: number) => value.toLocaleString('en-US');
 /** A ratio with two significant digits, however small. */
 const ratio = (value: number) => (Number.isFinite(value) ? `${Number(value.toPrecision(2))}` : '—');
-const verdict = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? '**met**' : '**missed**');
+const verdict = (ok: boolean | null | 'recorded') =>
+  ok === 'recorded' ? 'recorded (no target)' : ok === null ? 'not measured' : ok ? '**met**' : '**missed**';
 
 function chartFile(mode: string): string {
   return `docs/bench/latency-${mode}.svg`;
@@ -47,7 +48,8 @@ function chartFile(mode: string): string {
 interface TargetRow {
   target: string;
   measured: string;
-  ok: boolean | null;
+  /** 'recorded': a figure the table keeps for every rate, with no target of its own. */
+  ok: boolean | null | 'recorded';
 }
 
 /** The processes whose CPU a notify costs: the broker's, Redis and PostgreSQL (not the load generator). */
@@ -105,7 +107,7 @@ function targets(report: RunReport): TargetRow[] {
     rows.push({
       target: `CPU per notify (broker, Redis, PostgreSQL) at ${num(l.rate)}/s${l.rate === 250 ? ' ≤ 0.4 ms' : ''}`,
       measured: perNotify === null ? '—' : `${perNotify} ms`,
-      ok: l.rate === 250 && perNotify !== null ? perNotify <= 0.4 : null,
+      ok: perNotify === null ? null : l.rate === 250 ? perNotify <= 0.4 : 'recorded',
     });
     rows.push({
       target: `re-pushes at ${num(l.rate)}/s = 0`,
