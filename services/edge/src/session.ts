@@ -64,8 +64,9 @@ export class Session {
   /**
    * SPEC §3, at most once per connection: the message ids written on this connection and not acked yet, with when
    * each was written (insertion order is write order, so the first entry is the oldest: the ack-timeout check).
+   * Made at the first write and dropped when empty: an idle connection does not pay for an empty Map.
    */
-  private readonly unacked = new Map<string, number>();
+  private unacked: Map<string, number> | undefined;
   /**
    * Deliveries that arrived while the backlog was being read: written after it, so first deliveries keep log
    * order (SPEC §5.5). Null when no backlog is under way.
@@ -189,7 +190,7 @@ export class Session {
     for (let attempt = 0; !this.isClosing; attempt++) {
       try {
         const frames = await this.ctx.inbox.backlogFrames(identity.shopId, identity.clientId, (id) =>
-          this.unacked.has(id),
+          this.isUnacked(id),
         );
         const unwritten = this.write(frames);
         this.ctx.metrics.backlog.inc(frames.length - unwritten.length);
@@ -205,9 +206,13 @@ export class Session {
 
   /** Closes the connection (4408) when a message written on it has waited for its ack past the timeout. */
   closeIfAckOverdue(nowMs: number): void {
-    const oldest = this.unacked.values().next();
-    if (oldest.done || nowMs - oldest.value < this.ctx.config.ackTimeoutMs) return;
+    const oldest = this.unacked?.values().next();
+    if (!oldest || oldest.done || nowMs - oldest.value < this.ctx.config.ackTimeoutMs) return;
     this.close(4408, 'ack timeout', 'ack_timeout');
+  }
+
+  private isUnacked(id: string): boolean {
+    return this.unacked?.has(id) ?? false;
   }
 
   private write(frames: readonly string[]): string[] {
@@ -216,7 +221,7 @@ export class Session {
     for (let i = 0; i < frames.length; i++) {
       const frame = frames[i]!;
       const id = messageIdOfFrame(frame);
-      if (id !== null && this.unacked.has(id)) {
+      if (id !== null && this.isUnacked(id)) {
         skipped += 1;
         continue;
       }
@@ -224,7 +229,10 @@ export class Session {
         this.ctx.metrics.delivered.inc(written);
         return frames.slice(i);
       }
-      if (id !== null) this.unacked.set(id, this.ctx.now());
+      if (id !== null) {
+        this.unacked ??= new Map();
+        this.unacked.set(id, this.ctx.now());
+      }
       written += 1;
     }
     this.ctx.metrics.delivered.inc(written);
@@ -346,8 +354,10 @@ export class Session {
         replyOk('login', this.time(), frame.req_id, { conn_id: this.connId, edge_id: this.ctx.edgeId }),
       );
       this.log.info({ event_id: event.id }, 'device logged in');
-      // SPEC §5.4: the undelivered messages, oldest first, right after the login reply.
-      this.ctx.bounce(await this.pushBacklog());
+      // SPEC §5.4: the undelivered messages, oldest first, right after the login reply. Tracked apart from the
+      // login frame: while Redis is away it keeps trying until the socket closes, and a drain must not wait for it
+      // before closing the socket.
+      this.ctx.track(this.pushBacklog().then((unwritten) => this.ctx.bounce(unwritten)));
       // The socket went away while the login was being recorded: forget it and record its close too.
       if (this.hasClosed && !this.isCloseRecorded) {
         this.isCloseRecorded = true;
@@ -423,7 +433,8 @@ export class Session {
       this.ctx.now(),
     );
     // Only once recorded: an ack Redis did not take leaves the message to the ack timeout and the next backlog.
-    for (const id of ids) this.unacked.delete(id);
+    for (const id of ids) this.unacked?.delete(id);
+    if (this.unacked?.size === 0) this.unacked = undefined;
   }
 
   private async logout(identity: Identity): Promise<void> {
