@@ -1,6 +1,7 @@
 // The `broker` command: start services, apply the schema, mint device tokens, and the operators' tools.
 // The only place that reads process.env and installs signal handlers.
 import { Command, CommanderError } from 'commander';
+import { isBrokerError } from '#events';
 import { ConfigError } from '#runtime';
 import { registerAudit } from './commands/audit';
 import { registerMigrate } from './commands/migrate';
@@ -29,6 +30,12 @@ try {
   if (err instanceof ConfigError) {
     process.stderr.write(`broker: configuration error: ${err.message}\n`);
     process.exit(2);
+  }
+  // Expected refusals (a device already registered, invalid input, the log unavailable): one line, an exit code.
+  if (isBrokerError(err)) {
+    const hint = err.code === 'CONFLICT' ? ' (pick another --client, or revoke the device first)' : '';
+    process.stderr.write(`broker: ${err.message}${hint}\n`);
+    process.exit(err.code === 'LOG_UNAVAILABLE' ? 3 : 2);
   }
   process.stderr.write(`broker: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);

@@ -8,7 +8,7 @@ export function registerMigrate(program: Command): void {
     .command('migrate')
     .description('apply the database schema to DATABASE_URL (creating the database when missing) and exit')
     .action(async () => {
-      const { config, log } = setup();
+      const { config, log } = setup({ logsTo: 'stderr' });
       const pool = await connectPostgres(config.databaseUrl, log);
       await pool.end();
       log.info({ postgres: describePostgres(config.databaseUrl) }, 'schema applied');

@@ -23,7 +23,7 @@ export function registerToken(program: Command): void {
         program.error('broker token: --type is main, sub, 主 or 副', { exitCode: 2 });
       }
       const type = normaliseDeviceType(options.type as 'main' | 'sub');
-      const { config, log } = setup();
+      const { config, log } = setup({ logsTo: 'stderr' });
       const redis = createRedis(config.redis, log, { name: 'cli-token' });
       try {
         await whenRedisReady(redis);
