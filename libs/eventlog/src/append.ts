@@ -8,6 +8,7 @@ import {
   encodeEvent,
   type Keys,
   type MessagePayload,
+  reqRecordOf,
   titleOf,
 } from '#events';
 import type { RedisClient } from '#runtime';
@@ -50,15 +51,20 @@ export class EventLog {
 
   /**
    * Appends a NotifyRequested (its recipients are filled in by Redis from the registry, atomically) and files
-   * one message per recipient in the inbox. A repeated (sender, req_id) answers the first event id. With
-   * `connId`, a sender connection that a newer login of the device replaced is refused (REPLACED).
+   * one message per recipient in the inbox. A repeated (sender, req_id) answers the first event id; with
+   * `remember: false` (a REST notify that carried no req_id) nothing is recorded to match a repeat. With `connId`,
+   * a sender connection that a newer login of the device replaced is refused (REPLACED).
    */
   async appendNotify(
     event: EventOf<'NotifyRequested'>,
-    sender: { tokenId: string; type: DeviceType | ''; connId?: string },
+    sender: { tokenId: string; type: DeviceType | ''; connId?: string; remember?: boolean },
   ): Promise<NotifyOutcome> {
     const shop = event.shop_id;
     const senderId = event.data.from_client_id ?? '';
+    // A req_id record holds the event id in 26 bytes (a ULID): anything else would corrupt its bucket.
+    if (event.id.length !== 26) throw new BrokerError('INVALID_INPUT', 'event id is not a ULID');
+    const record = reqRecordOf(senderId || 'api', event.data.req_id);
+    const remember = sender.remember ?? true;
     // The script fills in the recipients: cut the JSON where they go. They are put last (data is the envelope's
     // last field, recipients data's last), so the cut is at a fixed place, whatever the client's strings hold.
     const { data: _data, ...envelope } = event;
@@ -81,7 +87,7 @@ export class EventLog {
     try {
       reply = await runScript(
         this.redis,
-        'notify-6',
+        'notify-7',
         [
           this.keys.streamOfShop(shop),
           this.keys.dedup(shop, senderId || 'api', event.data.req_id),
@@ -89,6 +95,7 @@ export class EventLog {
           this.keys.inbox(shop),
           this.keys.inboxOrder(shop),
           this.keys.presence(shop),
+          this.keys.requests(shop),
         ],
         [
           senderId,
@@ -100,6 +107,8 @@ export class EventLog {
           JSON.stringify(payload),
           REQ_ID_TTL_S,
           sender.connId ?? '',
+          remember ? record.bucket : '',
+          record.tag,
         ],
       );
     } catch (err) {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { packageFile, type RedisClient } from '#runtime';
 
 export const SCRIPTS = [
-  'notify-6',
+  'notify-7',
   'login-3',
   'ack-4',
   'register-2',
@@ -15,7 +15,7 @@ export const SCRIPTS = [
 ] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 type ScriptReply = Array<string | number>;
-type ScriptCall = (...keysThenArgs: Array<string | number>) => Promise<ScriptReply>;
+type ScriptCall = (...keysThenArgs: Array<string | number | Buffer>) => Promise<ScriptReply>;
 
 const sources = new Map(
   SCRIPTS.map((name) => [name, readFileSync(packageFile(`libs/eventlog/src/scripts/${name}.lua`), 'utf8')]),
@@ -48,7 +48,7 @@ export function runScript(
   redis: RedisClient,
   name: ScriptName,
   keys: string[],
-  args: Array<string | number>,
+  args: Array<string | number | Buffer>,
 ) {
   defineScripts(redis);
   // defineCommand adds methods at run time; ioredis cannot type them.

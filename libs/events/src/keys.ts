@@ -64,10 +64,17 @@ export class Keys {
     return `${this.shardTag(shard)}:lease:${group}`;
   }
 
-  /** A notify's idempotency record (24 h). The req_id is hashed: it is client input and may hold any character. */
+  /**
+   * A notify's idempotency record as versions before the bucketed records kept it: one key per req_id (24 h TTL).
+   * Only read now, until the last of them expires. The req_id is hashed: it is client input, any character.
+   */
   dedup(shopId: string, senderId: string, reqId: string): string {
-    const digest = createHash('sha1').update(senderId).update('\n').update(reqId).digest('hex');
-    return `${this.shop(shopId)}:req:${digest}`;
+    return `${this.shop(shopId)}:req:${reqDigest(senderId, reqId).toString('hex')}`;
+  }
+
+  /** The shop's req_id records: one hash of REQ_BUCKETS buckets (see notify-7.lua for an entry's layout). */
+  requests(shopId: string): string {
+    return `${this.shop(shopId)}:reqs`;
   }
 
   /** Registry of the shop's devices: client_id → JSON {type, token_id, registered_at}. */
@@ -142,6 +149,25 @@ export class Keys {
   bullPrefix(): string {
     return `${this.prefix}:{retries}`;
   }
+}
+
+/** How many buckets a shop's req_id records are spread over (a power of two, at most 65,536). */
+export const REQ_BUCKETS = 1024;
+
+function reqDigest(senderId: string, reqId: string): Buffer {
+  // Sender ids are identifiers (no newline), so the separator cannot be forged from the req_id side.
+  return createHash('sha1').update(senderId).update('\n').update(reqId).digest();
+}
+
+/**
+ * Where a (sender, req_id) record sits among the shop's buckets, and the 8-byte tag that finds it there: the
+ * bucket takes 10 bits of the digest's first two bytes, the tag the next 8 bytes, so two records are confused only
+ * when 74 bits of
+ * SHA-1 agree (within one shop and one day: never, in practice).
+ */
+export function reqRecordOf(senderId: string, reqId: string): { bucket: string; tag: Buffer } {
+  const digest = reqDigest(senderId, reqId);
+  return { bucket: String(digest.readUInt16BE(0) % REQ_BUCKETS), tag: digest.subarray(2, 10) };
 }
 
 /** Pads a stream id so that lexical order is log order (13-digit ms, 10-digit sequence). */

@@ -103,8 +103,8 @@ export const VARIABLES: readonly VariableSpec[] = [
   },
   {
     name: 'STREAM_RETENTION_MS',
-    default: '86400000',
-    doc: 'archived events older than this are trimmed from the streams',
+    default: '300000',
+    doc: 'the tail of archived, finished events the streams keep for operators (ms); older ones are trimmed',
   },
 ];
 

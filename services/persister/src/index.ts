@@ -96,11 +96,23 @@ export async function start(config: Config, deps: PersisterDeps): Promise<Persis
     });
     await consumer.start();
 
+    // Every shard gets its round (and its gauges) even when one fails; the first failure is reported after.
     const trimShards = async (shards: number[]) => {
       let trimmed = 0;
+      let failure: unknown;
       for (const shard of shards) {
-        trimmed += await trimShard({ redis, pool: db, keys }, shard, Date.now(), config.consumer.retentionMs);
+        try {
+          trimmed += await trimShard(
+            { redis, pool: db, keys },
+            shard,
+            Date.now(),
+            config.consumer.retentionMs,
+          );
+        } catch (err) {
+          failure ??= err;
+        }
       }
+      if (failure !== undefined) throw failure;
       return trimmed;
     };
     const timers = [

@@ -1,10 +1,11 @@
 // Stream retention (SPEC §4): a shard's stream is trimmed only below an event that is archived in PostgreSQL,
 // older than STREAM_RETENTION_MS, and that both the dispatcher and the persister groups have finished with.
-// It never trims more than all of those allow; it may trim less.
+// It never trims more than all of those allow; it may trim less. What a stream still holds is in /metrics, so a
+// stream that cannot be trimmed (PostgreSQL down, a group stuck) shows as a growing length and an old head.
 
 import { groupLag } from '#eventlog';
-import { compareStreamIds, type Keys } from '#events';
-import { counter, type Pool, type RedisClient } from '#runtime';
+import { compareStreamIds, type Keys, parseStreamId } from '#events';
+import { counter, gauge, type Pool, type RedisClient } from '#runtime';
 import { PERSISTER_GROUP } from './lag';
 import { newestArchived } from './store';
 
@@ -14,6 +15,18 @@ export const GROUPS_TO_WAIT_FOR = ['dispatcher', PERSISTER_GROUP] as const;
 const trimmedEntries = counter('broker_stream_trimmed_total', 'Stream entries trimmed by retention', [
   'shard',
 ]);
+
+const streamEntries = gauge(
+  'broker_stream_entries',
+  'Entries a shard stream holds after the last retention round (grows while trimming is held back)',
+  ['shard'],
+);
+const streamHeadAge = gauge(
+  'broker_stream_oldest_entry_age_seconds',
+  'Age of the oldest entry a shard stream holds after the last retention round; far above STREAM_RETENTION_MS ' +
+    'means trimming is held back (an unarchived or unfinished event)',
+  ['shard'],
+);
 
 export interface TrimBounds {
   /** Stream id of the newest event archived in PostgreSQL, or null when none is. */
@@ -41,8 +54,31 @@ export interface RetentionDeps {
   keys: Keys;
 }
 
-/** Trims one shard's stream as far as keepFrom allows; answers how many entries went. */
+/**
+ * Trims one shard's stream as far as keepFrom allows; answers how many entries went. Whether or not it could trim
+ * (PostgreSQL unreachable throws), it then reports what the stream holds.
+ */
 export async function trimShard(deps: RetentionDeps, shard: number, nowMs: number, retentionMs: number) {
+  try {
+    return await trimAsAllowed(deps, shard, nowMs, retentionMs);
+  } finally {
+    await reportHeld(deps, shard, nowMs);
+  }
+}
+
+async function reportHeld(deps: RetentionDeps, shard: number, nowMs: number): Promise<void> {
+  const stream = deps.keys.stream(shard);
+  const [length, head] = await Promise.all([
+    deps.redis.xlen(stream),
+    deps.redis.xrange(stream, '-', '+', 'COUNT', 1),
+  ]);
+  const labels = { shard: String(shard) };
+  streamEntries.set(labels, length);
+  const oldest = head[0]?.[0];
+  streamHeadAge.set(labels, oldest ? Math.max(0, nowMs - parseStreamId(oldest).ms) / 1000 : 0);
+}
+
+async function trimAsAllowed(deps: RetentionDeps, shard: number, nowMs: number, retentionMs: number) {
   const stream = deps.keys.stream(shard);
   // The archive first, the groups after: a group that has "finished everything" has finished every entry that
   // existed when it was asked, so also the newest archived one read before it. The other way round, an entry

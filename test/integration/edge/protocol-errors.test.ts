@@ -177,7 +177,9 @@ describe('when a sub device notifies', () => {
     expect(c.data).toEqual(a.data);
     const notifies = await shopEvents(world.ctx, 'dup', 'NotifyRequested');
     expect(notifies.map((e) => e.id)).toEqual([(a.data as { event_id: string }).event_id]);
-    const ttl = await world.ctx.redis.ttl(world.ctx.keys.dedup('dup', 'w1', 'same'));
+    // One hash of records per shop (no key per notify), kept 24 h past the shop's last notify.
+    expect(await world.ctx.redis.exists(world.ctx.keys.dedup('dup', 'w1', 'same'))).toBe(0);
+    const ttl = await world.ctx.redis.ttl(world.ctx.keys.requests('dup'));
     expect(ttl).toBeGreaterThan(24 * 3600 - 60);
     second.ws.close();
   });

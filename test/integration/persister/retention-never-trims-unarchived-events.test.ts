@@ -1,8 +1,9 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type PersisterHandle, start } from '#persister';
-import { connectPostgres, type Pool } from '#runtime';
-import { createTestContext, type TestContext } from '#test-support';
+import { connectPostgres, loadConfig, type Pool } from '#runtime';
+import { createTestContext, type TestContext, waitFor } from '#test-support';
 import { busyShopOps, shopLog } from '../../support/shop-log';
+import { startTcpProxy } from '../../support/tcp-proxy';
 import { type Appended, appendAll } from './harness';
 
 // SPEC §4: streams are trimmed only after every event in the trimmed range is archived in PostgreSQL, and the
@@ -87,5 +88,60 @@ describe('when archived events are younger than the retention time', () => {
 
     expect(await persister!.trimStreams()).toBe(0);
     expect(await idsInStream()).toEqual(appended.map((a) => a.streamId));
+  });
+});
+
+describe('while PostgreSQL is down', () => {
+  it('trims nothing unarchived, reports the stream growing in /metrics, and trims again once it is back', async () => {
+    const ctx = await createTestContext({ STREAM_RETENTION_MS: '0' });
+    contexts.push(ctx);
+    const upstream = new URL(ctx.databaseUrl);
+    const proxy = await startTcpProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
+    const proxied = new URL(ctx.databaseUrl);
+    proxied.host = `127.0.0.1:${proxy.port}`;
+    const { config } = loadConfig({ ...ctx.env, DATABASE_URL: proxied.toString() });
+    const shopId = 'shop-down';
+    const stream = ctx.keys.streamOfShop(shopId);
+    const shard = ctx.keys.shardOf(shopId);
+    await ctx.redis.xgroup('CREATE', stream, 'dispatcher', '$', 'MKSTREAM'); // a dispatcher that has read it all
+    persister = await start(config, { log: ctx.log });
+    try {
+      const metric = async (name: string) => {
+        const text = await (await fetch(`http://127.0.0.1:${persister!.port}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith(`${name}{shard="${shard}"}`));
+        return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
+      };
+      const archivedBefore = await appendAll(ctx.redis, ctx.keys, shopLog(busyShopOps(2), { shopId }));
+      await persister.whenCaughtUp();
+      await ctx.redis.xgroup('SETID', stream, 'dispatcher', '$');
+      await persister.trimStreams();
+      expect(await ctx.redis.xlen(stream)).toBe(1); // the newest archived event stays as the mark
+
+      proxy.cut();
+      const unarchived = await appendAll(
+        ctx.redis,
+        ctx.keys,
+        shopLog(busyShopOps(2), { shopId, startMs: Date.now() - 3_600_000 }), // older than any tail
+      );
+      await ctx.redis.xgroup('SETID', stream, 'dispatcher', '$');
+      await expect(persister.trimStreams()).rejects.toThrow();
+      const held = await ctx.redis.xrange(stream, '-', '+');
+      expect(held.map(([id]) => id)).toEqual([
+        archivedBefore.at(-1)!.streamId,
+        ...unarchived.map((a) => a.streamId),
+      ]);
+      expect(await metric('broker_stream_entries')).toBe(held.length);
+      expect(await metric('broker_stream_oldest_entry_age_seconds')).toBeGreaterThanOrEqual(0);
+
+      proxy.resume();
+      await persister.whenCaughtUp(20_000);
+      await waitFor(async () => (await persister!.trimStreams()) > 0, { what: 'trimming to resume' });
+      expect(await ctx.redis.xlen(stream)).toBe(1);
+      expect(await metric('broker_stream_entries')).toBe(1);
+    } finally {
+      await persister.stop();
+      persister = undefined;
+      await proxy.close();
+    }
   });
 });

@@ -137,7 +137,8 @@ async function appendNotify(
   if (unstorable !== null) throw new BrokerError('INVALID_INPUT', unstorable);
   const nowMs = ctx.nowMs();
   const id = newEventId(nowMs);
-  // Without a req_id the request is not idempotent; the event id stands in, so the record never matches again.
+  // Without a req_id the request is not idempotent: the event id stands in as the event's req_id, and no record
+  // is kept to match a repeat.
   const req_id = reqId ?? id;
   const event = checkedEvent(
     createEvent({
@@ -150,7 +151,11 @@ async function appendNotify(
     }),
   );
   try {
-    const outcome = await ctx.eventLog.appendNotify(event, { tokenId: '', type: senderType });
+    const outcome = await ctx.eventLog.appendNotify(event, {
+      tokenId: '',
+      type: senderType,
+      remember: reqId !== undefined,
+    });
     return { status: 202, body: { event_id: outcome.eventId, req_id } };
   } catch (err) {
     // Revoked (or re-registered with another type) between the registry read and the script: same as unknown.

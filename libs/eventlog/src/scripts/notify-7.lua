@@ -2,13 +2,20 @@
   Appends a NotifyRequested once per (sender, req_id), deciding its recipients from the shop's registry in the
   same atomic step (SPEC §5.2), and puts one message per recipient in the shop's inbox.
 
+  The req_id records of a shop are one hash of 1,024 buckets (issue 19: no key per notify). A bucket is a string of
+  38-byte entries, oldest first: the 8-byte tag of the (sender, req_id) digest, the record's time (4 bytes, big
+  endian, seconds of this Redis's clock), the 26-character event id. A record counts for ARGV[8] seconds; expired
+  entries are cut from a bucket's head whenever it is written, and the hash expires when the shop has been quiet
+  for longer than that.
+
   Input:
     KEYS[1] shard stream
-    KEYS[2] req_id record of this sender and req_id
+    KEYS[2] the per-req_id record key of versions before the bucketed records (read only, until they expire)
     KEYS[3] shop's device registry (hash client_id -> JSON)
     KEYS[4] shop's inbox (hash message id -> "<padded stream id>|<payload JSON>")
     KEYS[5] shop's inbox order (zset, members "<client>|<padded stream id>|<message id>")
     KEYS[6] shop's presence (hash client_id -> connection JSON)
+    KEYS[7] shop's req_id records (hash bucket -> entries)
 
     ARGV[1] sender client id ('' for the back office)
     ARGV[2] sender token id ('' to skip the check)
@@ -19,6 +26,8 @@
     ARGV[7] message payload JSON shared by the recipients
     ARGV[8] req_id record TTL, seconds
     ARGV[9] sender connection id ('' to skip the check): refused if a newer login of the sender replaced it
+    ARGV[10] bucket of the req_id record ('' when the notify has no req_id to remember)
+    ARGV[11] tag of the req_id record (8 bytes)
 
   Output:
      {0, event id, stream id, recipient count}  appended
@@ -28,9 +37,27 @@
     {-3}                                        the sender's token belongs to an older registration
     {-5}                                        the sender's connection was replaced by a newer login (4409)
 ]]
-local existing = redis.call('GET', KEYS[2])
-if existing then
-  return {1, existing}
+local ENTRY = 38
+local ttl = tonumber(ARGV[8])
+local now = tonumber(redis.call('TIME')[1])
+local bucket = ''
+if ARGV[10] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then
+    return {1, existing}
+  end
+  bucket = redis.call('HGET', KEYS[7], ARGV[10]) or ''
+  local from = 1
+  while true do
+    local at = string.find(bucket, ARGV[11], from, true)
+    if not at then
+      break
+    end
+    if (at - 1) % ENTRY == 0 and struct.unpack('>I4', bucket, at + 8) > now - ttl then
+      return {1, string.sub(bucket, at + 12, at + ENTRY - 1)}
+    end
+    from = at + 1
+  end
 end
 
 local recipients = {}
@@ -85,5 +112,12 @@ for i = 1, #recipients do
   redis.call('ZADD', KEYS[5], 0, recipients[i] .. '|' .. padded .. '|' .. messageId)
 end
 
-redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[8]))
+if ARGV[10] ~= '' then
+  local keep = 1
+  while keep < #bucket and struct.unpack('>I4', bucket, keep + 8) <= now - ttl do
+    keep = keep + ENTRY
+  end
+  redis.call('HSET', KEYS[7], ARGV[10], string.sub(bucket, keep) .. ARGV[11] .. struct.pack('>I4', now) .. ARGV[4])
+  redis.call('EXPIRE', KEYS[7], ttl + 60)
+end
 return {0, ARGV[4], streamId, #recipients}
