@@ -43,9 +43,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function benchEnv(runId: string, workDir: string, profileDir: string | null): BenchEnv {
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+export function benchEnv(
+  runId: string,
+  workDir: string,
+  profileDir: string | null,
+  urls: { redisUrl?: string; databaseUrl?: string } = {},
+): BenchEnv {
+  const redisUrl = urls.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const base = new URL(
+    urls.databaseUrl ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  );
   base.pathname = `/broker_bench_${runId}`;
   const prefix = `bench-${runId}`;
   const tokenSecret = 'benchmark-device-token-secret-0123456789';
@@ -78,9 +85,9 @@ export async function startService(
   bench: BenchEnv,
   service: ServiceName,
   label: string,
-  extra: { env?: Record<string, string>; nodeArgs?: string[] } = {},
+  extra: { env?: Record<string, string>; nodeArgs?: string[]; port?: number } = {},
 ): Promise<BrokerProcess> {
-  const port = await freePort();
+  const port = extra.port ?? (await freePort()); // an edge restarted on its old port gets its devices back
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>), // a child inherits PATH, HOME…; undefined entries are not sent
     ...bench.env,

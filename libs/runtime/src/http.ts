@@ -1,7 +1,7 @@
 // /healthz, /readyz and /metrics, the same on every service. The edge and the api mount the handler on their own
 // server; the persister and the dispatcher serve it alone on HEALTH_PORT.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { registry } from './metrics';
+import { collectDefaultMetrics, registry } from './metrics';
 import type { Pool } from './postgres';
 import type { RedisClient } from './redis';
 
@@ -30,6 +30,7 @@ export function answerHealth(req: IncomingMessage, res: ServerResponse, probe: R
     return true;
   }
   if (path === '/metrics') {
+    collectDefaultMetrics(); // every service reports its process figures (RSS, heap, event-loop lag, GC)
     registry.metrics().then(
       (text) => {
         res.writeHead(200, { 'content-type': registry.contentType });
