@@ -106,6 +106,17 @@ export const Accepted = Type.Object({ event_id: Type.String(), req_id: Type.Opti
 export const Disconnecting = Type.Object({ conn_id: Type.String(), edge_id: Type.String() });
 export const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) });
 
+/** GET /healthz: the process answers (SPEC §6). */
+export const Health = Type.Object({ status: Type.Literal('ok') });
+/** GET /readyz: 200 when every check says "ok" and the service is not draining, else 503 with the same body. */
+export const Readiness = Type.Object({
+  ready: Type.Boolean(),
+  checks: Type.Record(Type.String(), Type.String(), {
+    description: 'each dependency (and `service` while draining): "ok" or what is wrong with it',
+  }),
+  detail: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
 export const listOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
   Type.Object({ items: Type.Array(item), next_cursor: Nullable(Type.String()) });
 
@@ -115,3 +126,4 @@ export type ConnectionView = Static<typeof Connection>;
 export type MessageStateFilter = Static<typeof MessageStateFilter>;
 export type HttpNotifyBody = Static<typeof HttpNotifyBody>;
 export type BroadcastBody = Static<typeof BroadcastBody>;
+export type ReadinessView = Static<typeof Readiness>;

@@ -1,16 +1,13 @@
 // /healthz, /readyz and /metrics, the same on every service. The edge and the api mount the handler on their own
 // server; the persister and the dispatcher serve it alone on HEALTH_PORT.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { rest } from '#events';
 import { collectDefaultMetrics, registry } from './metrics';
 import type { Pool } from './postgres';
 import type { RedisClient } from './redis';
 
-export interface Readiness {
-  ready: boolean;
-  /** Each dependency: "ok" or what is wrong with it. */
-  checks: Record<string, string>;
-  detail?: Record<string, unknown>;
-}
+/** The /readyz body; its schema is rest.Readiness, which openapi.json publishes. */
+export type Readiness = rest.ReadinessView;
 
 export type ReadinessProbe = () => Promise<Readiness>;
 

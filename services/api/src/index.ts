@@ -46,6 +46,8 @@ export interface ApiHandle extends ServiceHandle {
   readonly port: number;
 }
 
+/** The express app alone, for the test that walks the routes it really serves. */
+export { createApp } from './app';
 // The pure parts, for the unit tests and the CLI.
 export { decodeCursor, encodeCursor, pageOf } from './cursor';
 export { openApiDocument, openApiPath } from './openapi';

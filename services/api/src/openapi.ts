@@ -16,6 +16,8 @@ const NAMED: ReadonlyArray<[string, TSchema]> = [
   ['Accepted', rest.Accepted],
   ['Disconnecting', rest.Disconnecting],
   ['Error', rest.ErrorBody],
+  ['Health', rest.Health],
+  ['Readiness', rest.Readiness],
   ['RegisterDeviceBody', rest.RegisterDeviceBody],
   ['HandleMessageBody', rest.HandleMessageBody],
   ['HttpNotifyBody', rest.HttpNotifyBody],
@@ -68,11 +70,20 @@ function parametersOf(spec: AnyRouteSpec): Json[] {
   ];
 }
 
-/** The conditions a route may answer with, grouped by HTTP status. */
+/**
+ * Every condition a route may answer with, grouped by HTTP status: its own, then what the app adds around it
+ * (app.ts): 400 for input that fails its schemas, 400/413 for a body express.json refuses, 401 without a key,
+ * 503 while draining, 500 for a fault.
+ */
 function errorsOf(spec: AnyRouteSpec): Map<number, ErrorCode[]> {
-  const codes: ErrorCode[] = ['INVALID_INPUT', 'DRAINING', ...spec.errors];
-  if (spec.body) codes.push('MALFORMED_JSON', 'PAYLOAD_TOO_LARGE');
-  if (!spec.isPublic) codes.push('UNAUTHORIZED');
+  const codes = new Set<ErrorCode>();
+  if (spec.params || spec.query || spec.body || spec.headers) codes.add('INVALID_INPUT');
+  if (spec.body) {
+    codes.add('MALFORMED_JSON');
+    codes.add('PAYLOAD_TOO_LARGE');
+  }
+  if (!spec.isPublic) codes.add('UNAUTHORIZED');
+  for (const code of [...spec.errors, 'DRAINING', 'INTERNAL'] as const) codes.add(code);
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of codes) {
     const status = (ERRORS[code] as { http?: number }).http;
@@ -84,6 +95,10 @@ function errorsOf(spec: AnyRouteSpec): Map<number, ErrorCode[]> {
 
 function messageOf(code: ErrorCode): string {
   return code === 'PAYLOAD_TOO_LARGE' ? `request body over ${MAX_BODY_BYTES} bytes` : ERRORS[code].message;
+}
+
+function jsonContent(name: string): Json {
+  return { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } };
 }
 
 function operationOf(spec: AnyRouteSpec): Json {
@@ -105,7 +120,7 @@ function operationOf(spec: AnyRouteSpec): Json {
   for (const [status, codes] of [...errorsOf(spec)].sort(([a], [b]) => a - b)) {
     responses[String(status)] = {
       description: codes.map((code) => `${code}: ${messageOf(code)}`).join('; '),
-      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+      content: jsonContent('Error'),
     };
   }
   return {
@@ -125,8 +140,48 @@ function operationOf(spec: AnyRouteSpec): Json {
   };
 }
 
+/**
+ * SPEC §6: /healthz, /readyz and /metrics, which answerHealth serves (#runtime) before the drain gate and the key
+ * check: no key, and no 503 DRAINING (a draining api says so in /readyz).
+ */
+const HEALTH_PATHS: Record<string, Json> = {
+  '/healthz': {
+    get: {
+      operationId: 'healthz',
+      summary: 'Liveness: the process answers.',
+      security: [],
+      parameters: [],
+      responses: { '200': { description: 'alive', content: jsonContent('Health') } },
+    },
+  },
+  '/readyz': {
+    get: {
+      operationId: 'readyz',
+      summary: 'Readiness: the api needs Redis and PostgreSQL, and is not ready while draining.',
+      security: [],
+      parameters: [],
+      responses: {
+        '200': { description: 'every check is ok', content: jsonContent('Readiness') },
+        '503': { description: 'a check failed or the api is draining', content: jsonContent('Readiness') },
+      },
+    },
+  },
+  '/metrics': {
+    get: {
+      operationId: 'metrics',
+      summary: 'Prometheus metrics, in the text exposition format.',
+      security: [],
+      parameters: [],
+      responses: {
+        '200': { description: 'the metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+        '500': { description: 'INTERNAL: the metrics could not be collected', content: jsonContent('Error') },
+      },
+    },
+  },
+};
+
 export function openApiDocument(routes: readonly Route[]): Json {
-  const paths: Record<string, Json> = {};
+  const paths: Record<string, Json> = { ...HEALTH_PATHS };
   for (const { spec } of routes) {
     const path = openApiPath(spec.path);
     paths[path] = { ...paths[path], [spec.method]: operationOf(spec) };
@@ -138,7 +193,9 @@ export function openApiDocument(routes: readonly Route[]): Json {
       version: '1',
       description:
         'The back office and operator API of the shop message broker (SPEC §6). Every /v1 route but this ' +
-        'document needs `Authorization: Bearer <API key>`. Errors answer `{error:{code,message}}`.',
+        'document and the health paths (/healthz, /readyz, /metrics) needs `Authorization: Bearer <API key>`. ' +
+        'Errors answer `{error:{code,message}}`. A 503 LOG_UNAVAILABLE on a write leaves its outcome unknown (a ' +
+        'stalled Redis may still apply it): retry a notify with the same req_id or Idempotency-Key.',
     },
     security: [{ apiKey: [] }],
     paths,

@@ -43,7 +43,10 @@ export interface RouteSpec<P extends TObject, Q extends TObject, B extends TSche
   body?: B;
   headers?: HeaderDoc[];
   success: { status: number; description: string; schema?: TSchema };
-  /** Conditions this route answers with besides INVALID_INPUT and UNAUTHORIZED, which every route may. */
+  /**
+   * Conditions the route's own code answers with. openapi.ts adds what the app answers around every route: bad
+   * input, a refused body, no API key, draining and an internal fault.
+   */
   errors: ErrorCode[];
   /** A request the running API accepts, and what it answers; published in openapi.json and replayed by a test. */
   example: {

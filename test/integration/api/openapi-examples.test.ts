@@ -19,6 +19,9 @@ interface Document {
  * can know (a message id, a connection id) replaces the example's id; everything else is sent as documented.
  */
 const ORDER = [
+  'healthz',
+  'readyz',
+  'metrics',
   'registerDevice',
   'listDevices',
   'notify',
