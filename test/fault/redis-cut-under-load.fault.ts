@@ -1,5 +1,5 @@
-// SPEC §5.6: Redis being down makes edges refuse writes with 503 "event log unavailable, nothing was recorded",
-// never a false ack; logins are refused the same way; open sockets stay open until it is back. Both edges reach
+// SPEC §5.6: Redis being down makes edges refuse writes with 503 "event log unavailable" (outcome unknown), never
+// a false ack; logins are refused the same way; open sockets stay open until it is back. Both edges reach
 // Redis through a proxy the test cuts under load, long enough for the dispatcher to count the edges as dead. The
 // devices' retries (same req_id) must land exactly once after the cut.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -134,7 +134,7 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
         return first?.code === 503 && at !== undefined && at < first.at;
       });
       console.log(
-        `[fault] redis-stall: ${recordedDespite503.length} notifies were answered 503 "nothing was recorded" ` +
+        `[fault] redis-stall: ${recordedDespite503.length} notifies were answered 503 (outcome unknown) ` +
           `by an attempt that was in fact recorded (e.g. ${recordedDespite503[0]?.req_id ?? '-'})`,
       );
       expect(result.counts.duplicates).toBe(0);

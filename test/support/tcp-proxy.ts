@@ -1,6 +1,7 @@
 // A TCP proxy between a service and a dependency, so a test can take the dependency away and bring it back
 // without touching the real server: `cut()` drops every open connection and refuses new ones, `stall()` keeps
-// connections open but forwards nothing (a slow or hung server), `resume()` restores normal service.
+// connections open but forwards nothing (a slow or hung server), `stallAt(marker)` does so from the first request
+// bytes that hold the marker (a server that hangs in the middle of one command), `resume()` restores normal service.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface TcpProxy {
@@ -9,6 +10,8 @@ export interface TcpProxy {
   readonly refused: number;
   cut(): void;
   stall(): void;
+  /** Forwards as usual until a client sends bytes holding `marker`, then stalls, holding those bytes too. */
+  stallAt(marker: string): void;
   resume(): void;
   close(): Promise<void>;
 }
@@ -18,11 +21,16 @@ type Mode = 'open' | 'cut' | 'stalled';
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let mode: Mode = 'open';
   let refused = 0;
+  let stallMarker: Buffer | null = null;
   const pairs = new Set<[Socket, Socket]>();
   const held: Array<[Socket, Buffer]> = []; // bytes read while stalled, forwarded in order on resume
 
-  function forward(from: Socket, to: Socket): void {
+  function forward(from: Socket, to: Socket, isRequest: boolean): void {
     from.on('data', (chunk: Buffer) => {
+      if (isRequest && stallMarker !== null && chunk.includes(stallMarker)) {
+        stallMarker = null;
+        mode = 'stalled';
+      }
       if (mode === 'stalled') held.push([to, chunk]);
       else if (!to.write(chunk)) from.pause();
     });
@@ -45,8 +53,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    forward(client, upstream);
-    forward(upstream, client);
+    forward(client, upstream, true);
+    forward(upstream, client, false);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port; // a TCP server's address is an object
@@ -69,8 +77,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     stall() {
       mode = 'stalled';
     },
+    stallAt(marker) {
+      stallMarker = Buffer.from(marker);
+    },
     resume() {
       mode = 'open';
+      stallMarker = null;
       for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
     },
     close() {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ACK_IDS_PER_FRAME } from '#client';
-import type { ReplyFrame } from '#events';
+import { ERRORS, type ReplyFrame } from '#events';
 import { ackFramesOf, notifyOutcomeOf, parseServerFrame } from '../../libs/client/src/wire';
 
 const reply = (fields: Partial<ReplyFrame> & { code: number }): ReplyFrame => ({
@@ -63,12 +63,10 @@ describe('when a notify is answered', () => {
     });
   });
 
-  it('is retried on 503, when nothing was recorded', () => {
-    expect(notifyOutcomeOf(reply({ code: 503, msg: 'event log unavailable, nothing was recorded' }))).toEqual(
-      {
-        kind: 'retry',
-      },
-    );
+  it('is retried on 503, whose outcome is unknown', () => {
+    expect(notifyOutcomeOf(reply({ code: 503, msg: ERRORS.LOG_UNAVAILABLE.message }))).toEqual({
+      kind: 'retry',
+    });
   });
 
   it('is refused on any other code, with the code and message', () => {

@@ -60,7 +60,7 @@ describe('when the edge answers', () => {
     expect(JSON.parse(replyError('notify', new BrokerError('LOG_UNAVAILABLE'), TIME, 'r2'))).toEqual({
       op: 'notify',
       code: 503,
-      msg: 'event log unavailable, nothing was recorded',
+      msg: 'event log unavailable: the outcome is unknown; retry with the same req_id',
       time: TIME,
       req_id: 'r2',
     });

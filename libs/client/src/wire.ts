@@ -52,7 +52,7 @@ export function ackFramesOf(ids: Iterable<string>): AckFrame[] {
   return frames;
 }
 
-/** SPEC §5.6: Redis is down, nothing was recorded; the same req_id may be sent again safely. */
+/** SPEC §5.6: Redis is away and the outcome is unknown; the same req_id may be sent again safely. */
 export const LOG_UNAVAILABLE_CODE = 503;
 
 export type NotifyOutcome =

@@ -1,4 +1,5 @@
-// Telling "Redis is unreachable, nothing was recorded, retry" from a real fault (isNotConnectionError in bullmq).
+// Telling "Redis is unreachable, retry" from a real fault (isNotConnectionError in bullmq). A write refused this way
+// has an unknown outcome (SPEC §5.6): its bytes may still reach Redis, so only a retry with its req_id is safe.
 import { BrokerError } from '#events';
 
 const UNAVAILABLE_REPLIES = /^(OOM|LOADING|CLUSTERDOWN|TRYAGAIN|READONLY|MASTERDOWN|BUSY)\b/;
@@ -6,7 +7,7 @@ const UNAVAILABLE_REPLIES = /^(OOM|LOADING|CLUSTERDOWN|TRYAGAIN|READONLY|MASTERD
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'ReplyError') return UNAVAILABLE_REPLIES.test(err.message);
-  // Connection closed, command timed out, offline queue disabled, retries exhausted: all mean "not recorded".
+  // Connection closed, command timed out, offline queue disabled, retries exhausted: all mean "Redis is away".
   return true;
 }
 

@@ -33,7 +33,13 @@ export const ERRORS = {
   DRAINING: { http: 503, close: 1001, message: 'server draining, reconnect elsewhere' },
   SLOW_READER: { close: 1013, message: 'send buffer over its bound' },
   DEAD_PEER: { close: 1006, message: 'missed pongs' },
-  LOG_UNAVAILABLE: { ws: 503, http: 503, message: 'event log unavailable, nothing was recorded' },
+  // SPEC §5.6: a stalled Redis may still apply a write the caller was refused, so the outcome is unknown; a
+  // repeat with the same req_id answers the first event, never a second one.
+  LOG_UNAVAILABLE: {
+    ws: 503,
+    http: 503,
+    message: 'event log unavailable: the outcome is unknown; retry with the same req_id',
+  },
   PROJECTION_TIMEOUT: { http: 503, message: 'recorded, but the projection did not show it in time' },
   DATABASE_UNAVAILABLE: { http: 503, message: 'projections unavailable, try again' },
   EDGE_UNREACHABLE: { http: 503, message: 'the edge holding the connection is not listening, try again' },

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceClient } from '#client';
+import { ERRORS } from '#events';
 import { clientFor, type Peer, ScriptedEdge } from './scripted-edge';
 
 let edge: ScriptedEdge;
@@ -22,9 +23,9 @@ describe('when the event log is unavailable (503)', () => {
   it('sends the same req_id again after a backoff until it is recorded', async () => {
     const recorded = device.notify({ req_id: 'r-503', table_id: 3, type: 'discount', data: { pct: 10 } });
     const first = await peer.next('notify');
-    peer.reply('notify', 503, { req_id: 'r-503', msg: 'event log unavailable, nothing was recorded' });
+    peer.reply('notify', 503, { req_id: 'r-503', msg: ERRORS.LOG_UNAVAILABLE.message });
     const second = await peer.next('notify');
-    peer.reply('notify', 503, { req_id: 'r-503', msg: 'event log unavailable, nothing was recorded' });
+    peer.reply('notify', 503, { req_id: 'r-503', msg: ERRORS.LOG_UNAVAILABLE.message });
     const third = await peer.next('notify');
     expect(second).toEqual(first);
     expect(third).toEqual(first);
@@ -38,7 +39,7 @@ describe('when the event log is unavailable (503)', () => {
     for (;;) {
       const frame = await Promise.race([peer.next('notify'), failure.then(() => undefined)]);
       if (!frame) break;
-      peer.reply('notify', 503, { req_id: 'r-down', msg: 'event log unavailable, nothing was recorded' });
+      peer.reply('notify', 503, { req_id: 'r-down', msg: ERRORS.LOG_UNAVAILABLE.message });
     }
     expect(await failure).toMatchObject({ kind: 'TIMEOUT', reqId: 'r-down' });
     expect(device.pendingNotifies).toBe(0);

@@ -1,5 +1,6 @@
-// SPEC §5.6: Redis away makes the edge refuse writes with 503 "event log unavailable, nothing was recorded",
-// never a false ack, while open sockets stay open. The edge reaches Redis through a TCP proxy the test cuts.
+// SPEC §5.6: Redis away makes the edge refuse writes with 503 "event log unavailable" (the outcome is unknown:
+// retry with the same req_id), never a false ack, while open sockets stay open. The edge reaches Redis through a
+// TCP proxy the test cuts.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import { type EdgeHandle, start } from '#edge';
@@ -7,7 +8,10 @@ import { createTestContext, openRaw, type TestContext, waitFor } from '#test-sup
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
 import { loggedIn, notifyFrame, registered, shopEvents } from './fixture';
 
-const UNAVAILABLE = { code: 503, msg: 'event log unavailable, nothing was recorded' };
+const UNAVAILABLE = {
+  code: 503,
+  msg: 'event log unavailable: the outcome is unknown; retry with the same req_id',
+};
 
 let ctx: TestContext;
 let proxy: TcpProxy;
@@ -84,7 +88,10 @@ describe('when Redis is unreachable', () => {
     proxy.stall();
     waiter.send(notifyFrame('r2'));
     // The command timed out, but its bytes may reach Redis later: the reply cannot know, the req_id can.
-    expect(await waiter.next((f) => f.op === 'notify', 10_000)).toMatchObject({ req_id: 'r2', code: 503 });
+    expect(await waiter.next((f) => f.op === 'notify', 10_000)).toMatchObject({
+      req_id: 'r2',
+      ...UNAVAILABLE,
+    });
     proxy.resume();
     await waitFor(async () => (await health('/readyz')) === 200, { what: 'the edge ready again' });
     waiter.send(notifyFrame('r2'));

@@ -20,10 +20,18 @@ import { defineRoute, type HeaderDoc, type Route, ShopPath } from '../route';
 const IDEMPOTENCY_KEY: HeaderDoc = {
   name: 'Idempotency-Key',
   description:
-    'The req_id when the body has none: a repeat within 24 h answers the first event, no second one.',
+    'The req_id when the body has none: a repeat within 24 h answers the first event, no second one. A 503 ' +
+    'LOG_UNAVAILABLE leaves the outcome unknown: retry with the same req_id or key; without either, a retry ' +
+    'may record the notify twice.',
   schema: ReqId,
 };
 const isReqId = compile(ReqId).is;
+
+// SPEC §5.6: a 503 from the append leaves the outcome unknown (a stalled Redis may still apply the script), so the
+// answer says whether a retry is safe: only a req_id makes a repeat answer the first event instead of a second.
+const OUTCOME_UNKNOWN = 'event log unavailable: the outcome is unknown';
+const RETRY_SAFELY = `${OUTCOME_UNKNOWN}; retry with the same req_id or Idempotency-Key, which records it once`;
+const RETRY_UNSAFE = `${OUTCOME_UNKNOWN}; this request carried no req_id or Idempotency-Key, so retrying it may record it twice`;
 
 type NotifyFields = Pick<
   EventData<'NotifyRequested'>,
@@ -158,6 +166,9 @@ async function appendNotify(
     });
     return { status: 202, body: { event_id: outcome.eventId, req_id } };
   } catch (err) {
+    if (isBrokerError(err) && err.code === 'LOG_UNAVAILABLE') {
+      throw new BrokerError('LOG_UNAVAILABLE', reqId === undefined ? RETRY_UNSAFE : RETRY_SAFELY);
+    }
     // Revoked (or re-registered with another type) between the registry read and the script: same as unknown.
     if (isBrokerError(err) && err.code === 'DEVICE_REVOKED') {
       throw new BrokerError(
