@@ -24,10 +24,20 @@ CREATE TABLE IF NOT EXISTS devices (
   type           text NOT NULL CHECK (type IN ('main', 'sub')),
   token_id       text NOT NULL,
   registered_at  timestamptz NOT NULL,
+  token_rotated_at timestamptz,         -- set by DeviceTokenRotated; null while token_id is the registration's
   revoked_at     timestamptz,
   last_seen_at   timestamptz,
   PRIMARY KEY (shop_id, client_id)
 );
+-- Databases created before token rotation existed get the column too. Checked first: ALTER TABLE locks the table
+-- even when IF NOT EXISTS finds the column, and this file runs at every service start.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'devices'
+                   AND column_name = 'token_rotated_at') THEN
+    ALTER TABLE devices ADD COLUMN token_rotated_at timestamptz;
+  END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS connections (
   conn_id       text PRIMARY KEY,

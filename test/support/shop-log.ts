@@ -7,6 +7,7 @@ import { type BrokerEvent, createEvent, type DeviceType, messageIdOf } from '#ev
 export type ShopOp =
   | { op: 'register'; client: number; type: DeviceType }
   | { op: 'revoke'; client: number }
+  | { op: 'rotate'; client: number }
   | { op: 'login'; client: number }
   | { op: 'close'; client: number }
   | { op: 'notify'; client: number; audience?: 'mains' | 'subs' }
@@ -101,6 +102,20 @@ export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): Broker
         if (!device?.isActive) break;
         device.isActive = false;
         emit(createEvent({ ...next(), type: 'DeviceRevoked', source: 'api', data: { client_id } }));
+        if (device.conn) closeOf(device, client_id, 'revoked');
+        break;
+      case 'rotate':
+        // A new token for the same registration; the old token's socket is closed with 4403.
+        if (!device?.isActive) break;
+        device.token += 1;
+        emit(
+          createEvent({
+            ...next(),
+            type: 'DeviceTokenRotated',
+            source: 'api',
+            data: { client_id, token_id: `${client_id}-t${device.token}` },
+          }),
+        );
         if (device.conn) closeOf(device, client_id, 'revoked');
         break;
       case 'login': {
@@ -226,7 +241,7 @@ const client = fc.nat(3);
 
 /**
  * Random but eventful shop histories for property tests: two mains and a sub start registered and online, then
- * notifies, acks, handles and failures dominate, with re-registrations and reconnects among them.
+ * notifies, acks, handles and failures dominate, with re-registrations, token rotations and reconnects among them.
  */
 export function shopOpsArbitrary(maxLength = 60): fc.Arbitrary<ShopOp[]> {
   const op: fc.Arbitrary<ShopOp> = fc.oneof(
@@ -239,6 +254,7 @@ export function shopOpsArbitrary(maxLength = 60): fc.Arbitrary<ShopOp[]> {
       }),
     },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('revoke' as const), client }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('rotate' as const), client }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('login' as const), client }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), client }) },
     { weight: 4, arbitrary: fc.record({ op: fc.constant('notify' as const), client }) },

@@ -55,6 +55,7 @@ const dataOf: { [T in EventType]: fc.Arbitrary<EventData<T>> } = {
     token_id: fc.oneof(ulid, identifier),
   }),
   DeviceRevoked: fc.record({ client_id: identifier }),
+  DeviceTokenRotated: fc.record({ client_id: identifier, token_id: fc.oneof(ulid, identifier) }),
   DeviceLoggedIn: fc.record({
     client_id: identifier,
     type: deviceType,

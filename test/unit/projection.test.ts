@@ -50,6 +50,8 @@ const register = (
   });
 const revoke = (offsetMs: number, client_id: string) =>
   createEvent({ ...at(offsetMs), type: 'DeviceRevoked', source: 'api', data: { client_id } });
+const rotate = (offsetMs: number, client_id: string, token_id: string) =>
+  createEvent({ ...at(offsetMs), type: 'DeviceTokenRotated', source: 'api', data: { client_id, token_id } });
 const notify = (offsetMs: number, recipients: string[], audience: 'mains' | 'subs' = 'mains') =>
   createEvent({
     ...at(offsetMs),
@@ -238,6 +240,7 @@ describe('when devices are registered and revoked', () => {
           type: 'sub',
           token_id: 'tok-2',
           registered_at: iso(3),
+          token_rotated_at: null,
           revoked_at: null,
           last_seen_at: null,
         });
@@ -261,6 +264,60 @@ describe('when devices are registered and revoked', () => {
           revoked_at: null,
         });
       });
+  });
+});
+
+describe("when a device's token is rotated", () => {
+  it('keeps the device, its type, registration and messages, and takes the new token', () => {
+    const message = notify(2, ['pos-1']);
+    given(register(1, 'pos-1', 'main', 'tok-1'), message)
+      .when(rotate(3, 'pos-1', 'tok-2'))
+      .thenRows((view) => {
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toEqual({
+          shop_id: SHOP,
+          client_id: 'pos-1',
+          type: 'main',
+          token_id: 'tok-2',
+          registered_at: iso(1),
+          token_rotated_at: iso(3),
+          revoked_at: null,
+          last_seen_at: null,
+        });
+        expect(view.messages.get(messageIdOf(message.id, 'pos-1'))?.state).toBe('pending');
+      });
+  });
+
+  it('does not revert a later rotation when an earlier one is processed again', () => {
+    const first = rotate(2, 'pos-1', 'tok-2');
+    given(register(1, 'pos-1', 'main', 'tok-1'), first, rotate(3, 'pos-1', 'tok-3'))
+      .when(first)
+      .thenRows((view) =>
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toMatchObject({
+          token_id: 'tok-3',
+          token_rotated_at: iso(3),
+        }),
+      );
+  });
+
+  it('changes neither a revoked device nor a later registration', () => {
+    const rotation = rotate(2, 'pos-1', 'tok-2');
+    given(register(1, 'pos-1', 'main', 'tok-1'), rotation, revoke(3, 'pos-1'))
+      .when(rotate(4, 'pos-1', 'tok-late'))
+      .thenRows((view) => expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.token_id).toBe('tok-2'));
+    given(
+      register(1, 'pos-1', 'main', 'tok-1'),
+      rotation,
+      revoke(3, 'pos-1'),
+      register(5, 'pos-1', 'sub', 'tok-5'),
+    )
+      .when(rotation)
+      .thenRows((view) =>
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toMatchObject({
+          type: 'sub',
+          token_id: 'tok-5',
+          token_rotated_at: null,
+        }),
+      );
   });
 });
 

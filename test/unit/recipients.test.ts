@@ -27,6 +27,8 @@ const registered = (client_id: string, type: DeviceType, token_id = `${client_id
   createEvent({ ...next(), type: 'DeviceRegistered', source: 'api', data: { client_id, type, token_id } });
 const revoked = (client_id: string) =>
   createEvent({ ...next(), type: 'DeviceRevoked', source: 'api', data: { client_id } });
+const rotated = (client_id: string, token_id: string) =>
+  createEvent({ ...next(), type: 'DeviceTokenRotated', source: 'api', data: { client_id, token_id } });
 const loggedIn = (client_id: string, type: DeviceType) =>
   createEvent({
     ...next(),
@@ -101,6 +103,20 @@ describe('when devices are registered and revoked', () => {
       .when(registered('pos-1', 'main', 'pos-1-t2'))
       .thenMains(['pos-1']);
     expect(registry.get('pos-1')?.token_id).toBe('pos-1-t2');
+  });
+
+  it('keeps a main whose token is rotated, with the new token and its registration time', () => {
+    const registration = registered('pos-1', 'main');
+    const registry = given(registration).when(rotated('pos-1', 'pos-1-t2')).thenMains(['pos-1']);
+    expect(registry.get('pos-1')).toEqual({
+      type: 'main',
+      token_id: 'pos-1-t2',
+      registered_at: registration.at,
+    });
+  });
+
+  it('keeps the registry as it was on a rotation of a device that is not registered', () => {
+    given(registered('pos-1', 'main'), revoked('pos-1')).when(rotated('pos-1', 'pos-1-t2')).thenUnchanged();
   });
 
   it('follows a device re-registered as the other type', () => {

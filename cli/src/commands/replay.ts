@@ -168,7 +168,7 @@ async function* tableLines(events: AsyncIterable<BrokerEvent>): AsyncGenerator<s
 }
 
 function row(at: string, shop: string, type: string, id: string, source: string, what: string): string {
-  return `${at.padEnd(24)}  ${shop.padEnd(14)}  ${type.padEnd(16)}  ${id.padEnd(26)}  ${source.padEnd(12)}  ${what}`;
+  return `${at.padEnd(24)}  ${shop.padEnd(14)}  ${type.padEnd(18)}  ${id.padEnd(26)}  ${source.padEnd(12)}  ${what}`;
 }
 
 /** The table's last column: what the event says, in a few words. */
@@ -178,6 +178,8 @@ function whatOf(event: BrokerEvent): string {
       return `${event.data.client_id} registered as ${event.data.type}`;
     case 'DeviceRevoked':
       return `${event.data.client_id} revoked`;
+    case 'DeviceTokenRotated':
+      return `${event.data.client_id} token rotated (token id ${event.data.token_id})`;
     case 'DeviceLoggedIn':
       return `${event.data.client_id} (${event.data.type}) connected: ${event.data.conn_id} on ${event.data.edge_id}`;
     case 'ConnectionClosed':

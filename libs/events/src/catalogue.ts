@@ -25,6 +25,16 @@ export const DeviceRegisteredData = Type.Object({
 
 export const DeviceRevokedData = Type.Object({ client_id: ClientId });
 
+/**
+ * A registered device's token replaced (a leaked token, a replaced handheld): the registration stays, with its
+ * type, registered_at and pending messages; tokens carrying an earlier token id stop working.
+ */
+export const DeviceTokenRotatedData = Type.Object({
+  client_id: ClientId,
+  /** The id (jti) of the new token. */
+  token_id: Type.String({ minLength: 1, maxLength: 64 }),
+});
+
 export const DeviceLoggedInData = Type.Object({
   client_id: ClientId,
   type: DeviceType,
@@ -83,6 +93,7 @@ export const MessageHandledData = Type.Object({
 export const CATALOGUE = {
   DeviceRegistered: { v: 1, data: DeviceRegisteredData },
   DeviceRevoked: { v: 1, data: DeviceRevokedData },
+  DeviceTokenRotated: { v: 1, data: DeviceTokenRotatedData },
   DeviceLoggedIn: { v: 1, data: DeviceLoggedInData },
   ConnectionClosed: { v: 1, data: ConnectionClosedData },
   NotifyRequested: { v: 1, data: NotifyRequestedData },
@@ -111,6 +122,7 @@ function envelope<T extends EventType, D extends TSchema>(type: T, data: D) {
 export const ENVELOPES = {
   DeviceRegistered: envelope('DeviceRegistered', DeviceRegisteredData),
   DeviceRevoked: envelope('DeviceRevoked', DeviceRevokedData),
+  DeviceTokenRotated: envelope('DeviceTokenRotated', DeviceTokenRotatedData),
   DeviceLoggedIn: envelope('DeviceLoggedIn', DeviceLoggedInData),
   ConnectionClosed: envelope('ConnectionClosed', ConnectionClosedData),
   NotifyRequested: envelope('NotifyRequested', NotifyRequestedData),

@@ -31,6 +31,14 @@ export function evolveRegistry(registry: Registry, event: BrokerEvent): Registry
       next.delete(event.data.client_id);
       return next;
     }
+    case 'DeviceTokenRotated': {
+      // The device stays registered (and a recipient): only the token id it logs in with changes.
+      const device = registry.get(event.data.client_id);
+      if (!device) return registry;
+      const next = new Map(registry);
+      next.set(event.data.client_id, { ...device, token_id: event.data.token_id });
+      return next;
+    }
     case 'DeviceLoggedIn':
     case 'ConnectionClosed':
     case 'NotifyRequested':

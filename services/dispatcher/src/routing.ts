@@ -43,6 +43,7 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
     case 'DeviceLoggedIn':
     case 'DeviceRegistered':
     case 'DeviceRevoked':
+    case 'DeviceTokenRotated':
     case 'ConnectionClosed':
     case 'MessageDelivered':
     case 'DeliveryFailed':

@@ -32,6 +32,8 @@ export interface DeviceRow {
   type: 'main' | 'sub';
   token_id: string;
   registered_at: string;
+  /** When token_id was last rotated; null while it is the registration's own token. */
+  token_rotated_at: string | null;
   revoked_at: string | null;
   last_seen_at: string | null;
 }
@@ -88,6 +90,8 @@ export type RowChange =
     }
   /** Only an active registration made at or before `at`; the first revoke wins. */
   | { kind: 'revokeDevice'; shop_id: string; client_id: string; at: string }
+  /** Only an active registration made at or before `at`, and no later rotation; the latest rotation wins. */
+  | { kind: 'rotateToken'; shop_id: string; client_id: string; token_id: string; at: string }
   /** last_seen_at moves forward only. */
   | { kind: 'seeDevice'; shop_id: string; client_id: string; at: string }
   /** Insert once. */
@@ -130,6 +134,17 @@ export function project(event: BrokerEvent, origin: EventOrigin): RowChange[] {
     case 'DeviceRevoked':
       changes.push({ kind: 'revokeDevice', shop_id: event.shop_id, client_id: event.data.client_id, at });
       break;
+    case 'DeviceTokenRotated': {
+      const d = event.data;
+      changes.push({
+        kind: 'rotateToken',
+        shop_id: event.shop_id,
+        client_id: d.client_id,
+        token_id: d.token_id,
+        at,
+      });
+      break;
+    }
     case 'DeviceLoggedIn': {
       const d = event.data;
       changes.push(
@@ -279,6 +294,7 @@ function applyChange(view: ProjectionView, change: RowChange): void {
         type: change.type,
         token_id: change.token_id,
         registered_at: change.at,
+        token_rotated_at: null,
         revoked_at: null,
         last_seen_at: device?.last_seen_at ?? null,
       });
@@ -288,6 +304,14 @@ function applyChange(view: ProjectionView, change: RowChange): void {
       const device = view.devices.get(deviceKey(change.shop_id, change.client_id));
       if (device && device.revoked_at === null && device.registered_at <= change.at)
         device.revoked_at = change.at;
+      return;
+    }
+    case 'rotateToken': {
+      const device = view.devices.get(deviceKey(change.shop_id, change.client_id));
+      if (!device || device.revoked_at !== null || device.registered_at > change.at) return;
+      if (device.token_rotated_at !== null && device.token_rotated_at > change.at) return;
+      device.token_id = change.token_id;
+      device.token_rotated_at = change.at;
       return;
     }
     case 'seeDevice': {

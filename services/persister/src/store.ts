@@ -28,7 +28,7 @@ import {
 } from './projection';
 
 type Db = Pool | PoolClient;
-type Registration = Extract<RowChange, { kind: 'registerDevice' | 'revokeDevice' }>;
+type Registration = Extract<RowChange, { kind: 'registerDevice' | 'revokeDevice' | 'rotateToken' }>;
 type Seen = Extract<RowChange, { kind: 'seeDevice' }>;
 type Close = Extract<RowChange, { kind: 'closeConnection' }>;
 
@@ -60,6 +60,7 @@ class ChangeSet {
         return;
       case 'registerDevice':
       case 'revokeDevice':
+      case 'rotateToken':
         this.registrations.push(change);
         return;
       case 'seeDevice': {
@@ -291,22 +292,30 @@ function batchStatement(parts: BatchPart[]): { name: string; text: string } {
   return statement;
 }
 
-// Rows as in rowsOf: register [shop_id, client_id, type, token_id, at], revoke [shop_id, client_id, at].
+// Rows as in rowsOf: register [shop_id, client_id, type, token_id, at], revoke [shop_id, client_id, at],
+// rotate [shop_id, client_id, token_id, at].
 const REGISTER_SQL = `
   INSERT INTO devices (shop_id, client_id, type, token_id, registered_at)
   SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::timestamptz FROM jsonb_array_elements($1::jsonb) r
   ON CONFLICT (shop_id, client_id) DO UPDATE
-    SET type = EXCLUDED.type, token_id = EXCLUDED.token_id, registered_at = EXCLUDED.registered_at, revoked_at = NULL
+    SET type = EXCLUDED.type, token_id = EXCLUDED.token_id, registered_at = EXCLUDED.registered_at,
+        token_rotated_at = NULL, revoked_at = NULL
     WHERE devices.registered_at < EXCLUDED.registered_at`;
 const REVOKE_SQL = `
   UPDATE devices d SET revoked_at = u.at
   FROM (SELECT r->>0 AS shop_id, r->>1 AS client_id, (r->>2)::timestamptz AS at
         FROM jsonb_array_elements($1::jsonb) r) u
   WHERE d.shop_id = u.shop_id AND d.client_id = u.client_id AND d.revoked_at IS NULL AND d.registered_at <= u.at`;
+const ROTATE_SQL = `
+  UPDATE devices d SET token_id = u.token_id, token_rotated_at = u.at
+  FROM (SELECT r->>0 AS shop_id, r->>1 AS client_id, r->>2 AS token_id, (r->>3)::timestamptz AS at
+        FROM jsonb_array_elements($1::jsonb) r) u
+  WHERE d.shop_id = u.shop_id AND d.client_id = u.client_id AND d.revoked_at IS NULL AND d.registered_at <= u.at
+    AND (d.token_rotated_at IS NULL OR d.token_rotated_at <= u.at)`;
 
 /**
- * Registrations and revokes do not commute (register, revoke, register again), so when one device has several
- * in a batch they are written one by one, in log order. They are rare; the usual batch has each device once.
+ * Registrations, revokes and rotations do not commute (register, revoke, register again), so when one device has
+ * several in a batch they are written one by one, in log order. They are rare; the usual batch has each device once.
  */
 async function writeRegistrations(db: PoolClient, changes: Registration[]): Promise<void> {
   const keys = new Set(changes.map((c) => deviceKey(c.shop_id, c.client_id)));
@@ -314,6 +323,7 @@ async function writeRegistrations(db: PoolClient, changes: Registration[]): Prom
   for (const group of groups) {
     const registers = group.filter((c) => c.kind === 'registerDevice');
     const revokes = group.filter((c) => c.kind === 'revokeDevice');
+    const rotations = group.filter((c) => c.kind === 'rotateToken');
     if (registers.length > 0) {
       const rows = registers.map((c) => [c.shop_id, c.client_id, c.type, c.token_id, c.at]);
       await db.query({ name: 'persister-register', text: REGISTER_SQL, values: [JSON.stringify(rows)] });
@@ -321,6 +331,10 @@ async function writeRegistrations(db: PoolClient, changes: Registration[]): Prom
     if (revokes.length > 0) {
       const rows = revokes.map((c) => [c.shop_id, c.client_id, c.at]);
       await db.query({ name: 'persister-revoke', text: REVOKE_SQL, values: [JSON.stringify(rows)] });
+    }
+    if (rotations.length > 0) {
+      const rows = rotations.map((c) => [c.shop_id, c.client_id, c.token_id, c.at]);
+      await db.query({ name: 'persister-rotate', text: ROTATE_SQL, values: [JSON.stringify(rows)] });
     }
   }
 }
@@ -408,7 +422,9 @@ export async function readProjection(db: Db): Promise<ProjectionView> {
   const view = emptyView();
   const [events, devices, connections, messages] = await Promise.all([
     db.query<Stored<EventRow, 'at', 'stream_ms' | 'stream_seq'>>('SELECT * FROM events'),
-    db.query<Stored<DeviceRow, 'registered_at' | 'revoked_at' | 'last_seen_at'>>('SELECT * FROM devices'),
+    db.query<Stored<DeviceRow, 'registered_at' | 'token_rotated_at' | 'revoked_at' | 'last_seen_at'>>(
+      'SELECT * FROM devices',
+    ),
     db.query<Stored<ConnectionRow, 'connected_at' | 'closed_at'>>('SELECT * FROM connections'),
     db.query<Stored<MessageRow, 'created_at' | 'delivered_at' | 'handled_at' | 'failed_at'>>(
       'SELECT * FROM messages',
@@ -428,6 +444,7 @@ export async function readProjection(db: Db): Promise<ProjectionView> {
     const row: DeviceRow = {
       ...r,
       registered_at: iso(r.registered_at)!,
+      token_rotated_at: iso(r.token_rotated_at),
       revoked_at: iso(r.revoked_at),
       last_seen_at: iso(r.last_seen_at),
     };

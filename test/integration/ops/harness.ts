@@ -35,12 +35,13 @@ export function runBroker(ctx: TestContext, args: string[], overrides: Env = {})
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-/** Notifies, acks, failures, handles, a revoke and a re-registration: every event type, every row kind. */
+/** Notifies, acks, failures, handles, a revoke, a re-registration, a token rotation: every event type, every row kind. */
 const CHURN: ShopOp[] = [
   { op: 'fail', pick: 1, attempts: 8 },
   { op: 'handle', pick: 2, status: 3 },
   { op: 'handle', pick: 2, status: 4 },
   { op: 'revoke', client: 2 },
+  { op: 'rotate', client: 3 },
   { op: 'notify', client: 3 },
   { op: 'register', client: 2, type: 'main' },
   { op: 'login', client: 2 },

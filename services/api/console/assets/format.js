@@ -40,6 +40,8 @@ export function eventSummary(event) {
       return `${d.client_id} registered as ${d.type}`;
     case 'DeviceRevoked':
       return `${d.client_id} revoked`;
+    case 'DeviceTokenRotated':
+      return `${d.client_id} got a new token; the old one is refused from now on`;
     case 'DeviceLoggedIn':
       return `${d.client_id} logged in on ${d.edge_id} (${d.conn_id})`;
     case 'ConnectionClosed':
