@@ -28,3 +28,9 @@ export async function registerDevice(
     token_id: tokenId,
   });
 }
+
+/** The token id (jti) a device token carries, read from its payload without verifying it. */
+export function tokenIdOf(token: string): string {
+  const payload = Buffer.from(token.split('.')[1] ?? '', 'base64url').toString();
+  return (JSON.parse(payload) as { jti: string }).jti;
+}

@@ -20,3 +20,15 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/** The promise's value, or a failure after timeoutMs: a bound on something the test expects to happen. */
+export function within<T>(promise: Promise<T>, { timeoutMs = 10_000, what = 'promise' } = {}): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}

@@ -12,6 +12,7 @@ export const SCRIPTS = [
   'close-2',
   'push-2',
   'route-3',
+  'rotate-3',
 ] as const;
 export type ScriptName = (typeof SCRIPTS)[number];
 type ScriptReply = Array<string | number>;

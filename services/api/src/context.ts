@@ -1,16 +1,9 @@
 // What every route works with: the clients, the event log, the presence book and the clock, built once by
 // start(). Also the two Redis moves several routes share: reading live state and telling an edge to close.
 
-import { type EventLog, isRedisUnavailable, type Presence, type PresenceBook } from '#eventlog';
-import {
-  BrokerError,
-  type BrokerEvent,
-  type EdgeCommand,
-  encodeEdgeCommand,
-  explainInvalidEvent,
-  type Keys,
-} from '#events';
-import { type Config, type DeviceTokens, delay, type Logger, type Pool, type RedisClient } from '#runtime';
+import { closeOnEdge, type EventLog, isRedisUnavailable, type Presence, type PresenceBook } from '#eventlog';
+import { BrokerError, type BrokerEvent, explainInvalidEvent, type Keys } from '#events';
+import type { Config, DeviceTokens, Logger, Pool, RedisClient } from '#runtime';
 
 export interface ApiContext {
   config: Config;
@@ -42,31 +35,14 @@ export function liveEdges(ctx: ApiContext): Promise<Set<string>> {
   return readRedis(ctx.presence.liveEdges(ctx.nowMs()));
 }
 
-/** How long a close is offered to an edge that is not subscribed (its subscriber reconnecting), and how often. */
-const CLOSE_OFFER_MS = 500;
-const CLOSE_RETRY_MS = 50;
-
-/**
- * Asks the edge holding a connection to close it; false when no edge took the command within CLOSE_OFFER_MS.
- * Pub/sub is at most once, and PUBLISH's receiver count is its only feedback: 0 means nobody heard it, so the
- * command is offered again for a moment rather than reported sent. A revoked device cannot log in or notify
- * again anyway (the registry is checked in the same atomic step), so a lost close only delays the socket.
- */
-export async function closeConnection(
+/** Asks the edge holding a connection to close it (closeOnEdge); false when no edge took the command. */
+export function closeConnection(
   ctx: ApiContext,
   connection: Pick<Presence, 'conn_id' | 'edge_id'>,
   code: number,
   reason: string,
 ): Promise<boolean> {
-  const command: EdgeCommand = { kind: 'close', conn_id: connection.conn_id, code, reason };
-  const channel = ctx.keys.edgeChannel(connection.edge_id);
-  const text = encodeEdgeCommand(command);
-  const deadline = performance.now() + CLOSE_OFFER_MS;
-  for (;;) {
-    if ((await readRedis(ctx.redis.publish(channel, text))) > 0) return true;
-    if (performance.now() >= deadline) return false;
-    await delay(CLOSE_RETRY_MS);
-  }
+  return readRedis(closeOnEdge(ctx.redis, ctx.keys, connection, code, reason));
 }
 
 /** SPEC §4: events are validated where they are written. Input passed the REST schemas, so this is a guard. */

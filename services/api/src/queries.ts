@@ -68,6 +68,16 @@ export function selectDevices(
       );
 }
 
+/** One device's row, revoked or not; null when the projection has none (yet). */
+export async function selectDevice(pool: Pool, shopId: string, clientId: string): Promise<DeviceRow | null> {
+  const rows = await select<DeviceRow>(
+    pool,
+    'SELECT client_id, type, registered_at, revoked_at, last_seen_at FROM devices WHERE shop_id = $1 AND client_id = $2',
+    [shopId, clientId],
+  );
+  return rows[0] ?? null;
+}
+
 /** A shop's messages newest first, keyset on (created_at, id), `limit + 1` rows after the cursor position. */
 export function selectMessages(
   pool: Pool,

@@ -31,6 +31,7 @@ const ORDER = [
   'mainOnline',
   'listConnections',
   'disconnect',
+  'rotateDeviceToken',
   'revokeDevice',
   'openApi',
 ];
@@ -64,7 +65,8 @@ describe('when every example of openapi.json is sent to the running API', () => 
     );
     expect(operations.map((o) => o.operation.operationId).sort()).toEqual([...ORDER].sort());
 
-    // The world the examples speak of: shop-1 with a waiter, and a tablet for the revoke example.
+    // The world the examples speak of: shop-1 with a waiter (whose token the rotate example rotates), and a tablet
+    // for the revoke example.
     await registerDevice(ctx, 'shop-1', 'waiter-1', 'sub');
     await registerDevice(ctx, 'shop-1', 'tablet-9', 'sub');
     const known: Record<string, string> = {};

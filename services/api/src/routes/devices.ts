@@ -1,11 +1,11 @@
 // Devices of a shop: register (DeviceRegistered, a fresh token), list (projection + live presence), revoke
-// (DeviceRevoked, then the live socket is told to close with 4403).
+// (DeviceRevoked) and rotate a token (DeviceTokenRotated), each then telling the live socket to close with 4403.
 import { Type } from '@sinclair/typebox';
-import type { Presence } from '#eventlog';
+import { type Presence, rotateDeviceToken } from '#eventlog';
 import { ClientId, createEvent, ERRORS, newEventId, normaliseDeviceType, rest, ShopId } from '#events';
 import { type ApiContext, checkedEvent, closeConnection, liveEdges, readRedis } from '../context';
 import { DEFAULT_LIMIT, decodeCursor, pageOf } from '../cursor';
-import { deviceOf, selectDevices } from '../queries';
+import { deviceOf, selectDevice, selectDevices } from '../queries';
 import { defineRoute, type Route, ShopPath } from '../route';
 
 const DevicePath = Type.Object({ shopId: ShopId, clientId: ClientId });
@@ -119,33 +119,89 @@ export function deviceRoutes(ctx: ApiContext): Route[] {
         }),
       );
       const live = await ctx.eventLog.revoke(event);
-      if (live !== null) await closeRevoked(ctx, live);
+      if (live !== null) await closeRefusedSocket(ctx, live, ERRORS.DEVICE_REVOKED.message);
       return { status: 204 };
     },
   });
 
-  return [register, list, revoke];
+  return [register, list, revoke, rotateTokenRoute(ctx)];
+}
+
+function rotateTokenRoute(ctx: ApiContext) {
+  return defineRoute({
+    method: 'post',
+    path: '/v1/shops/:shopId/devices/:clientId/token',
+    name: 'rotateDeviceToken',
+    summary:
+      "Rotates a registered device's token (DeviceTokenRotated): answers the device and its new token. The old " +
+      'token is refused from now on (login: 401 and close 4401) and its live socket is closed with 4403; the ' +
+      "device's type, registration and pending messages stay.",
+    params: DevicePath,
+    success: { status: 201, description: 'the device and its new token', schema: rest.RegisteredDevice },
+    errors: ['NOT_FOUND', 'LOG_UNAVAILABLE', 'DATABASE_UNAVAILABLE'],
+    example: {
+      params: { shopId: 'shop-1', clientId: 'waiter-1' },
+      response: {
+        ...EXAMPLE_DEVICE,
+        client_id: 'waiter-1',
+        type: 'sub',
+        last_seen_at: '2024-05-02T18:02:11.000Z',
+        token: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.…',
+      },
+    },
+    async run({ params }) {
+      // last_seen_at is the projection's. Read first: were PostgreSQL away, nothing is rotated yet (a failure
+      // after the rotation would lose the only copy of the new token while the old one is already refused).
+      const row = await selectDevice(ctx.pool, params.shopId, params.clientId);
+      const nowMs = ctx.nowMs();
+      const tokenId = newEventId(nowMs);
+      const event = checkedEvent(
+        createEvent({
+          type: 'DeviceTokenRotated',
+          shopId: params.shopId,
+          source: 'api',
+          nowMs,
+          data: { client_id: params.clientId, token_id: tokenId },
+        }),
+      );
+      const { device, live } = await rotateDeviceToken(ctx.redis, ctx.keys, event);
+      const token = await ctx.tokens.mint(
+        { shop_id: params.shopId, client_id: params.clientId, type: device.type, token_id: tokenId },
+        nowMs,
+      );
+      if (live !== null) await closeRefusedSocket(ctx, live, 'token rotated');
+      const view: rest.DeviceView = {
+        client_id: params.clientId,
+        type: device.type,
+        online: false, // the only live socket held the old token
+        revoked: false,
+        registered_at: device.registered_at,
+        last_seen_at: row?.last_seen_at?.toISOString() ?? null,
+      };
+      return { status: 201, body: { ...view, token } };
+    },
+  });
 }
 
 /**
- * Tells the edge of a revoked device's live socket to close it with 4403. The revocation is recorded whatever
- * happens here, so the answer stays 204: the socket's notifies and logins are refused from now on (the registry
- * is checked in the same atomic step), and only the close itself can be late.
+ * Tells the edge of a socket whose device was revoked, or whose token was rotated, to close it with 4403. The
+ * change is recorded whatever happens here, so the answer stays a success: the socket's notifies and logins are
+ * refused from now on (the registry is checked in the same atomic step), and only the close itself can be late.
  */
-async function closeRevoked(ctx: ApiContext, live: Presence): Promise<void> {
+async function closeRefusedSocket(ctx: ApiContext, live: Presence, why: string): Promise<void> {
   const line = {
     shop_id: live.shop_id,
     client_id: live.client_id,
     conn_id: live.conn_id,
     edge_id: live.edge_id,
+    why,
   };
   try {
     if (!(await liveEdges(ctx)).has(live.edge_id)) return; // its edge died, and the socket with it
-    const { close, message } = ERRORS.DEVICE_REVOKED;
-    if (!(await closeConnection(ctx, live, close, message))) {
-      ctx.log.warn(line, 'revoked, but the edge did not take the close command');
+    if (!(await closeConnection(ctx, live, ERRORS.DEVICE_REVOKED.close, why))) {
+      ctx.log.warn(line, 'recorded, but the edge did not take the close command');
     }
   } catch (err) {
-    ctx.log.warn({ ...line, reason: (err as Error).message }, 'revoked, but the close command was not sent');
+    ctx.log.warn({ ...line, reason: (err as Error).message }, 'recorded, but the close command was not sent');
   }
 }
