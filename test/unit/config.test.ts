@@ -47,7 +47,7 @@ describe('when no variable is set', () => {
       tokens: { ttlS: 31536000 },
       healthPort: 9090,
       delivery: { firstRetryMs: 2000, maxRetryMs: 60000, attempts: 8 },
-      consumer: { batch: 500, leaseMs: 5000, retentionMs: 86400000 },
+      consumer: { batch: 500, leaseMs: 5000, retentionMs: 300000 },
     });
   });
 
