@@ -1,12 +1,14 @@
-// A device's session with the broker across connections (SPEC §3): login, re-login with backoff after an
-// unexpected close, notifies that survive reconnects, acks and deduplication of pushed messages. The socket
-// is connection.ts; the decisions (backoff, final closes, dedup, notify outcomes) are the pure modules.
+// A device's session with the broker across connections (SPEC §3, §10): login, re-login with backoff after an
+// unexpected close, notifies and handles that survive reconnects, acks and deduplication of pushed messages and
+// `handled` notices. The socket is connection.ts; the decisions (backoff, final closes, dedup, request
+// outcomes) are the pure modules.
 import { EventEmitter } from 'node:events';
-import type { MessageFrame, NotifyFrame, ReplyFrame } from '#events';
+import type { HandledFrame, MessageFrame, NotifyFrame, ReplyFrame } from '#events';
+import { AckQueue } from './ack-queue';
 import { Connection, type ConnectionEnd } from './connection';
+import { type Deferred, deferred } from './deferred';
 import { ClientError, closeCodeName } from './errors';
 import { FrameInbox } from './frame-inbox';
-import { NotifyOutbox, type NotifyResult } from './notify-outbox';
 import {
   type ClientLogger,
   type CloseInfo,
@@ -17,21 +19,15 @@ import {
   type Settings,
   settingsOf,
 } from './options';
-import { RecentIds } from './recent-ids';
 import { backoffDelayMs, finalFailureOf, isFinalLoginCode, nextAttempt } from './reconnect';
-import { ackFramesOf, type FrameOf, type ReadFrame } from './wire';
+import { type HandleRequest, RequestOutbox } from './request-outbox';
+import type { FrameOf, HandleResult, NotifyResult, ReadFrame } from './wire';
 
 /** After a refused login the edge closes with the code that names the cause; this is how long we wait for it. */
 const CLOSE_GRACE_MS = 1_000;
 
 /** idle: no socket and none planned; waiting: a reconnect is scheduled; closed: for good. */
 type State = 'idle' | 'connecting' | 'ready' | 'waiting' | 'closed';
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(err: Error): void;
-}
 
 interface PendingPing {
   resolve(reply: ReplyFrame): void;
@@ -42,9 +38,9 @@ interface PendingPing {
 export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private readonly settings: Settings;
   private readonly log: ClientLogger;
-  private readonly handled: RecentIds;
+  private readonly acks: AckQueue;
   private readonly inbox: FrameInbox;
-  private readonly outbox: NotifyOutbox;
+  private readonly outbox: RequestOutbox;
   private state: State = 'idle';
   private connection: Connection | undefined;
   private loginInfo: LoginInfo | undefined;
@@ -53,8 +49,6 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   private attempt = -1;
   private finalError: ClientError | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private acks: string[] = [];
-  private isAckFlushQueued = false;
   private readonly pings = new Map<string, PendingPing>();
   private connecting: Deferred<LoginInfo> | undefined;
   private shutdown: Promise<void> | undefined;
@@ -64,9 +58,13 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     super();
     this.settings = settingsOf(options);
     this.log = this.settings.logger;
-    this.handled = new RecentIds(this.settings.dedupIds);
+    this.acks = new AckQueue({
+      capacity: this.settings.dedupIds,
+      autoAck: this.settings.autoAck,
+      flush: () => this.flushAcks(),
+    });
     this.inbox = new FrameInbox(this.settings.keepFrames);
-    this.outbox = new NotifyOutbox({
+    this.outbox = new RequestOutbox({
       send: (text) => this.connection?.send(text) ?? false,
       backoff: this.settings.backoff,
       random: this.settings.random,
@@ -85,7 +83,12 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
 
   /** Notifies sent or queued and not yet answered. */
   get pendingNotifies(): number {
-    return this.outbox.size;
+    return this.outbox.count('notify');
+  }
+
+  /** Handles sent or queued and not yet answered. */
+  get pendingHandles(): number {
+    return this.outbox.count('handle');
   }
 
   /**
@@ -124,12 +127,40 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     return this.outbox.submit(frame, options.timeoutMs ?? this.settings.notifyTimeoutMs);
   }
 
+  /**
+   * SPEC §10: handles the request message `id` (one of this main device's own) belongs to, for every main of
+   * the shop. Resolves `{ ok: true, id, event_id }` once durable, or `{ ok: false, handled_by, handled_at,
+   * status }` when someone else handled it first (reply 409). Unanswered handles are sent again, with the same
+   * req_id, after every reconnect. Rejects with REFUSED (`.code`, `.msg`) on any other error reply (403, 404,
+   * 503, …), TIMEOUT after `timeoutMs` (default `requestTimeoutMs`); handling again is safe either way.
+   */
+  handle(
+    id: string,
+    status: number,
+    options: { req_id?: string; timeoutMs?: number } = {},
+  ): Promise<HandleResult> {
+    if (this.finalError) return Promise.reject(this.finalError);
+    if (this.shutdown) return Promise.reject(new ClientError('CLIENT_CLOSED'));
+    const frame: HandleRequest = {
+      op: 'handle',
+      id,
+      status,
+      req_id: options.req_id ?? this.settings.newReqId(),
+    };
+    return this.outbox.submit(frame, options.timeoutMs ?? this.settings.requestTimeoutMs);
+  }
+
   /** Acknowledges messages (needed only with autoAck off). Sent now, or right after the next login. */
   ack(ids: string | readonly string[]): void {
-    for (const id of typeof ids === 'string' ? [ids] : ids) {
-      this.handled.remember(id);
-      this.queueAck(id);
-    }
+    this.acks.ack('message', ids);
+  }
+
+  /**
+   * Acknowledges `handled` notices by their `id` (needed only with autoAck off). Sent now, or right after the
+   * next login; until then the edge sends each again on every new connection.
+   */
+  ackHandled(ids: string | readonly string[]): void {
+    this.acks.ack('handled', ids);
   }
 
   /** A round trip to the edge; resolves with the pong. */
@@ -167,7 +198,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     return this.shutdown;
   }
 
-  /** Closes the socket with 1000. Idempotent; no reconnect after it. Unanswered notifies reject. */
+  /** Closes the socket with 1000. Idempotent; no reconnect after it. Unanswered notifies and handles reject. */
   close(): Promise<void> {
     this.shutdown ??= this.shutDown('close');
     return this.shutdown;
@@ -220,6 +251,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
       case 'message':
         this.receiveMessage(read.frame);
         return;
+      case 'handled':
+        this.receiveNotice(read.frame);
+        return;
       case 'broadcast':
         this.inbox.push(read.frame);
         this.emit('broadcast', read.frame);
@@ -237,17 +271,22 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   // SPEC §3: the device acks each message and ignores repeats of an id it has already handled. A repeat
   // means our ack was lost, so it is acked again; the app sees each id once.
   private receiveMessage(frame: MessageFrame): void {
-    const isRepeat = this.handled.has(frame.id);
-    if (isRepeat || this.settings.autoAck) {
-      this.handled.remember(frame.id);
-      this.queueAck(frame.id);
-    }
-    if (isRepeat) {
+    if (this.acks.received('message', frame.id)) {
       this.log.debug({ id: frame.id, attempt: frame.attempt }, 'repeated message acked again');
       return;
     }
     this.inbox.pushMessage(frame);
     this.emit('message', frame);
+  }
+
+  // SPEC §10: a `handled` notice is acked and deduplicated like a message, by the id of the device's copy.
+  private receiveNotice(frame: HandledFrame): void {
+    if (this.acks.received('handled', frame.id)) {
+      this.log.debug({ id: frame.id, event_id: frame.event_id }, 'repeated handled notice acked again');
+      return;
+    }
+    this.inbox.push(frame);
+    this.emit('handled', frame);
   }
 
   private receiveReply(connection: Connection, reply: ReplyFrame): void {
@@ -377,33 +416,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.pings.clear();
   }
 
-  // Acks from one burst of frames go out as one frame: ws delivers the frames of one read in the same
-  // tick, so a microtask collects them.
-  private queueAck(id: string): void {
-    this.acks.push(id);
-    if (this.isAckFlushQueued) return;
-    this.isAckFlushQueued = true;
-    queueMicrotask(() => {
-      this.isAckFlushQueued = false;
-      this.flushAcks();
-    });
-  }
-
   /** Sends queued acks on a logged-in connection; otherwise they wait for the next login. */
   private flushAcks(): void {
     const connection = this.connection;
-    if (this.acks.length === 0 || this.state !== 'ready' || !connection) return;
-    for (const frame of ackFramesOf(this.acks)) connection.send(JSON.stringify(frame));
-    this.acks = [];
+    if (this.state !== 'ready' || !connection) return;
+    for (const frame of this.acks.takeFrames()) connection.send(JSON.stringify(frame));
   }
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (err: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }

@@ -1,9 +1,8 @@
 // libs/client: the device client for the broker's WebSocket protocol v1, for POS apps, tests and benchmarks.
-// The public surface is this list; connection, frame-inbox, notify-outbox and the rest of wire are internals
-// and must not be exported.
+// The public surface is this list; connection, frame-inbox, ack-queue, request-outbox, deferred and the rest of
+// wire are internals and must not be exported.
 export { DeviceClient } from './client';
 export { CLIENT_ERRORS, ClientError, type ClientErrorKind, closeCodeName, isClientError } from './errors';
-export type { NotifyResult } from './notify-outbox';
 export type {
   ClientLogger,
   CloseInfo,
@@ -24,4 +23,10 @@ export {
   nextAttempt,
   STABLE_CONNECTION_MS,
 } from './reconnect';
-export { ACK_IDS_PER_FRAME, type FrameOf, type ServerFrame } from './wire';
+export {
+  ACK_IDS_PER_FRAME,
+  type FrameOf,
+  type HandleResult,
+  type NotifyResult,
+  type ServerFrame,
+} from './wire';

@@ -1,6 +1,13 @@
 // What a device client can be told, its defaults (listed once, with units), and the shapes of its events.
 import { randomUUID } from 'node:crypto';
-import type { BroadcastFrame, LoginFrame, MessageFrame, NotifyFrame, ReplyFrame } from '#events';
+import type {
+  BroadcastFrame,
+  HandledFrame,
+  LoginFrame,
+  MessageFrame,
+  NotifyFrame,
+  ReplyFrame,
+} from '#events';
 import { DEFAULT_RECENT_IDS } from './recent-ids';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './reconnect';
 
@@ -21,7 +28,7 @@ export interface DeviceClientOptions {
   shopId?: string;
   clientId?: string;
   type?: LoginFrame['type'];
-  /** Ack each pushed message as soon as it arrives (default true). Off: call ack() after handling. */
+  /** Ack each pushed message and `handled` notice as it arrives (default true). Off: call ack() / ackHandled(). */
   autoAck?: boolean;
   /** Reconnect and log in again after an unexpected close (default true). */
   reconnect?: boolean;
@@ -31,13 +38,13 @@ export interface DeviceClientOptions {
   notifyTimeoutMs?: number;
   /** Socket open plus login reply within this long, or the attempt counts as failed (default 10 s). */
   loginTimeoutMs?: number;
-  /** ping() and the logout handshake wait this long (default 10 s). */
+  /** handle(), ping() and the logout handshake wait this long (default 10 s). */
   requestTimeoutMs?: number;
   /** Nothing heard (frames, pings, pongs) for this long → the connection is dead (default 60 s; 0 off). */
   idleTimeoutMs?: number;
   /** The edge's frame limit; larger notifies are refused locally (default 64 KiB, EDGE_MAX_FRAME_BYTES). */
   maxFrameBytes?: number;
-  /** How many handled message ids are remembered for deduplication (default 10,000). */
+  /** How many acked message ids, and as many notice ids, are remembered for deduplication (default 10,000). */
   dedupIds?: number;
   /** How many received frames next() and messages() keep (default 10,000; 0 when only events are used). */
   keepFrames?: number;
@@ -125,6 +132,8 @@ export type NotifyInput = Omit<NotifyFrame, 'op' | 'req_id'> & { req_id?: string
 
 export type DeviceClientEvents = {
   message: [MessageFrame];
+  /** SPEC §10: another main (or the back office) handled the request this device's copy `id` belongs to. */
+  handled: [HandledFrame];
   broadcast: [BroadcastFrame];
   reply: [ReplyFrame];
   login: [LoginInfo];

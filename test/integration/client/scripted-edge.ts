@@ -62,6 +62,19 @@ export class Peer {
     });
   }
 
+  /** A `handled` notice (SPEC §10) about this device's copy `id`; handled by pos2 unless the fields say otherwise. */
+  pushHandled(id: string, fields: Record<string, unknown> = {}): void {
+    this.send({
+      op: 'handled',
+      id,
+      event_id: 'E1',
+      status: 2,
+      handled_by: { kind: 'device', client_id: 'pos2' },
+      handled_at: new Date().toISOString(),
+      ...fields,
+    });
+  }
+
   /**
    * Pushes messages in one TCP write, so the client reads them as one burst (as it would a redelivered
    * backlog). ws has no public cork; the underlying net.Socket does.

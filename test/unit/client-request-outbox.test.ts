@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { NotifyFrame, ReplyFrame } from '#events';
-import { NotifyOutbox } from '../../libs/client/src/notify-outbox';
+import type { ClientFrame, NotifyFrame, ReplyFrame } from '#events';
+import { type HandleRequest, RequestOutbox } from '../../libs/client/src/request-outbox';
 
 /** Stands in for the logged-in connection: records what would go on the wire, or refuses when offline. */
 function wire() {
-  const sent: NotifyFrame[] = [];
+  const sent: ClientFrame[] = [];
   let isOnline = true;
-  const outbox = new NotifyOutbox({
+  const outbox = new RequestOutbox({
     send(text) {
       if (!isOnline) return false;
       sent.push(JSON.parse(text));
@@ -29,8 +29,12 @@ function notify(reqId: string, extra: Partial<NotifyFrame> = {}): NotifyFrame {
   return { op: 'notify', req_id: reqId, table_id: 'T1', type: 'add_dish', data: { dish: 'tea' }, ...extra };
 }
 
-function reply(reqId: string, code: number, data?: Record<string, unknown>): ReplyFrame {
-  return { op: 'notify', req_id: reqId, code, msg: code === 0 ? 'ok' : 'refused', time: 't', data };
+function handle(reqId: string, id = 'E1.pos1', status = 2): HandleRequest {
+  return { op: 'handle', id, status, req_id: reqId };
+}
+
+function reply(reqId: string, code: number, data?: Record<string, unknown>, op = 'notify'): ReplyFrame {
+  return { op, req_id: reqId, code, msg: code === 0 ? 'ok' : 'refused', time: 't', data };
 }
 
 beforeEach(() => {
@@ -207,6 +211,71 @@ describe('when the client closes', () => {
     outbox.rejectAll(new Error('client closed'));
     await expect(a).rejects.toThrow('client closed');
     await expect(b).rejects.toThrow('client closed');
+    expect(outbox.size).toBe(0);
+  });
+});
+
+describe('when a handle is submitted', () => {
+  it('resolves with the copy and the request on code 0', async () => {
+    const { outbox, sent } = wire();
+    const result = outbox.submit(handle('h1'), 5_000);
+    expect(sent).toEqual([handle('h1')]);
+    outbox.settle(reply('h1', 0, { id: 'E1.pos1', event_id: 'E1' }, 'handle'));
+    await expect(result).resolves.toEqual({ ok: true, id: 'E1.pos1', event_id: 'E1' });
+  });
+
+  it('resolves with who was first on 409, without an error', async () => {
+    const { outbox } = wire();
+    const result = outbox.submit(handle('h1'), 5_000);
+    const first = {
+      handled_by: { kind: 'device', client_id: 'pos2' },
+      handled_at: '2024-01-01T00:00:00Z',
+      status: 1,
+    };
+    outbox.settle(reply('h1', 409, first, 'handle'));
+    await expect(result).resolves.toEqual({ ok: false, ...first });
+  });
+
+  it('rejects any other code, 503 included, and does not retry', async () => {
+    const { outbox, sent } = wire();
+    const forbidden = outbox.submit(handle('h1'), 5_000);
+    const unavailable = outbox.submit(handle('h2'), 5_000);
+    outbox.settle({ ...reply('h1', 403, undefined, 'handle'), msg: 'only a main device handles messages' });
+    outbox.settle(reply('h2', 503, undefined, 'handle'));
+    await expect(forbidden).rejects.toMatchObject({ kind: 'REFUSED', code: 403, reqId: 'h1' });
+    await expect(unavailable).rejects.toMatchObject({ kind: 'REFUSED', code: 503, reqId: 'h2' });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(sent).toHaveLength(2);
+  });
+
+  it('sends it again after the next login, with the same req_id, in order with notifies', () => {
+    const { outbox, sent, setOnline } = wire();
+    void outbox.submit(notify('r1'), 5_000);
+    void outbox.submit(handle('h1'), 5_000);
+    outbox.connectionLost();
+    sent.length = 0;
+    setOnline(false);
+    void outbox.submit(handle('h2', 'E2.pos1'), 5_000);
+    setOnline(true);
+    outbox.sendUnanswered();
+    expect(sent).toEqual([notify('r1'), handle('h1'), handle('h2', 'E2.pos1')]);
+    expect([outbox.count('notify'), outbox.count('handle')]).toEqual([1, 2]);
+  });
+
+  it('answers a req_id pending as a handle with the same promise, and refuses it for a notify', async () => {
+    const { outbox, sent } = wire();
+    const first = outbox.submit(handle('h1'), 5_000);
+    expect(outbox.submit(handle('h1'), 5_000)).toBe(first);
+    await expect(outbox.submit(notify('h1'), 5_000)).rejects.toMatchObject({ kind: 'REFUSED', reqId: 'h1' });
+    expect(sent).toHaveLength(1);
+  });
+
+  it('rejects with TIMEOUT at the deadline, naming the handle', async () => {
+    const { outbox } = wire();
+    const result = outbox.submit(handle('h1'), 2_000);
+    const assertion = expect(result).rejects.toThrow(/^handle h1: no reply within 2000 ms/);
+    await vi.advanceTimersByTimeAsync(2_000);
+    await assertion;
     expect(outbox.size).toBe(0);
   });
 });
