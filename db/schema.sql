@@ -70,9 +70,18 @@ CREATE TABLE IF NOT EXISTS messages (
   created_at      timestamptz NOT NULL,
   delivered_at    timestamptz,
   handled_at      timestamptz,
+  handled_by      jsonb,                 -- SPEC §10: {kind:"device",client_id} or {kind:"api"}; null if unknown
   failed_at       timestamptz,           -- set by DeliveryFailed: the retry budget ran out
   UNIQUE (event_id, to_client_id)
 );
+-- Databases created before shared handling (SPEC §10) get the column too; checked first, as for devices above.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'messages'
+                   AND column_name = 'handled_by') THEN
+    ALTER TABLE messages ADD COLUMN handled_by jsonb;
+  END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS messages_shop_created ON messages (shop_id, created_at DESC, id DESC);
 -- The back office lists a shop's messages by state and the console counts each shop's pending ones, so `state` is
 -- indexed, and every ack and handle writes a new entry in each index (no HOT update). Measured without this index

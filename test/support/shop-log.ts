@@ -74,7 +74,27 @@ export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): Broker
             data: { client_id, id, attempts: op.attempts },
           }),
         );
+      } else if (op.status % 2 === 1) {
+        // A cashier's handle of the whole request (SPEC §10): every copy of the notify, the others named.
+        const eventId = id.slice(0, 26);
+        const others = messages.filter((m) => m !== id && m.startsWith(`${eventId}.`));
+        emit(
+          createEvent({
+            ...next(),
+            type: 'MessageHandled',
+            source: 'edge:e1',
+            data: {
+              id,
+              status: op.status,
+              event_id: eventId,
+              by: { kind: 'device', client_id: id.slice(27) },
+              notices: others.slice(1),
+              dropped: others.slice(0, 1),
+            },
+          }),
+        );
       } else {
+        // As the back office handled one copy before shared handling.
         emit(
           createEvent({ ...next(), type: 'MessageHandled', source: 'api', data: { id, status: op.status } }),
         );

@@ -107,7 +107,7 @@ describe('when openapi.json is generated from the route table', () => {
       400, 401, 404, 500, 503,
     ]);
     expect(errorStatuses('get', '/v1/shops/{shopId}/messages')).toEqual([400, 401, 500, 503]);
-    expect(errorStatuses('post', '/v1/messages/{id}/handle')).toEqual([400, 401, 404, 413, 500, 503]);
+    expect(errorStatuses('post', '/v1/messages/{id}/handle')).toEqual([400, 401, 404, 409, 413, 500, 503]);
     expect(errorStatuses('get', '/v1/shops/{shopId}/main-online')).toEqual([400, 401, 500, 503]);
     expect(errorStatuses('post', '/v1/shops/{shopId}/notify')).toEqual([400, 401, 404, 413, 422, 500, 503]);
     expect(errorStatuses('post', '/v1/shops/{shopId}/broadcast')).toEqual([400, 401, 413, 500, 503]);

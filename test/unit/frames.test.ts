@@ -92,7 +92,7 @@ describe('when a frame is refused', () => {
     const { req_id: _, ...noReqId } = VALID_NOTIFY;
     expect(refused(parseClientFrame(JSON.stringify(noReqId))).error.message).toContain('/req_id');
     expect(refused(parseClientFrame('{"op":"login","token":"t","type":"boss"}')).op).toBe('login');
-    expect(refused(parseClientFrame('{"op":"ack"}')).error.message).toBe('ack needs id or ids');
+    expect(refused(parseClientFrame('{"op":"ack"}')).error.message).toBe('ack needs id, ids or handled');
     expect(refused(parseClientFrame('{"op":"ack","id":"not-a-message-id"}')).op).toBe('ack');
   });
 

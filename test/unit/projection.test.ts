@@ -134,6 +134,7 @@ describe('when a sub device notifies the mains', () => {
           created_at: iso(10),
           delivered_at: null,
           handled_at: null,
+          handled_by: null,
           failed_at: null,
         });
       });
@@ -220,11 +221,52 @@ describe('when the back office handles a message', () => {
       });
   });
 
-  it('lets the latest handle win', () => {
+  it('lets the first handle win, whichever order the events are folded in (SPEC §10)', () => {
     given(event, handled(20, id, 2))
       .when(handled(30, id, 3))
       .thenRows((view) => {
-        expect(view.messages.get(id)).toMatchObject({ handled_at: iso(30), status: 3 });
+        expect(view.messages.get(id)).toMatchObject({
+          handled_at: iso(20),
+          status: 2,
+          handled_by: { kind: 'api' },
+        });
+      });
+    given(event, handled(30, id, 3))
+      .when(handled(20, id, 2))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ handled_at: iso(20), status: 2 });
+      });
+  });
+});
+
+describe('when a cashier handles a request that has a copy for each main', () => {
+  const event = notify(10, ['pos-1', 'pos-2', 'pos-3']);
+  const [a, b, c] = ['pos-1', 'pos-2', 'pos-3'].map((m) => messageIdOf(event.id, m)) as [
+    string,
+    string,
+    string,
+  ];
+  const byA = { kind: 'device' as const, client_id: 'pos-1' };
+
+  it('handles every copy it names with the same status, time and handler', () => {
+    const handle = createEvent({
+      ...at(20),
+      type: 'MessageHandled',
+      source: 'edge:e1',
+      data: { id: a, status: 4, event_id: event.id, by: byA, notices: [b], dropped: [c] },
+    });
+    given(event, delivered(15, 'pos-2', [b]))
+      .when(handle)
+      .thenRows((view) => {
+        for (const copy of [a, b, c])
+          expect(view.messages.get(copy)).toMatchObject({
+            state: 'handled',
+            status: 4,
+            handled_at: iso(20),
+            handled_by: byA,
+          });
+        expect(view.messages.get(b)?.delivered_at).toBe(iso(15));
+        expect(view.messages.get(c)?.delivered_at).toBeNull(); // handled without delivery
       });
   });
 });

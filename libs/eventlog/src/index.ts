@@ -5,6 +5,7 @@ export * from './consume';
 export * from './dead-letter';
 export * from './edge-close';
 export * from './failures';
+export * from './handle';
 export * from './history';
 export * from './inbox';
 export * from './presence';

@@ -12,6 +12,8 @@ export const SCRIPTS = [
   'close-2',
   'push-2',
   'route-3',
+  'handle-6',
+  'ack-notices-3',
   'rotate-3',
 ] as const;
 export type ScriptName = (typeof SCRIPTS)[number];

@@ -84,9 +84,28 @@ export const DeliveryFailedData = Type.Object({
   attempts: Type.Integer({ minimum: 0 }),
 });
 
+/** SPEC §10: who handled a request. Compared as its JSON, so its keys are always written in this order. */
+export const Handler = Type.Union([
+  Type.Object({ kind: Type.Literal('device'), client_id: ClientId }),
+  Type.Object({ kind: Type.Literal('api') }),
+]);
+
+export type HandledBy = Static<typeof Handler>;
+
+/**
+ * SPEC §10: the request (the notify `event_id`) is handled, for every copy of it, by whoever handled copy `id`.
+ * Events written before shared handling carry only `id` and `status`: the request is `id`'s event, the handler
+ * the back office, and nobody is sent a notice.
+ */
 export const MessageHandledData = Type.Object({
   id: MessageId,
   status: BusinessStatus,
+  event_id: Type.Optional(Type.String({ pattern: '^[0-9A-HJKMNP-TV-Z]{26}$' })),
+  by: Type.Optional(Handler),
+  /** Copies whose main gets a `handled` notice (it was written the message, or acked it). */
+  notices: Type.Optional(Type.Array(MessageId, { maxItems: 1000 })),
+  /** Copies never written to their main: handled without delivery, never pushed from now on. */
+  dropped: Type.Optional(Type.Array(MessageId, { maxItems: 1000 })),
 });
 
 /** Each type's data schema and current version. */

@@ -25,6 +25,9 @@ export const ERRORS = {
   DEVICE_REVOKED: { ws: 403, http: 403, close: 4403, message: 'device revoked' },
   UNAUTHORIZED: { http: 401, message: 'missing or wrong API key' },
   CONFLICT: { ws: 409, http: 409, message: 'conflict' },
+  // SPEC §10: the request was handled first by someone else (the reply's data says who, when, with what status).
+  ALREADY_HANDLED: { ws: 409, http: 409, message: 'the request was already handled' },
+  MAIN_ONLY: { ws: 403, message: 'only a main device handles messages' },
   PAYLOAD_TOO_LARGE: { http: 413, close: 1009, message: 'frame too large' },
   UNPROCESSABLE: { http: 422, message: 'unprocessable' },
   REPLACED: { ws: 409, close: 4409, message: 'replaced by a newer login of the same device' },
@@ -41,7 +44,7 @@ export const ERRORS = {
     message: 'event log unavailable: the outcome is unknown; retry with the same req_id',
   },
   PROJECTION_TIMEOUT: { http: 503, message: 'recorded, but the projection did not show it in time' },
-  DATABASE_UNAVAILABLE: { http: 503, message: 'projections unavailable, try again' },
+  DATABASE_UNAVAILABLE: { ws: 503, http: 503, message: 'projections unavailable, try again' },
   EDGE_UNREACHABLE: { http: 503, message: 'the edge holding the connection is not listening, try again' },
   INTERNAL: { ws: 500, http: 500, close: 1011, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;
@@ -52,11 +55,14 @@ export type ErrorCode = keyof typeof ERRORS;
 export class BrokerError extends Error {
   readonly code: ErrorCode;
   readonly spec: ErrorSpec;
-  constructor(code: ErrorCode, message?: string) {
+  /** What the reply carries besides code and message (ALREADY_HANDLED: who handled it first). */
+  readonly data: Record<string, unknown> | undefined;
+  constructor(code: ErrorCode, message?: string, data?: Record<string, unknown>) {
     super(message ?? ERRORS[code].message);
     this.name = 'BrokerError';
     this.code = code;
     this.spec = ERRORS[code];
+    this.data = data;
   }
 }
 

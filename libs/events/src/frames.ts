@@ -1,5 +1,6 @@
 // WebSocket protocol v1 (SPEC §3): the frames devices send, how their text is parsed, and the frames sent back.
 import { type Static, Type } from '@sinclair/typebox';
+import type { HandledBy } from './catalogue';
 import { BrokerError } from './errors';
 import {
   BusinessStatus,
@@ -42,6 +43,16 @@ export const AckFrame = Type.Object({
   op: Type.Literal('ack'),
   id: Type.Optional(MessageId),
   ids: Type.Optional(Type.Array(MessageId, { minItems: 1, maxItems: 500 })),
+  /** `handled` notices received (SPEC §10), by the id of the device's own copy. */
+  handled: Type.Optional(Type.Array(MessageId, { minItems: 1, maxItems: 500 })),
+  req_id: OptionalReqId,
+});
+
+/** SPEC §3, §10: a main device handles the request a message of its own belongs to. */
+export const HandleFrame = Type.Object({
+  op: Type.Literal('handle'),
+  id: MessageId,
+  status: BusinessStatus,
   req_id: OptionalReqId,
 });
 
@@ -51,10 +62,12 @@ export const LogoutFrame = Type.Object({ op: Type.Literal('logout'), req_id: Opt
 export type LoginFrame = Static<typeof LoginFrame>;
 export type NotifyFrame = Static<typeof NotifyFrame>;
 export type AckFrame = Static<typeof AckFrame>;
+export type HandleFrame = Static<typeof HandleFrame>;
 export type ClientFrame =
   | LoginFrame
   | NotifyFrame
   | AckFrame
+  | HandleFrame
   | Static<typeof PingFrame>
   | Static<typeof LogoutFrame>;
 export type ClientOp = ClientFrame['op'];
@@ -63,6 +76,7 @@ const FRAME_CHECKERS = {
   login: compile(LoginFrame),
   notify: compile(NotifyFrame),
   ack: compile(AckFrame),
+  handle: compile(HandleFrame),
   ping: compile(PingFrame),
   logout: compile(LogoutFrame),
 } as const;
@@ -112,8 +126,13 @@ export function parseClientFrame(text: string): ParsedFrame {
       error: new BrokerError('INVALID_INPUT', checker.explain(value)),
     };
   }
-  if (op === 'ack' && record.id === undefined && record.ids === undefined) {
-    return { ok: false, op, reqId, error: new BrokerError('INVALID_INPUT', 'ack needs id or ids') };
+  if (op === 'ack' && record.id === undefined && record.ids === undefined && record.handled === undefined) {
+    return {
+      ok: false,
+      op,
+      reqId,
+      error: new BrokerError('INVALID_INPUT', 'ack needs id, ids or handled'),
+    };
   }
   // The NUL walk and the depth walk run only for notifies; the text test spares the NUL walk almost always
   // (a parsed string holds U+0000 only when the text has the escape: a raw NUL is not valid JSON).
@@ -129,11 +148,40 @@ export function parseClientFrame(text: string): ParsedFrame {
   return { ok: true, frame: value as ClientFrame };
 }
 
-/** The ids an ack frame acknowledges, deduplicated. */
+/** The message ids an ack frame acknowledges, deduplicated (its `handled` notices apart: ackedNotices). */
 export function ackedIds(frame: AckFrame): string[] {
   const ids = new Set<string>(frame.ids ?? []);
   if (frame.id !== undefined) ids.add(frame.id);
   return [...ids];
+}
+
+/** The `handled` notices an ack frame acknowledges, by the copy's message id, deduplicated. */
+export function ackedNotices(frame: AckFrame): string[] {
+  return [...new Set(frame.handled ?? [])];
+}
+
+/** SPEC §10: another main (or the back office) handled the request the device's copy `id` belongs to. */
+export interface HandledFrame {
+  op: 'handled';
+  id: string;
+  event_id: string;
+  status: number;
+  handled_by: HandledBy;
+  handled_at: string;
+}
+
+/**
+ * The inbox and the push path name a copy's `handled` notice by the copy's id and this suffix: a message id cannot
+ * hold '#', so the two never meet, and the edge tracks a notice apart from the message it is about.
+ */
+export const NOTICE_SUFFIX = '#h';
+
+export function noticeIdOf(messageId: string): string {
+  return `${messageId}${NOTICE_SUFFIX}`;
+}
+
+export function isNoticeId(id: string): boolean {
+  return id.endsWith(NOTICE_SUFFIX);
 }
 
 /** A message for a main device, as pushed and as kept in the inbox until acked. */
@@ -186,14 +234,24 @@ export function messageFrameOf(payload: MessagePayload, attempt: number): Messag
 }
 
 const MESSAGE_FRAME_HEAD = '{"op":"message","id":"';
+const HANDLED_FRAME_HEAD = '{"op":"handled","id":"';
+
+/** The `handled` frame; `id` comes right after `op`, like a message frame's. */
+export function handledFrameOf(id: string, notice: Omit<HandledFrame, 'op' | 'id'>): HandledFrame {
+  return { op: 'handled', id, ...notice };
+}
 
 /**
- * The message id of a serialised message frame (made by messageFrameOf and JSON.stringify), or null for any other
- * frame. Read from the text, without parsing it: the edge checks every frame it writes against the ids it already
- * wrote on the connection (SPEC §3, at most once per connection). Message ids hold no quote.
+ * The id a serialised message frame or `handled` frame is tracked by (the message id; for a notice, the copy's id
+ * with NOTICE_SUFFIX), or null for any other frame. Read from the text, without parsing it: the edge checks every
+ * frame it writes against the ids it already wrote on the connection (SPEC §3, at most once per connection).
+ * Message ids hold no quote.
  */
 export function messageIdOfFrame(text: string): string | null {
-  if (!text.startsWith(MESSAGE_FRAME_HEAD)) return null;
-  const end = text.indexOf('"', MESSAGE_FRAME_HEAD.length);
-  return end === -1 ? null : text.slice(MESSAGE_FRAME_HEAD.length, end);
+  const isNotice = text.startsWith(HANDLED_FRAME_HEAD);
+  if (!isNotice && !text.startsWith(MESSAGE_FRAME_HEAD)) return null;
+  const from = MESSAGE_FRAME_HEAD.length; // both heads are as long
+  const end = text.indexOf('"', from);
+  if (end === -1) return null;
+  return isNotice ? noticeIdOf(text.slice(from, end)) : text.slice(from, end);
 }

@@ -77,6 +77,19 @@ export class Keys {
     return `${this.shop(shopId)}:reqs`;
   }
 
+  /**
+   * SPEC §10: requests handled lately (notify event id → JSON {by, at, status, id}), so that of two handles of one
+   * request only the first is recorded, before the projections show it. Kept HANDLING_RECORD_MS.
+   */
+  handling(shopId: string): string {
+    return `${this.shop(shopId)}:handling`;
+  }
+
+  /** The handling records by time (member: notify event id, score: ms), to let the old ones go. */
+  handlingOrder(shopId: string): string {
+    return `${this.shop(shopId)}:handling-order`;
+  }
+
   /** Registry of the shop's devices: client_id → JSON {type, token_id, registered_at}. */
   devices(shopId: string): string {
     return `${this.shop(shopId)}:devices`;

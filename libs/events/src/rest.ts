@@ -1,5 +1,6 @@
 // REST API v1 bodies and answers (SPEC §6). The api validates with these and generates openapi.json from them.
 import { type Static, Type } from '@sinclair/typebox';
+import { Handler } from './catalogue';
 import {
   BusinessStatus,
   ClientId,
@@ -70,6 +71,8 @@ export const RegisteredDevice = Type.Intersect([Device, Type.Object({ token: Typ
 
 export const Message = Type.Object({
   id: MessageId,
+  /** SPEC §10: the notify this copy belongs to; every copy of it shares one handling. */
+  event_id: Type.String(),
   shop_id: ShopId,
   table_id: Nullable(TableId),
   type: Type.String(),
@@ -84,6 +87,8 @@ export const Message = Type.Object({
   created_at: Time,
   delivered_at: Nullable(Time),
   handled_at: Nullable(Time),
+  /** Who handled the request: a main device (`client_id`) or the back office; null until handled. */
+  handled_by: Nullable(Handler),
 });
 
 export const Connection = Type.Object({

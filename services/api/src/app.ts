@@ -64,7 +64,9 @@ export function createApp(routes: readonly Route[], options: AppOptions): expres
     else if (status >= 500) log.error({ ...line, reason: error.message }, 'request refused');
     else log.info({ ...line, reason: error.message }, 'request refused');
     if (error.code === 'UNAUTHORIZED') res.set('WWW-Authenticate', 'Bearer');
-    res.status(status).json({ error: { code: error.code, message: error.message } });
+    res.status(status).json({
+      error: { code: error.code, message: error.message, ...(error.data ? { data: error.data } : {}) },
+    });
   });
   return app;
 }

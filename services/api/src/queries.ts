@@ -15,6 +15,7 @@ export interface DeviceRow {
 
 export interface MessageRow {
   id: string;
+  event_id: string;
   shop_id: string;
   table_id: string | number | null;
   type: string;
@@ -29,12 +30,13 @@ export interface MessageRow {
   created_at: Date;
   delivered_at: Date | null;
   handled_at: Date | null;
+  handled_by: rest.MessageView['handled_by'];
   /** created_at to the microsecond, as text: the exact keyset position of the row. */
   created_key: string;
 }
 
-const MESSAGE_COLUMNS = `id, shop_id, table_id, type, title, status, data, user_info, from_client_id, to_client_id,
-  state, attempts, created_at, delivered_at, handled_at,
+const MESSAGE_COLUMNS = `id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
+  to_client_id, state, attempts, created_at, delivered_at, handled_at, handled_by,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_key`;
 
 /** Runs one query; PostgreSQL being away is DATABASE_UNAVAILABLE (503), anything else a fault. */
@@ -135,6 +137,7 @@ export function deviceOf(row: DeviceRow, isOnline: boolean): rest.DeviceView {
 export function messageOf(row: MessageRow): rest.MessageView {
   return {
     id: row.id,
+    event_id: row.event_id,
     shop_id: row.shop_id,
     table_id: row.table_id,
     type: row.type,
@@ -149,5 +152,7 @@ export function messageOf(row: MessageRow): rest.MessageView {
     created_at: row.created_at.toISOString(),
     delivered_at: row.delivered_at?.toISOString() ?? null,
     handled_at: row.handled_at?.toISOString() ?? null,
+    // A message handled before shared handling (SPEC §10) was handled by the back office.
+    handled_by: row.state === 'handled' ? (row.handled_by ?? { kind: 'api' }) : null,
   };
 }

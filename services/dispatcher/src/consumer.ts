@@ -55,9 +55,9 @@ async function dispatchEntries(deps: BatchDeps, entries: ConsumedEntry[]): Promi
   await deps.retries.schedule(
     1,
     outcome.unreached.map((p) => ({
-      shop: p.payload.shop_id,
-      client: p.payload.to_client_id,
-      id: p.payload.id,
+      shop: p.shop,
+      client: p.client,
+      id: p.item.id,
       limit: p.attempt + deps.attemptBudget - 1,
     })),
   );

@@ -5,8 +5,8 @@
 // (SPEC §3). One that reached an edge is done: the edge writes it at most once on the connection, and bounces it
 // back (bounces.ts) if it no longer holds the connection.
 
-import type { Inbox, Presence } from '#eventlog';
-import { encodeEdgeCommand, type Keys, messageFrameOf } from '#events';
+import { frameOf, type Inbox, type Presence } from '#eventlog';
+import { encodeEdgeCommand, type Keys } from '#events';
 import type { RedisClient } from '#runtime';
 import type { Push, Step } from './routing';
 
@@ -40,8 +40,8 @@ export async function send(
   const pushes: Push[] = [];
   const seen = new Set<string>();
   for (const step of steps) {
-    if (step.kind !== 'push' || seen.has(step.push.payload.id)) continue;
-    seen.add(step.push.payload.id);
+    if (step.kind !== 'push' || seen.has(step.push.item.id)) continue;
+    seen.add(step.push.item.id);
     pushes.push(step.push);
   }
   const routed = await routePushes(inbox, pushes);
@@ -62,12 +62,12 @@ export async function send(
       connOf(step.route).frames.push(step.frame);
       continue;
     }
-    if (seen.has(step.push.payload.id)) continue;
-    seen.add(step.push.payload.id);
-    const { attempt, route } = routed.get(step.push.payload.id) ?? { attempt: 0, route: null };
+    if (seen.has(step.push.item.id)) continue;
+    seen.add(step.push.item.id);
+    const { attempt, route } = routed.get(step.push.item.id) ?? { attempt: 0, route: null };
     if (attempt > 0 && route) {
       const conn = connOf(route);
-      conn.frames.push(JSON.stringify(messageFrameOf(step.push.payload, attempt)));
+      conn.frames.push(frameOf(step.push.item, attempt));
       const pushed = { ...step.push, attempt, route };
       conn.pushed.push(pushed);
       outcome.pushed.push(pushed);
@@ -93,19 +93,19 @@ async function routePushes(
 ): Promise<Map<string, { attempt: number; route: Presence | null }>> {
   const byShop = new Map<string, Push[]>();
   for (const push of pushes) {
-    const list = byShop.get(push.payload.shop_id) ?? [];
+    const list = byShop.get(push.shop) ?? [];
     list.push(push);
-    byShop.set(push.payload.shop_id, list);
+    byShop.set(push.shop, list);
   }
   const routed = new Map<string, { attempt: number; route: Presence | null }>();
   await Promise.all(
     [...byShop].map(async ([shop, list]) => {
       const answers = await inbox.routePushes(
         shop,
-        list.map((push) => ({ id: push.payload.id, clientId: push.payload.to_client_id, limit: push.limit })),
+        list.map((push) => ({ id: push.item.id, clientId: push.client, limit: push.limit })),
       );
       list.forEach((push, i) => {
-        routed.set(push.payload.id, answers[i] ?? { attempt: 0, route: null });
+        routed.set(push.item.id, answers[i] ?? { attempt: 0, route: null });
       });
     }),
   );

@@ -75,16 +75,24 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       log,
       now,
       async recordFailure(push, attempts) {
+        // A notice out of retries waits for its device's next login; only a message's failure is an event.
+        if (push.item.kind !== 'message') {
+          log.info(
+            { notice: push.item.id, attempts },
+            'notice not pushed after its budget; waits for a login',
+          );
+          return;
+        }
         const event = createEvent({
           type: 'DeliveryFailed',
-          shopId: push.payload.shop_id,
+          shopId: push.shop,
           source,
           nowMs: now(),
-          data: { client_id: push.payload.to_client_id, id: push.payload.id, attempts },
+          data: { client_id: push.client, id: push.item.id, attempts },
         });
         await eventLog.append(event);
         log.info(
-          { event_id: event.id, message_id: push.payload.id, attempts },
+          { event_id: event.id, message_id: push.item.id, attempts },
           'delivery failed; message stays pending',
         );
       },

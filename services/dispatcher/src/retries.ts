@@ -128,9 +128,9 @@ export class Retries {
     const byShop = new Map<string, RetryItem[]>();
     for (const item of job.items) byShop.set(item.shop, [...(byShop.get(item.shop) ?? []), item]);
     const shops = [...byShop.keys()];
-    const payloads = await Promise.all(
+    const pending = await Promise.all(
       shops.map((shop) =>
-        inbox.payloads(
+        inbox.pending(
           shop,
           byShop.get(shop)!.map((item) => item.id),
         ),
@@ -139,9 +139,10 @@ export class Retries {
     const steps: Step[] = [];
     shops.forEach((shop, i) => {
       for (const item of byShop.get(shop)!) {
-        const payload = payloads[i]!.get(item.id);
+        const found = pending[i]!.get(item.id);
         // Acked: done. Offline (no connection when it is counted): its next login pushes it, with a fresh budget.
-        if (payload) steps.push({ kind: 'push', push: { payload, limit: item.limit } });
+        if (found)
+          steps.push({ kind: 'push', push: { item: found, shop, client: item.client, limit: item.limit } });
       }
     });
     const outcome = await send(redis, keys, inbox, steps, this.deps.receiverCounts);
@@ -149,12 +150,7 @@ export class Retries {
     for (const failed of outcome.exhausted) await this.deps.recordFailure(failed, failed.attempts);
     await this.schedule(
       job.round + 1,
-      outcome.unreached.map((p) => ({
-        shop: p.payload.shop_id,
-        client: p.payload.to_client_id,
-        id: p.payload.id,
-        limit: p.limit,
-      })),
+      outcome.unreached.map((p) => ({ shop: p.shop, client: p.client, id: p.item.id, limit: p.limit })),
     );
     if (outcome.exhausted.length > 0)
       log.info({ count: outcome.exhausted.length }, 'deliveries failed after their budget');

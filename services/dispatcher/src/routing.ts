@@ -2,12 +2,18 @@
 // recipient's connection as it is counted (deliver.ts, route-3.lua), a broadcast needs the shop's presence read. A device's backlog at login is the edge's to push (it holds the connection
 // and knows what it already wrote on it), so logins ask nothing of the dispatcher.
 
-import { FIRST_PUSH_LIMIT, type Presence } from '#eventlog';
-import { type BrokerEvent, broadcastFrameOf, type EventType, type MessagePayload, messagesOf } from '#events';
+import { FIRST_PUSH_LIMIT, type Pending, type Presence } from '#eventlog';
+import { type BrokerEvent, broadcastFrameOf, type EventType, messagesOf, noticeIdOf } from '#events';
 
-/** A message to push to its main device's connection, wherever that is (found when the push is counted). */
+/**
+ * An inbox entry (a message, or a `handled` notice) to push to its main device's connection, wherever that is
+ * (found when the push is counted).
+ */
 export interface Push {
-  payload: MessagePayload;
+  item: Pending;
+  shop: string;
+  /** The recipient main. */
+  client: string;
   /** Attempt limit of this series of pushes (see route-3.lua). */
   limit: number;
 }
@@ -28,7 +34,12 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
       if (event.data.audience === 'mains')
         return messagesOf(event).map((payload) => ({
           kind: 'push',
-          push: { payload, limit: FIRST_PUSH_LIMIT },
+          push: {
+            item: { kind: 'message', id: payload.id, payload },
+            shop: payload.shop_id,
+            client: payload.to_client_id,
+            limit: FIRST_PUSH_LIMIT,
+          },
         }));
       const shop = online.get(event.shop_id);
       if (!shop) return [];
@@ -47,8 +58,22 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
     case 'ConnectionClosed':
     case 'MessageDelivered':
     case 'DeliveryFailed':
-    case 'MessageHandled':
       return [];
+    case 'MessageHandled': {
+      // SPEC §10: a notice to every other main that holds a copy (the handle script filed them in the inbox).
+      const d = event.data;
+      if (d.event_id === undefined || d.by === undefined || !d.notices?.length) return [];
+      const notice = { event_id: d.event_id, status: d.status, handled_by: d.by, handled_at: event.at };
+      return d.notices.map((copyId) => ({
+        kind: 'push',
+        push: {
+          item: { kind: 'notice', id: noticeIdOf(copyId), copyId, notice },
+          shop: event.shop_id,
+          client: copyId.slice(copyId.indexOf('.') + 1),
+          limit: FIRST_PUSH_LIMIT,
+        },
+      }));
+    }
     default: {
       const never: never = event;
       return never;
@@ -57,7 +82,7 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
 }
 
 /** The only events that ask for steps; the dispatcher's consumer skips the others without decoding them. */
-export const ROUTED_TYPES = ['NotifyRequested'] as const satisfies readonly EventType[];
+export const ROUTED_TYPES = ['NotifyRequested', 'MessageHandled'] as const satisfies readonly EventType[];
 const isRouted = (type: EventType): boolean => (ROUTED_TYPES as readonly EventType[]).includes(type);
 
 /** Shops whose presence a batch needs read: those with a broadcast. */

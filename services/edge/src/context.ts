@@ -1,6 +1,6 @@
 // What a session needs from its edge, as one explicit object (built in index.ts).
 
-import type { EventLog, Inbox, Presence } from '#eventlog';
+import type { EventLog, HandleInput, HandleOutcome, Inbox, Presence } from '#eventlog';
 import type { EventOf } from '#events';
 import type { Config, DeviceTokens, Logger } from '#runtime';
 import type { EdgeMetrics } from './metrics';
@@ -33,6 +33,13 @@ export interface EdgeContext {
   adopt(session: Session, replaced: Presence | null): void;
   /** A session's socket closed: stop routing to it. */
   forget(session: Session): void;
+  /**
+   * SPEC §10: handles the request a message belongs to (PostgreSQL says which copies exist and whether it is
+   * handled; DATABASE_UNAVAILABLE while it is away — the edge's other work never needs it).
+   */
+  handleRequest(input: HandleInput): Promise<HandleOutcome>;
+  /** Acks `handled` notices of a device (by its copies' ids). */
+  ackNotices(shopId: string, clientId: string, copyIds: string[]): Promise<number>;
   /** Appends ConnectionClosed; keeps retrying while Redis is away, so presence never stays stale. */
   recordClose(event: EventOf<'ConnectionClosed'>): Promise<void>;
 }

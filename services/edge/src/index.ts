@@ -1,8 +1,18 @@
 // The edge: terminates device sockets, authenticates, validates frames and appends events. It keeps no business
 // state beyond its live sockets and the routes to them; kill it and devices reconnect to another edge.
 import type { AddressInfo } from 'node:net';
-import { type Bounce, EventLog, Inbox, type Presence, PresenceBook, recordBounces } from '#eventlog';
-import { decodeEdgeCommand, encodeEdgeCommand, Keys, messageIdOfFrame } from '#events';
+import pg from 'pg';
+import {
+  ackNotices,
+  type Bounce,
+  EventLog,
+  handleRequest,
+  Inbox,
+  type Presence,
+  PresenceBook,
+  recordBounces,
+} from '#eventlog';
+import { decodeEdgeCommand, encodeEdgeCommand, isNoticeId, Keys, messageIdOfFrame } from '#events';
 import {
   type Config,
   ConfigError,
@@ -72,6 +82,11 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const inFlight = new Set<Promise<void>>();
   let isDraining = false;
 
+  // Only `handle` reads PostgreSQL (which copies a request has, whether it is handled): connected on first use, so
+  // an edge starts, serves and stays ready while PostgreSQL is away (SPEC §6: the edge needs Redis only).
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2, connectionTimeoutMillis: 2000 });
+  pool.on('error', (err) => log.warn({ reason: err.message }, 'idle postgres client lost'));
+
   const ctx: EdgeContext = {
     config: config.edge,
     edgeId,
@@ -79,6 +94,8 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     log,
     eventLog,
     inbox: new Inbox(redis, keys),
+    handleRequest: (input) => handleRequest({ redis, keys, pool }, input),
+    ackNotices: (shopId, clientId, ids) => ackNotices(redis, keys, shopId, clientId, ids),
     tokens: new DeviceTokens(config.tokens.secret, config.tokens.ttlS),
     metrics,
     now,
@@ -127,7 +144,10 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   function bounce(frames: readonly string[]): void {
     const bounces: Bounce[] = [];
     for (const frame of frames) {
-      if (messageIdOfFrame(frame) === null) continue;
+      // Messages only: a `handled` notice is filed in the inbox before it is pushed, so the device's next login
+      // (the only place it can be now) gets it with the backlog.
+      const tracked = messageIdOfFrame(frame);
+      if (tracked === null || isNoticeId(tracked)) continue;
       const { id, shop_id, attempt } = JSON.parse(frame) as { id: string; shop_id: string; attempt: number };
       bounces.push({ shop: shop_id, id, attempt });
     }
@@ -241,6 +261,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       ['close server', () => closeServer(edge.server)],
       ['close subscriber', () => closeRedis(subscriber)],
       ['close redis', () => closeRedis(redis)],
+      ['close postgres', () => pool.end()],
     ]);
   });
 

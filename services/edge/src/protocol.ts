@@ -11,6 +11,7 @@ export function replyOk(op: string, time: string, reqId?: string, data?: Record<
 export function replyError(op: string, error: BrokerError, time: string, reqId?: string): string {
   const frame: ReplyFrame = { op, code: error.spec.ws ?? error.spec.http ?? 500, msg: error.message, time };
   if (reqId !== undefined) frame.req_id = reqId;
+  if (error.data !== undefined) frame.data = error.data;
   return JSON.stringify(frame);
 }
 

@@ -5,17 +5,23 @@ import type { WebSocket } from 'ws';
 import type { Presence } from '#eventlog';
 import {
   ackedIds,
+  ackedNotices,
   BrokerError,
   type ClientFrame,
   createEvent,
   type DeviceType,
+  type HandledBy,
+  type HandleFrame,
   isBrokerError,
+  isNoticeId,
   type LoginFrame,
   messageIdOfFrame,
+  NOTICE_SUFFIX,
   type NotifyFrame,
   newConnId,
   newEventId,
   normaliseDeviceType,
+  noticeIdOf,
   type ParsedFrame,
   parseClientFrame,
   parseMessageId,
@@ -232,6 +238,8 @@ export class Session {
       if (id !== null) {
         this.unacked ??= new Map();
         this.unacked.set(id, this.ctx.now());
+        // A `handled` notice stands for its message: the device has nothing left to ack of the message itself.
+        if (isNoticeId(id)) this.unacked.delete(id.slice(0, -NOTICE_SUFFIX.length));
       }
       written += 1;
     }
@@ -276,7 +284,9 @@ export class Session {
         case 'notify':
           return await this.notify(identity, frame);
         case 'ack':
-          return await this.ack(identity, ackedIds(frame));
+          return await this.ack(identity, ackedIds(frame), ackedNotices(frame));
+        case 'handle':
+          return await this.handle(identity, frame);
         case 'logout':
           return await this.logout(identity);
         default: {
@@ -419,22 +429,57 @@ export class Session {
       this.log.debug({ event_id: outcome.eventId }, 'notify appended');
   }
 
-  private async ack(identity: Identity, ids: string[]): Promise<void> {
-    for (const id of ids) {
+  private async ack(identity: Identity, ids: string[], notices: string[]): Promise<void> {
+    for (const id of [...ids, ...notices]) {
       if (parseMessageId(id)?.clientId !== identity.clientId)
         throw new BrokerError('NOT_YOUR_MESSAGE', `message ${id} is addressed to another device`);
     }
-    await this.ctx.eventLog.ack(
-      identity.shopId,
-      identity.clientId,
-      this.ctx.source,
-      ids,
-      newEventId(),
-      this.ctx.now(),
-    );
+    if (ids.length > 0) {
+      await this.ctx.eventLog.ack(
+        identity.shopId,
+        identity.clientId,
+        this.ctx.source,
+        ids,
+        newEventId(),
+        this.ctx.now(),
+      );
+    }
+    if (notices.length > 0) await this.ctx.ackNotices(identity.shopId, identity.clientId, notices);
     // Only once recorded: an ack Redis did not take leaves the message to the ack timeout and the next backlog.
     for (const id of ids) this.unacked?.delete(id);
+    for (const id of notices) this.unacked?.delete(noticeIdOf(id));
     if (this.unacked?.size === 0) this.unacked = undefined;
+  }
+
+  /** SPEC §10: a main device handles the request one of its own messages belongs to. */
+  private async handle(identity: Identity, frame: HandleFrame): Promise<void> {
+    if (identity.type !== 'main') throw new BrokerError('MAIN_ONLY');
+    if (parseMessageId(frame.id)?.clientId !== identity.clientId)
+      throw new BrokerError('NOT_YOUR_MESSAGE', `message ${frame.id} is addressed to another device`);
+    const outcome = await this.ctx.handleRequest({
+      shopId: identity.shopId,
+      messageId: frame.id,
+      status: frame.status,
+      by: { kind: 'device', client_id: identity.clientId },
+      source: this.ctx.source,
+      nowMs: this.ctx.now(),
+    });
+    if (outcome.kind === 'conflict') {
+      this.ctx.metrics.handles.inc({ outcome: 'conflict' });
+      const { by, at, status } = outcome.first;
+      throw new BrokerError('ALREADY_HANDLED', `already handled by ${describeHandler(by)}`, {
+        handled_by: by,
+        handled_at: at,
+        status,
+      });
+    }
+    this.ctx.metrics.handles.inc({ outcome: outcome.kind });
+    // The device handled its copy: it needs no ack timeout for it any more.
+    this.unacked?.delete(frame.id);
+    if (this.unacked?.size === 0) this.unacked = undefined;
+    this.send(replyOk('handle', this.time(), frame.req_id, { id: frame.id, event_id: outcome.requestId }));
+    if (outcome.kind === 'handled')
+      this.log.info({ event_id: outcome.eventId, request: outcome.requestId }, 'request handled');
   }
 
   private async logout(identity: Identity): Promise<void> {
@@ -505,6 +550,10 @@ export class Session {
   private time(): string {
     return iso(this.ctx.now());
   }
+}
+
+function describeHandler(by: HandledBy): string {
+  return by.kind === 'device' ? `device ${by.client_id}` : 'the back office';
 }
 
 function iso(ms: number): string {

@@ -5,7 +5,7 @@
 // that depends on a row ("only if not yet delivered") is a guard of the change, checked where the row lives —
 // in PostgreSQL by store.ts, in memory by `applyChanges` below. So the persister never reads before writing,
 // and the two applications of a guard must stay the same rule (test/integration/persister pins them together).
-import { type BrokerEvent, type EventOf, messagesOf, parseStreamId } from '#events';
+import { type BrokerEvent, type EventOf, type HandledBy, messagesOf, parseStreamId } from '#events';
 
 /** Where an event sits in the log: its shard and its stream id there. The archive keeps both. */
 export interface EventOrigin {
@@ -69,6 +69,7 @@ export interface MessageRow {
   created_at: string;
   delivered_at: string | null;
   handled_at: string | null;
+  handled_by: HandledBy | null;
   failed_at: string | null;
 }
 
@@ -104,8 +105,8 @@ export type RowChange =
   | { kind: 'deliverMessage'; id: string; at: string; attempts: number }
   /** failed_at and attempts move forward only. */
   | { kind: 'failMessage'; id: string; at: string; attempts: number }
-  /** Unless a later handle is recorded; the latest status wins. */
-  | { kind: 'handleMessage'; id: string; at: string; status: number };
+  /** SPEC §10: the first handle of a copy wins (the earliest `at`; a tie keeps what is there). */
+  | { kind: 'handleMessage'; id: string; at: string; status: number; by: HandledBy };
 
 export type RowChangeKind = RowChange['kind'];
 
@@ -184,9 +185,15 @@ export function project(event: BrokerEvent, origin: EventOrigin): RowChange[] {
     case 'DeliveryFailed':
       changes.push({ kind: 'failMessage', id: event.data.id, at, attempts: event.data.attempts });
       break;
-    case 'MessageHandled':
-      changes.push({ kind: 'handleMessage', id: event.data.id, at, status: event.data.status });
+    case 'MessageHandled': {
+      // Every copy of the request the handle named (SPEC §10); an event from before shared handling names one copy,
+      // and came from the back office.
+      const d = event.data;
+      const by = d.by ?? { kind: 'api' };
+      for (const id of [d.id, ...(d.notices ?? []), ...(d.dropped ?? [])])
+        changes.push({ kind: 'handleMessage', id, at, status: d.status, by });
       break;
+    }
     default: {
       const never: never = event;
       return never;
@@ -233,6 +240,7 @@ function pushMessages(changes: RowChange[], event: EventOf<'NotifyRequested'>, a
         created_at: at,
         delivered_at: null,
         handled_at: null,
+        handled_by: null,
         failed_at: null,
       },
     });
@@ -351,10 +359,11 @@ function applyChange(view: ProjectionView, change: RowChange): void {
     }
     case 'handleMessage': {
       const message = view.messages.get(change.id);
-      if (!message || (message.handled_at !== null && message.handled_at > change.at)) return;
+      if (!message || (message.handled_at !== null && message.handled_at <= change.at)) return;
       message.state = 'handled';
       message.handled_at = change.at;
       message.status = change.status;
+      message.handled_by = change.by;
       return;
     }
     default: {

@@ -14,6 +14,7 @@
 // (3) several changes of one kind to one row are merged here by the same rule their guard applies (first ack
 //     wins, latest handle wins, …). A row that the batch creates but that exists already (a replay) is left to
 //     the UPDATEs: its INSERT does nothing, and the UPDATE applies the batch's merged changes to it.
+import type { HandledBy } from '#events';
 import type { Pool, PoolClient } from '#runtime';
 import {
   applyChanges,
@@ -40,6 +41,7 @@ interface MessageUpdate {
   failed_at: string | null;
   failed_attempts: number | null;
   handled_at: string | null;
+  handled_by: HandledBy | null;
   status: number | null;
 }
 
@@ -98,10 +100,11 @@ class ChangeSet {
       case 'handleMessage': {
         applyChanges(this.created, [change]);
         const update = this.updateOf(change.id);
-        if (update.handled_at === null || change.at >= update.handled_at) {
-          // the latest handle wins
+        if (update.handled_at === null || change.at < update.handled_at) {
+          // the first handle wins
           update.handled_at = change.at;
           update.status = change.status;
+          update.handled_by = change.by;
         }
         return;
       }
@@ -122,6 +125,7 @@ class ChangeSet {
         failed_at: null,
         failed_attempts: null,
         handled_at: null,
+        handled_by: null,
         status: null,
       };
       this.updated.set(id, update);
@@ -195,6 +199,7 @@ function rowsOf(set: ChangeSet): Record<BatchPart, unknown[][]> {
       m.delivered_at,
       m.handled_at,
       m.failed_at,
+      m.handled_by,
     ]),
     updated: Array.from(set.updated.values(), (u) => [
       u.id,
@@ -204,6 +209,7 @@ function rowsOf(set: ChangeSet): Record<BatchPart, unknown[][]> {
       u.failed_attempts,
       u.handled_at,
       u.status,
+      u.handled_by,
     ]),
   };
 }
@@ -240,35 +246,37 @@ const BATCH_SQL = {
   // table_id is kept as sent (a JSON string stays a string, a number a number); a JSON null is stored as NULL.
   created: `
     INSERT INTO messages (id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
-                          to_client_id, state, attempts, created_at, delivered_at, handled_at, failed_at)
+                          to_client_id, state, attempts, created_at, delivered_at, handled_at, failed_at, handled_by)
     SELECT r->>0, r->>1, r->>2, NULLIF(r->3, 'null'), r->>4, r->>5, (r->>6)::int, r->7, r->8, r->>9,
            r->>10, r->>11, (r->>12)::int, (r->>13)::timestamptz, (r->>14)::timestamptz, (r->>15)::timestamptz,
-           (r->>16)::timestamptz
+           (r->>16)::timestamptz, NULLIF(r->17, 'null')
     FROM jsonb_array_elements($1::jsonb -> 'created') r
     ON CONFLICT DO NOTHING`,
   // The guards of deliverMessage, failMessage and handleMessage, each true only if u holds a change of its kind:
   //   delivers: m.delivered_at IS NULL AND u.delivered_at IS NOT NULL
   //   fails:    u.failed_at > COALESCE(m.failed_at, '-infinity') OR u.failed_attempts > m.attempts
-  //   handles:  u.handled_at >= COALESCE(m.handled_at, '-infinity')
+  //   handles:  u.handled_at < COALESCE(m.handled_at, 'infinity')   (the first handle wins, SPEC §10)
   updated: `
     UPDATE messages m
     SET delivered_at = COALESCE(m.delivered_at, u.delivered_at),
         failed_at = GREATEST(m.failed_at, u.failed_at),
         attempts = GREATEST(m.attempts, u.failed_attempts,
                             CASE WHEN m.delivered_at IS NULL THEN u.delivered_attempts END),
-        handled_at = GREATEST(m.handled_at, u.handled_at),
-        status = CASE WHEN u.handled_at >= COALESCE(m.handled_at, '-infinity') THEN u.status ELSE m.status END,
-        state = CASE WHEN u.handled_at >= COALESCE(m.handled_at, '-infinity') OR m.state = 'handled' THEN 'handled'
+        handled_at = LEAST(m.handled_at, u.handled_at),
+        status = CASE WHEN u.handled_at < COALESCE(m.handled_at, 'infinity') THEN u.status ELSE m.status END,
+        handled_by = CASE WHEN u.handled_at < COALESCE(m.handled_at, 'infinity') THEN u.handled_by
+                          ELSE m.handled_by END,
+        state = CASE WHEN u.handled_at IS NOT NULL OR m.state = 'handled' THEN 'handled'
                      WHEN m.delivered_at IS NULL AND u.delivered_at IS NOT NULL THEN 'delivered'
                      ELSE m.state END
     FROM (SELECT r->>0 AS id, (r->>1)::timestamptz AS delivered_at, (r->>2)::int AS delivered_attempts,
                  (r->>3)::timestamptz AS failed_at, (r->>4)::int AS failed_attempts,
-                 (r->>5)::timestamptz AS handled_at, (r->>6)::int AS status
+                 (r->>5)::timestamptz AS handled_at, (r->>6)::int AS status, NULLIF(r->7, 'null') AS handled_by
           FROM jsonb_array_elements($1::jsonb -> 'updated') r) u
     WHERE m.id = u.id
       AND ((m.delivered_at IS NULL AND u.delivered_at IS NOT NULL)
            OR u.failed_at > COALESCE(m.failed_at, '-infinity') OR u.failed_attempts > m.attempts
-           OR u.handled_at >= COALESCE(m.handled_at, '-infinity'))`,
+           OR u.handled_at < COALESCE(m.handled_at, 'infinity'))`,
 } as const;
 type BatchPart = keyof typeof BATCH_SQL;
 const BATCH_PARTS = Object.keys(BATCH_SQL) as BatchPart[];

@@ -3,7 +3,7 @@ import { EventLog } from '#eventlog';
 import { compile, newEventId, rest } from '#events';
 import { start as startPersister } from '#persister';
 import { createTestContext, type TestContext } from '#test-support';
-import { type Api, startTestApi } from './harness';
+import { type Api, eventsOf, startTestApi } from './harness';
 
 type Persister = Awaited<ReturnType<typeof startPersister>>;
 const isMessagePage = compile(rest.listOf(rest.Message));
@@ -83,6 +83,7 @@ describe('when the back office reads and handles messages', () => {
     ]);
     expect(answer.body.items).toContainEqual({
       id: `${first}.pos-1`,
+      event_id: first,
       shop_id: 'shop-1',
       table_id: 0,
       type: 'add_dish',
@@ -97,6 +98,7 @@ describe('when the back office reads and handles messages', () => {
       created_at: expect.any(String),
       delivered_at: null,
       handled_at: null,
+      handled_by: null,
     });
     expect(answer.body.next_cursor).toBeNull();
   });
@@ -122,23 +124,47 @@ describe('when the back office reads and handles messages', () => {
     expect((await api.request('GET', '/v1/shops/shop-3/messages?limit=500')).body.items).toHaveLength(52);
   });
 
-  it('marks a message handled and answers it once projected', async () => {
+  it('handles the request a message belongs to: every copy, once, and answers it once projected', async () => {
     await openShop('shop-4');
     const [eventId] = await notify('shop-4', 2);
     const id = `${eventId}.pos-1`;
+    const other = `${eventId}.pos-2`;
     const answer = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 7 } });
     expect(answer.status).toBe(200);
     expect(isMessage.is(answer.body)).toBe(true);
-    expect(answer.body).toMatchObject({ id, state: 'handled', status: 7, handled_at: expect.any(String) });
+    expect(answer.body).toMatchObject({
+      id,
+      event_id: eventId,
+      state: 'handled',
+      status: 7,
+      handled_at: expect.any(String),
+      handled_by: { kind: 'api' },
+    });
 
+    // SPEC §10: the other cashier's copy is the same request, handled with it.
     const handled = await api.request('GET', '/v1/shops/shop-4/messages?state=handled');
-    expect((handled.body.items as rest.MessageView[]).map((m) => m.id)).toEqual([id]);
+    const items = handled.body.items as rest.MessageView[];
+    expect(items.map((m) => m.id).sort()).toEqual([id, other]);
+    for (const m of items) {
+      expect(m).toMatchObject({ status: 7, handled_by: { kind: 'api' }, handled_at: answer.body.handled_at });
+    }
     const pending = await api.request('GET', '/v1/shops/shop-4/messages');
     expect((pending.body.items as rest.MessageView[]).map((m) => m.id)).not.toContain(id);
     expect((await api.request('GET', '/v1/shops/shop-4/messages?state=all')).body.items).toHaveLength(4);
 
-    const again = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 8 } });
-    expect(again.body).toMatchObject({ id, state: 'handled', status: 8 });
+    // The same handle again is a safe retry: 200, nothing recorded. Another status is someone else's word: 409.
+    const handledEvents = async () =>
+      (await eventsOf(ctx, 'shop-4')).filter((e) => e.type === 'MessageHandled').length;
+    const again = await api.request('POST', `/v1/messages/${other}/handle`, { body: { status: 7 } });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id: other, state: 'handled', status: 7 });
+    const changed = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 8 } });
+    expect(changed.status).toBe(409);
+    expect(changed.body.error).toMatchObject({
+      code: 'ALREADY_HANDLED',
+      data: { handled_by: { kind: 'api' }, handled_at: answer.body.handled_at, status: 7 },
+    });
+    expect(await handledEvents()).toBe(1);
   });
 
   it('lists delivered messages apart, and handles a delivered one', async () => {

@@ -1,18 +1,26 @@
-// Messages for the back office: a shop's messages newest first (keyset pages), and handling one
-// (MessageHandled), answered once the projection shows it.
+// Messages for the back office: a shop's messages newest first (keyset pages), and handling the request one
+// belongs to (SPEC §10, MessageHandled), answered once the projection shows it.
 import { Type } from '@sinclair/typebox';
-import { BrokerError, compareStreamIds, createEvent, MessageId, rest } from '#events';
-import { delay } from '#runtime';
-import { type ApiContext, checkedEvent } from '../context';
+import { handleRequest } from '#eventlog';
+import { BrokerError, compareStreamIds, MessageId, rest } from '#events';
+import { counter, delay } from '#runtime';
+import type { ApiContext } from '../context';
 import { DEFAULT_LIMIT, decodeCursor, pageOf } from '../cursor';
 import { type MessageRow, messageOf, selectCheckpoint, selectMessage, selectMessages } from '../queries';
 import { defineRoute, type Route, ShopPath } from '../route';
+
+const handles = counter(
+  'broker_handles_total',
+  'Handles of a request (SPEC §10), by outcome: handled, repeat (same handler again), conflict (409)',
+  ['outcome'],
+);
 
 /** How often `handle` looks at the projection checkpoint while it waits. */
 const PROJECTION_POLL_MS = 10;
 
 const EXAMPLE_MESSAGE: rest.MessageView = {
   id: '01HXA6Q8N4W7K2ZJ3M5P9R1T0V.pos-1',
+  event_id: '01HXA6Q8N4W7K2ZJ3M5P9R1T0V',
   shop_id: 'shop-1',
   table_id: 12,
   type: 'add_dish',
@@ -27,6 +35,7 @@ const EXAMPLE_MESSAGE: rest.MessageView = {
   created_at: '2024-05-01T09:31:00.000Z',
   delivered_at: null,
   handled_at: null,
+  handled_by: null,
 };
 
 export function messageRoutes(ctx: ApiContext): Route[] {
@@ -64,37 +73,69 @@ export function messageRoutes(ctx: ApiContext): Route[] {
     path: '/v1/messages/:id/handle',
     name: 'handleMessage',
     summary:
-      'Marks a message handled with a business status (MessageHandled); answers the message once the ' +
-      'projection shows it, or 503 PROJECTION_TIMEOUT (the event is recorded and will be projected). ' +
-      'Handling a handled message again records the new status (the latest handle wins).',
+      'Handles the request a message belongs to (SPEC §10): one MessageHandled for every copy of the notify, ' +
+      'answered with the message once the projection shows it (or 503 PROJECTION_TIMEOUT: it is recorded and will ' +
+      'be projected). The first handler wins: a request already handled by someone else answers 409 ' +
+      'ALREADY_HANDLED with `data: {handled_by, handled_at, status}`; the back office repeating its own handle ' +
+      'with the same status answers 200 and records nothing.',
     params: Type.Object({ id: MessageId }),
     body: rest.HandleMessageBody,
     success: { status: 200, description: 'the handled message', schema: rest.Message },
-    errors: ['NOT_FOUND', 'LOG_UNAVAILABLE', 'DATABASE_UNAVAILABLE', 'PROJECTION_TIMEOUT'],
+    errors: ['NOT_FOUND', 'ALREADY_HANDLED', 'LOG_UNAVAILABLE', 'DATABASE_UNAVAILABLE', 'PROJECTION_TIMEOUT'],
     example: {
       params: { id: EXAMPLE_MESSAGE.id },
       body: { status: 1 },
-      response: { ...EXAMPLE_MESSAGE, status: 1, state: 'handled', handled_at: '2024-05-01T09:35:00.000Z' },
+      response: {
+        ...EXAMPLE_MESSAGE,
+        status: 1,
+        state: 'handled',
+        handled_at: '2024-05-01T09:35:00.000Z',
+        handled_by: { kind: 'api' },
+      },
     },
     async run({ params, body }) {
       const found = await selectMessage(ctx.pool, params.id);
       if (found === null) throw new BrokerError('NOT_FOUND', `no message ${params.id}`);
-      const event = checkedEvent(
-        createEvent({
-          type: 'MessageHandled',
+      const outcome = await handleRequest(
+        { redis: ctx.redis, keys: ctx.keys, pool: ctx.pool },
+        {
           shopId: found.shop_id,
+          messageId: params.id,
+          status: body.status,
+          by: { kind: 'api' },
           source: 'api',
           nowMs: ctx.nowMs(),
-          data: { id: params.id, status: body.status },
-        }),
+        },
       );
-      const streamId = await ctx.eventLog.append(event);
-      const handled = await whenProjected(ctx, found.shop_id, streamId, params.id);
+      handles.inc({ outcome: outcome.kind });
+      if (outcome.kind === 'conflict') {
+        const { by, at, status } = outcome.first;
+        throw new BrokerError(
+          'ALREADY_HANDLED',
+          `already handled by ${by.kind === 'device' ? `device ${by.client_id}` : 'the back office'}`,
+          { handled_by: by, handled_at: at, status },
+        );
+      }
+      const handled =
+        outcome.kind === 'handled'
+          ? await whenProjected(ctx, found.shop_id, outcome.streamId, params.id)
+          : await whenHandled(ctx, params.id);
       return { status: 200, body: messageOf(handled) };
     },
   });
 
   return [list, handle];
+}
+
+/** A repeated handle: the message as projected, once the first handle shows (it may still be on its way). */
+async function whenHandled(ctx: ApiContext, messageId: string): Promise<MessageRow> {
+  const deadline = performance.now() + ctx.config.api.handleWaitMs;
+  for (;;) {
+    const row = await selectMessage(ctx.pool, messageId);
+    if (row !== null && row.state === 'handled') return row;
+    if (performance.now() >= deadline) throw new BrokerError('PROJECTION_TIMEOUT');
+    await delay(PROJECTION_POLL_MS);
+  }
 }
 
 /**
