@@ -135,8 +135,14 @@ describe('when a handle is answered', () => {
     );
   });
 
-  it('is refused on any other code, 503 included', () => {
-    for (const code of [400, 403, 404, 429, 503]) {
+  it('is retried on 503, like a notify: handling again is safe', () => {
+    expect(handleOutcomeOf(reply({ op: 'handle', code: 503, msg: 'unavailable' }), 'E1.pos1')).toEqual({
+      kind: 'retry',
+    });
+  });
+
+  it('is refused on any other code', () => {
+    for (const code of [400, 403, 404, 429]) {
       expect(handleOutcomeOf(reply({ op: 'handle', code, msg: 'no' }), 'E1.pos1')).toEqual({
         kind: 'refused',
         code,

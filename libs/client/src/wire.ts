@@ -109,8 +109,8 @@ export type HandleResult =
 
 /**
  * What a handle's reply means for the caller. A 409 with who handled the request first is an answer, not an
- * error. Any other error, 503 included, is refused: the caller sees it at once, and handling again is safe
- * (the same device with the same status gets code 0 again).
+ * error. A 503 (event log or projections unavailable) is retried with backoff like a notify's: handling again is
+ * safe (the same device with the same status gets code 0 again). Any other error is refused.
  * @param id the message id the handle named, for a success reply that does not repeat it
  */
 export function handleOutcomeOf(reply: ReplyFrame, id: string): RequestOutcome<HandleResult> {
@@ -132,6 +132,7 @@ export function handleOutcomeOf(reply: ReplyFrame, id: string): RequestOutcome<H
       };
     }
   }
+  if (reply.code === LOG_UNAVAILABLE_CODE) return { kind: 'retry' };
   return { kind: 'refused', code: reply.code, msg: reply.msg };
 }
 

@@ -49,18 +49,24 @@ describe('when a main device handles a message', () => {
 
   it('rejects with the code and message of any other error reply', async () => {
     const forbidden = device.handle('E1.pos9', 2, { req_id: 'h-403' });
-    const unavailable = device.handle('E2.pos1', 2, { req_id: 'h-503' });
-    await peer.next('handle');
     await peer.next('handle');
     peer.reply('handle', 403, { req_id: 'h-403', msg: 'message E1.pos9 is addressed to another device' });
-    peer.reply('handle', 503, { req_id: 'h-503', msg: ERRORS.LOG_UNAVAILABLE.message });
     await expect(forbidden).rejects.toMatchObject({
       kind: 'REFUSED',
       code: 403,
       msg: 'message E1.pos9 is addressed to another device',
       reqId: 'h-403',
     });
-    await expect(unavailable).rejects.toMatchObject({ kind: 'REFUSED', code: 503, reqId: 'h-503' });
+  });
+
+  it('sends a handle answered 503 again, with the same req_id, until it is answered', async () => {
+    const unavailable = device.handle('E2.pos1', 2, { req_id: 'h-503' });
+    await peer.next('handle');
+    peer.reply('handle', 503, { req_id: 'h-503', msg: ERRORS.LOG_UNAVAILABLE.message });
+    const again = await peer.next('handle');
+    expect(again).toMatchObject({ op: 'handle', id: 'E2.pos1', status: 2, req_id: 'h-503' });
+    peer.reply('handle', 0, { req_id: 'h-503', data: { id: 'E2.pos1', event_id: 'E2' } });
+    await expect(unavailable).resolves.toEqual({ ok: true, id: 'E2.pos1', event_id: 'E2' });
   });
 
   it('matches replies by req_id, whatever their order', async () => {
