@@ -12,7 +12,7 @@ import {
   noticeIdOf,
   parseMessageId,
 } from '#events';
-import { delay, type Pool, type RedisClient } from '#runtime';
+import { counter, delay, type Pool, type RedisClient } from '#runtime';
 import { asLogError, isTransientFailure } from './failures';
 import { runScript } from './scripts';
 
@@ -21,6 +21,14 @@ import { runScript } from './scripts';
  * shows the request handled), so it is short, and Redis keeps no record per request for long.
  */
 export const HANDLING_RECORD_MS = 60 * 60 * 1000;
+
+// Notices pending across the broker: filed minus acked (a notice also leaves when its device never acks it and is
+// revoked; then the difference over-counts, as an alert should).
+const noticesFiled = counter(
+  'broker_handled_notices_total',
+  "'handled' notices filed for the other cashiers of a handled request (SPEC §10)",
+);
+const noticesAcked = counter('broker_handled_notice_acks_total', "'handled' notices acked by their device");
 
 /** A notify not yet projected is waited for this long before its message counts as unknown. */
 const PROJECTION_WAIT_MS = 2000;
@@ -80,6 +88,10 @@ async function copiesOf(pool: Pool, requestId: string): Promise<CopyRow[]> {
     return result.rows;
   } catch (err) {
     if (isTransientFailure(err)) throw new BrokerError('DATABASE_UNAVAILABLE');
+    // No database or no schema yet: the persister creates both at its start; until then, try again later.
+    const code = (err as { code?: unknown }).code;
+    if (code === '3D000' || code === '42P01')
+      throw new BrokerError('DATABASE_UNAVAILABLE', 'projections not set up yet (no persister has started)');
     throw err;
   }
 }
@@ -207,6 +219,7 @@ export async function handleRequest(deps: HandleDeps, input: HandleInput): Promi
     throw asLogError(err);
   }
   if (reply[0] === 0) {
+    noticesFiled.inc(Number(reply[2]));
     return {
       kind: 'handled',
       eventId: event.id,
@@ -236,6 +249,7 @@ export async function ackNotices(
       [keys.inbox(shopId), keys.inboxOrder(shopId), keys.attempts(shopId)],
       [clientId, ...copyIds.map(noticeIdOf)],
     );
+    noticesAcked.inc(Number(reply));
     return Number(reply);
   } catch (err) {
     throw asLogError(err);

@@ -9,7 +9,8 @@
  * @typedef {{ id: string, shop_id: string, table_id: string | number | null, type: string, title: string,
  *   status: number, data: object, user_info: object, from_client_id: string | null, to_client_id: string,
  *   state: 'pending' | 'delivered' | 'handled', attempts: number, created_at: string,
- *   delivered_at: string | null, handled_at: string | null }} Message
+ *   delivered_at: string | null, handled_at: string | null, event_id: string,
+ *   handled_by: { kind: 'device', client_id: string } | { kind: 'api' } | null }} Message
  * @typedef {{ conn_id: string, edge_id: string, shop_id: string, client_id: string, type: string,
  *   connected_at: string, remote_addr: string }} Connection
  */

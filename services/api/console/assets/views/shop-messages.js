@@ -145,6 +145,8 @@ function messageCard(m, pushes, shell) {
       fact('Created', stamp(m.created_at)),
       fact('Delivered', stamp(m.delivered_at)),
       fact('Handled', stamp(m.handled_at)),
+      // SPEC §10: every cashier's copy of a request shows who handled it.
+      fact('Handled by', handlerText(m.handled_by)),
       // The projection counts attempts when the message is acked or gives up; until then the inbox knows.
       fact('Attempts', pushes === undefined ? String(m.attempts) : `${Math.max(pushes, m.attempts)} so far`),
       fact('Status', String(m.status)),
@@ -160,6 +162,12 @@ function messageCard(m, pushes, shell) {
       ),
     ),
   );
+}
+
+/** @param {import('../api.js').Message['handled_by']} by */
+function handlerText(by) {
+  if (by === null) return h('span', { class: 'muted' }, '—');
+  return by.kind === 'device' ? `cashier ${by.client_id}` : 'back office';
 }
 
 /**
@@ -195,8 +203,9 @@ function confirmHandle(m, shell) {
     async onConfirm() {
       const value = Number(status.value);
       if (!Number.isInteger(value)) throw new Error('The status is a whole number.');
+      // SPEC §10: a request someone else handled first answers 409 naming them; the error says so.
       await call('POST', `/messages/${seg(m.id)}/handle`, { status: value });
-      announce(`Message handled with status ${value}`);
+      announce(`Request handled with status ${value}, for every cashier's copy`);
       shell.refreshSoon();
     },
   });
