@@ -193,8 +193,15 @@ function whatOf(event: BrokerEvent): string {
       return `${event.data.client_id} acked ${event.data.ids.join(',')}`;
     case 'DeliveryFailed':
       return `${event.data.id} failed after ${event.data.attempts} attempts`;
-    case 'MessageHandled':
-      return `${event.data.id} handled, status ${event.data.status}`;
+    case 'MessageHandled': {
+      const d = event.data;
+      const by = d.by === undefined || d.by.kind === 'api' ? 'back office' : d.by.client_id;
+      const copies =
+        d.notices === undefined
+          ? ''
+          : `; ${d.notices.length} notified, ${d.dropped?.length ?? 0} undelivered`;
+      return `${d.id} handled by ${by}, status ${d.status}${copies}`;
+    }
     default: {
       const never: never = event;
       return JSON.stringify(never);
