@@ -18,6 +18,9 @@ import { defineScripts, runScript } from './scripts';
 /** SPEC §3: the same req_id from the same device within 24 h is a duplicate. */
 export const REQ_ID_TTL_S = 24 * 60 * 60;
 
+/** How long a recorded close is remembered, so that a retried or swept close of it appends nothing (ms). */
+export const CLOSE_MEMORY_MS = 60 * 60 * 1000;
+
 export type NotifyOutcome = { eventId: string; isDuplicate: boolean; streamId?: string };
 
 /** A device's presence entry, also the connection shape of the REST API. */
@@ -236,16 +239,20 @@ export class EventLog {
     return reply[2] ? (JSON.parse(String(reply[2])) as Presence) : null;
   }
 
-  /** Appends ConnectionClosed, and drops the presence if it is still this connection's. */
-  async recordClose(event: EventOf<'ConnectionClosed'>): Promise<void> {
+  /**
+   * Appends ConnectionClosed once per connection (a retry after a lost reply, or the dead-edge sweep after the edge,
+   * appends nothing again), and drops the presence if it is still this connection's. Answers whether it appended.
+   */
+  async recordClose(event: EventOf<'ConnectionClosed'>): Promise<boolean> {
     const shop = event.shop_id;
     try {
-      await runScript(
+      const reply = await runScript(
         this.redis,
-        'close-2',
-        [this.keys.streamOfShop(shop), this.keys.presence(shop)],
-        [event.data.client_id, event.data.conn_id, JSON.stringify(event)],
+        'close-3',
+        [this.keys.streamOfShop(shop), this.keys.presence(shop), this.keys.closedConnections(shop)],
+        [event.data.client_id, event.data.conn_id, JSON.stringify(event), Date.now(), CLOSE_MEMORY_MS],
       );
+      return reply[0] === 0;
     } catch (err) {
       throw asLogError(err);
     }

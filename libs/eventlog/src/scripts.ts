@@ -9,7 +9,7 @@ export const SCRIPTS = [
   'ack-4',
   'register-2',
   'revoke-3',
-  'close-2',
+  'close-3',
   'push-2',
   'route-3',
   'handle-6',

@@ -90,6 +90,11 @@ export class Keys {
     return `${this.shop(shopId)}:handling-order`;
   }
 
+  /** Connections of the shop recorded closed lately (zset conn id → ms), so a close is appended once. */
+  closedConnections(shopId: string): string {
+    return `${this.shop(shopId)}:closed-conns`;
+  }
+
   /** Registry of the shop's devices: client_id → JSON {type, token_id, registered_at}. */
   devices(shopId: string): string {
     return `${this.shop(shopId)}:devices`;

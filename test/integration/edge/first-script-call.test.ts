@@ -36,7 +36,7 @@ describe("when the edge's first script call shares a pipeline with another comma
         data: { client_id: 'm1', conn_id: 'c1', edge_id: 'e1', reason: 'closed' },
       }),
     );
-    await expect(Promise.all([listed, closed])).resolves.toEqual([1, undefined]);
+    await expect(Promise.all([listed, closed])).resolves.toEqual([1, true]);
     await client.ping(); // one more round trip: an uncaught error would have surfaced by now
     expect(uncaught).toEqual([]);
   });
