@@ -56,8 +56,12 @@ export function eventSummary(event) {
       return `${d.client_id} acked ${d.ids.length === 1 ? d.ids[0] : `${d.ids.length} messages`}`;
     case 'DeliveryFailed':
       return `${d.id} to ${d.client_id} gave up after ${d.attempts} attempts`;
-    case 'MessageHandled':
-      return `${d.id} handled with status ${d.status}`;
+    case 'MessageHandled': {
+      // SPEC §10: one handle stands for every copy of the request; older events name one copy, from the back office.
+      const by = d.by?.kind === 'device' ? `cashier ${d.by.client_id}` : 'the back office';
+      const others = d.notices ? `, ${d.notices.length + (d.dropped?.length ?? 0)} other copies with it` : '';
+      return `${d.id} handled by ${by} with status ${d.status}${others}`;
+    }
     default:
       return '';
   }
