@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { dropDatabase } from '#runtime';
-import { Broker, benchEnv } from './lib/broker';
+import { Broker, benchEnv, cleanUpRun } from './lib/broker';
 import { killAll } from './lib/children';
 import { registerShops } from './lib/fleet';
 import { describeFootprint, type Footprint, footprintOf, formatBytes } from './lib/footprint';
@@ -78,13 +77,8 @@ export async function runFootprint(notifies: number, retentionMs: number): Promi
   } finally {
     await pool.end();
     await broker.stop();
-    for await (const batch of redis.scanStream({ match: `${bench.prefix}:*`, count: 1000 }) as AsyncIterable<
-      string[]
-    >) {
-      if (batch.length > 0) await redis.unlink(...batch);
-    }
+    await cleanUpRun(bench, redis);
     redis.disconnect();
-    await dropDatabase(bench.databaseUrl);
   }
 }
 

@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { DeviceClient } from '#client';
-import { dropDatabase } from '#runtime';
-import { Broker, benchEnv } from './lib/broker';
+import { Broker, benchEnv, cleanUpRun } from './lib/broker';
 import { killAll } from './lib/children';
 import { cpuBetween, cpuSnapshot } from './lib/cpu';
 import { registerShops } from './lib/fleet';
@@ -96,13 +95,8 @@ export async function runHandleBench(rate: number, seconds: number, shopCount: n
     };
   } finally {
     await broker.stop();
-    for await (const batch of redis.scanStream({ match: `${bench.prefix}:*`, count: 1000 }) as AsyncIterable<
-      string[]
-    >) {
-      if (batch.length > 0) await redis.unlink(...batch);
-    }
+    await cleanUpRun(bench, redis);
     redis.disconnect();
-    await dropDatabase(bench.databaseUrl);
   }
 }
 

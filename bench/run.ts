@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { dropDatabase } from '#runtime';
 import { printConnections, runConnections } from './connections.bench';
 import { printLatency, runLatency } from './latency.bench';
-import { type BenchEnv, Broker, benchEnv } from './lib/broker';
+import { type BenchEnv, Broker, benchEnv, cleanUpRun } from './lib/broker';
 import { killAll } from './lib/children';
 import { registerShops } from './lib/fleet';
 import { loadAverage, machine, redisPing } from './lib/machine';
@@ -222,11 +221,7 @@ function gitCommit(): string {
 
 /** Drops the run's database and every key under its prefix. */
 async function cleanup(bench: BenchEnv, redis: Redis): Promise<void> {
-  let keys = 0;
-  for await (const batch of redis.scanStream({ match: `${bench.prefix}:*`, count: 1000 })) {
-    if (batch.length > 0) keys += await redis.unlink(...batch);
-  }
-  await dropDatabase(bench.databaseUrl);
+  const keys = await cleanUpRun(bench, redis);
   const name = decodeURIComponent(new URL(bench.databaseUrl).pathname.slice(1));
   console.log(`cleaned up: ${keys} Redis keys under ${bench.prefix}:, database ${name}`);
 }

@@ -6,19 +6,27 @@
 // stream tail (a leak shows as a slope), and writes a chart (docs/bench/soak.svg) and a table to BENCHMARKS.md.
 // Flags: --minutes=10 --rate=1000 --shops=500 --sample-s=10 --restart=edge|dispatcher|persister|none
 // --retention-ms=<the stream tail; default the broker's own> --no-write.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { groupLag } from '#eventlog';
 import { Keys } from '#events';
-import { dropDatabase, loadConfig } from '#runtime';
-import { type BenchEnv, type BrokerProcess, benchEnv, type ServiceName, startService } from './lib/broker';
+import { loadConfig } from '#runtime';
+import {
+  type BenchEnv,
+  type BrokerProcess,
+  benchEnv,
+  cleanUpRun,
+  type ServiceName,
+  startService,
+} from './lib/broker';
 import { killAll } from './lib/children';
 import { registerShops } from './lib/fleet';
 import { footprintOf, formatBytes } from './lib/footprint';
 import { loadAverage, machine } from './lib/machine';
+import { writeSection } from './lib/report';
 import { closeShops, connectShops, Disruptions, notifyInput } from './lib/shops';
 import { soakChart } from './lib/soak-chart';
 import { sleep, waitUntil } from './lib/wait';
@@ -285,13 +293,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   } finally {
     await Promise.all(Object.values(procs).map((p) => p.stop()));
     await pool?.end();
-    for await (const batch of redis.scanStream({ match: `${bench.prefix}:*`, count: 1000 }) as AsyncIterable<
-      string[]
-    >) {
-      if (batch.length > 0) await redis.unlink(...batch);
-    }
+    await cleanUpRun(bench, redis);
     redis.disconnect();
-    await dropDatabase(bench.databaseUrl);
   }
 }
 
@@ -367,20 +370,8 @@ export function chartOf(r: SoakResult): string {
   );
 }
 
-const BEGIN = '<!-- bench:soak:begin -->';
-const END = '<!-- bench:soak:end -->';
-
 function writeSoak(r: SoakResult): void {
-  const file = 'BENCHMARKS.md';
-  const current = readFileSync(file, 'utf8');
-  const section = `${BEGIN}\n${renderSoak(r)}\n${END}`;
-  const from = current.indexOf(BEGIN);
-  const to = current.indexOf(END);
-  const next =
-    from >= 0 && to > from
-      ? `${current.slice(0, from)}${section}${current.slice(to + END.length)}`
-      : `${current.trimEnd()}\n\n${section}\n`;
-  writeFileSync(file, next);
+  writeSection('soak', renderSoak(r));
   mkdirSync('docs/bench', { recursive: true });
   writeFileSync('docs/bench/soak.svg', chartOf(r));
   writeFileSync('docs/bench/results-soak.json', `${JSON.stringify(r, null, 2)}\n`);

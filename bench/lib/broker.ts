@@ -4,7 +4,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { delay } from '#runtime';
+import type { Redis } from 'ioredis';
+import { delay, dropDatabase } from '#runtime';
 import { track } from './children';
 
 export type ServiceName = 'edge' | 'persister' | 'dispatcher';
@@ -189,4 +190,16 @@ export class Broker {
     await this.edge.stop();
     await Promise.all([this.dispatcher.stop(), this.persister.stop()]);
   }
+}
+
+/** Drops the run's database and every key under its prefix; answers how many keys went. */
+export async function cleanUpRun(bench: BenchEnv, redis: Redis): Promise<number> {
+  let keys = 0;
+  for await (const batch of redis.scanStream({ match: `${bench.prefix}:*`, count: 1000 }) as AsyncIterable<
+    string[]
+  >) {
+    if (batch.length > 0) keys += await redis.unlink(...batch);
+  }
+  await dropDatabase(bench.databaseUrl);
+  return keys;
 }

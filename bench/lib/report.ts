@@ -356,12 +356,15 @@ export function chart(report: RunReport): string | null {
   );
 }
 
-/** Replaces the run's section of BENCHMARKS.md (creating the file and markers when missing) and its chart. */
-export function writeReport(report: RunReport): void {
-  const begin = `<!-- bench:${report.mode}:begin -->`;
-  const end = `<!-- bench:${report.mode}:end -->`;
+/**
+ * Replaces the section between `<!-- bench:<name>:begin -->` and its end marker in BENCHMARKS.md (appending it,
+ * markers and all, when missing); the rest of the page is written by hand and left alone.
+ */
+export function writeSection(name: string, body: string): void {
+  const begin = `<!-- bench:${name}:begin -->`;
+  const end = `<!-- bench:${name}:end -->`;
   const current = existsSync(FILE) ? readFileSync(FILE, 'utf8') : '# Benchmarks\n';
-  const section = `${begin}\n${renderSection(report)}\n${end}`;
+  const section = `${begin}\n${body}\n${end}`;
   const from = current.indexOf(begin);
   const to = current.indexOf(end);
   const next =
@@ -369,6 +372,11 @@ export function writeReport(report: RunReport): void {
       ? `${current.slice(0, from)}${section}${current.slice(to + end.length)}`
       : `${current.trimEnd()}\n\n${section}\n`;
   writeFileSync(FILE, next);
+}
+
+/** Replaces the run's section of BENCHMARKS.md (creating the file and markers when missing) and its chart. */
+export function writeReport(report: RunReport): void {
+  writeSection(report.mode, renderSection(report));
   mkdirSync('docs/bench', { recursive: true });
   const svg = chart(report);
   if (svg) writeFileSync(chartFile(report.mode), svg);
