@@ -113,6 +113,10 @@ describe("when a shop's keys are built", () => {
             keys.attempts(shop),
             keys.presence(shop),
             keys.dedup(shop, sender, reqId),
+            keys.requests(shop),
+            keys.handling(shop),
+            keys.handlingOrder(shop),
+            keys.closedConnections(shop),
             keys.lease(group, shard),
             keys.deadLetter(shard),
           ];
