@@ -10,15 +10,11 @@ import {
   project,
   type RowChange,
 } from '#persister';
-import { fixedEventId, shopLog, shopOpsArbitrary } from '../support/shop-log';
+import { shopEvents } from '../support/events';
+import { shopLog, shopOpsArbitrary } from '../support/shop-log';
 
 const SHOP = 'shop-1';
 const T0 = Date.UTC(2025, 0, 1, 12);
-let counter = 0;
-
-function at(offsetMs: number) {
-  return { nowMs: T0 + offsetMs, id: fixedEventId(T0 + offsetMs, ++counter), shopId: SHOP };
-}
 
 /** given(events).when(events).thenRows(view): the emmett shape, over the in-memory fold. */
 function given(...history: BrokerEvent[]) {
@@ -36,81 +32,16 @@ function given(...history: BrokerEvent[]) {
   };
 }
 
-const register = (
-  offsetMs: number,
-  client_id: string,
-  type: 'main' | 'sub' = 'main',
-  token_id = `${client_id}-t1`,
-) =>
-  createEvent({
-    ...at(offsetMs),
-    type: 'DeviceRegistered',
-    source: 'api',
-    data: { client_id, type, token_id },
-  });
-const revoke = (offsetMs: number, client_id: string) =>
-  createEvent({ ...at(offsetMs), type: 'DeviceRevoked', source: 'api', data: { client_id } });
-const rotate = (offsetMs: number, client_id: string, token_id: string) =>
-  createEvent({ ...at(offsetMs), type: 'DeviceTokenRotated', source: 'api', data: { client_id, token_id } });
-const notify = (offsetMs: number, recipients: string[], audience: 'mains' | 'subs' = 'mains') =>
-  createEvent({
-    ...at(offsetMs),
-    type: 'NotifyRequested',
-    source: 'edge:e1',
-    data: {
-      req_id: `r${offsetMs}`,
-      from_client_id: 'waiter',
-      from_type: 'sub',
-      audience,
-      recipients,
-      table_id: 12,
-      type: 'add_dish',
-      status: 1,
-      data: { dish: 'dumplings' },
-      user_info: { name: 'Li' },
-    },
-  });
-const delivered = (
-  offsetMs: number,
-  client_id: string,
-  ids: string[],
-  attempts: Record<string, number> = {},
-) =>
-  createEvent({
-    ...at(offsetMs),
-    type: 'MessageDelivered',
-    source: 'edge:e1',
-    data: { client_id, ids, attempts },
-  });
-const failed = (offsetMs: number, id: string, attempts: number) =>
-  createEvent({
-    ...at(offsetMs),
-    type: 'DeliveryFailed',
-    source: 'dispatcher:d1',
-    data: { client_id: id.slice(27), id, attempts },
-  });
-const handled = (offsetMs: number, id: string, status: number) =>
-  createEvent({ ...at(offsetMs), type: 'MessageHandled', source: 'api', data: { id, status } });
-const loggedIn = (offsetMs: number, client_id: string, conn_id: string) =>
-  createEvent({
-    ...at(offsetMs),
-    type: 'DeviceLoggedIn',
-    source: 'edge:e1',
-    data: { client_id, type: 'main', conn_id, edge_id: 'e1', remote_addr: '10.0.0.9' },
-  });
-const closed = (offsetMs: number, client_id: string, conn_id: string, reason = 'logout') =>
-  createEvent({
-    ...at(offsetMs),
-    type: 'ConnectionClosed',
-    source: 'edge:e1',
-    data: { client_id, conn_id, edge_id: 'e1', reason },
-  });
+const { at, registered, revoked, rotated, notify, delivered, failed, handled, loggedIn, closed } = shopEvents(
+  SHOP,
+  T0,
+);
 const iso = (offsetMs: number) => new Date(T0 + offsetMs).toISOString();
 
 describe('when a sub device notifies the mains', () => {
   it('yields one pending row per recipient, keyed by the message id', () => {
     const event = notify(10, ['pos-1', 'pos-2']);
-    given(register(1, 'pos-1'), register(2, 'pos-2'))
+    given(registered(1, 'pos-1'), registered(2, 'pos-2'))
       .when(event)
       .thenRows((view) => {
         expect([...view.messages.keys()].sort()).toEqual([
@@ -141,7 +72,7 @@ describe('when a sub device notifies the mains', () => {
   });
 
   it('yields no message rows for a broadcast to subs, only its archive entry', () => {
-    const event = notify(10, [], 'subs');
+    const event = notify(10, [], { audience: 'subs' });
     given()
       .when(event)
       .thenRows((view) => {
@@ -273,8 +204,8 @@ describe('when a cashier handles a request that has a copy for each main', () =>
 
 describe('when devices are registered and revoked', () => {
   it('clears revoked_at and takes the new token on a re-registration', () => {
-    given(register(1, 'pos-1', 'main', 'tok-1'), revoke(2, 'pos-1'))
-      .when(register(3, 'pos-1', 'sub', 'tok-2'))
+    given(registered(1, 'pos-1', 'main', 'tok-1'), revoked(2, 'pos-1'))
+      .when(registered(3, 'pos-1', 'sub', 'tok-2'))
       .thenRows((view) => {
         expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toEqual({
           shop_id: SHOP,
@@ -290,16 +221,16 @@ describe('when devices are registered and revoked', () => {
   });
 
   it('records the first revoke only', () => {
-    given(register(1, 'pos-1'), revoke(2, 'pos-1'))
-      .when(revoke(3, 'pos-1'))
+    given(registered(1, 'pos-1'), revoked(2, 'pos-1'))
+      .when(revoked(3, 'pos-1'))
       .thenRows((view) => expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.revoked_at).toBe(iso(2)));
   });
 
   it('does not revert a re-registration when an older registration or revoke is processed again', () => {
-    const first = register(1, 'pos-1', 'main', 'tok-1');
-    const revoked = revoke(2, 'pos-1');
-    given(first, revoked, register(3, 'pos-1', 'main', 'tok-2'))
-      .when(first, revoked)
+    const first = registered(1, 'pos-1', 'main', 'tok-1');
+    const revocation = revoked(2, 'pos-1');
+    given(first, revocation, registered(3, 'pos-1', 'main', 'tok-2'))
+      .when(first, revocation)
       .thenRows((view) => {
         expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toMatchObject({
           token_id: 'tok-2',
@@ -312,8 +243,8 @@ describe('when devices are registered and revoked', () => {
 describe("when a device's token is rotated", () => {
   it('keeps the device, its type, registration and messages, and takes the new token', () => {
     const message = notify(2, ['pos-1']);
-    given(register(1, 'pos-1', 'main', 'tok-1'), message)
-      .when(rotate(3, 'pos-1', 'tok-2'))
+    given(registered(1, 'pos-1', 'main', 'tok-1'), message)
+      .when(rotated(3, 'pos-1', 'tok-2'))
       .thenRows((view) => {
         expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toEqual({
           shop_id: SHOP,
@@ -330,8 +261,8 @@ describe("when a device's token is rotated", () => {
   });
 
   it('does not revert a later rotation when an earlier one is processed again', () => {
-    const first = rotate(2, 'pos-1', 'tok-2');
-    given(register(1, 'pos-1', 'main', 'tok-1'), first, rotate(3, 'pos-1', 'tok-3'))
+    const first = rotated(2, 'pos-1', 'tok-2');
+    given(registered(1, 'pos-1', 'main', 'tok-1'), first, rotated(3, 'pos-1', 'tok-3'))
       .when(first)
       .thenRows((view) =>
         expect(view.devices.get(deviceKey(SHOP, 'pos-1'))).toMatchObject({
@@ -342,15 +273,15 @@ describe("when a device's token is rotated", () => {
   });
 
   it('changes neither a revoked device nor a later registration', () => {
-    const rotation = rotate(2, 'pos-1', 'tok-2');
-    given(register(1, 'pos-1', 'main', 'tok-1'), rotation, revoke(3, 'pos-1'))
-      .when(rotate(4, 'pos-1', 'tok-late'))
+    const rotation = rotated(2, 'pos-1', 'tok-2');
+    given(registered(1, 'pos-1', 'main', 'tok-1'), rotation, revoked(3, 'pos-1'))
+      .when(rotated(4, 'pos-1', 'tok-late'))
       .thenRows((view) => expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.token_id).toBe('tok-2'));
     given(
-      register(1, 'pos-1', 'main', 'tok-1'),
+      registered(1, 'pos-1', 'main', 'tok-1'),
       rotation,
-      revoke(3, 'pos-1'),
-      register(5, 'pos-1', 'sub', 'tok-5'),
+      revoked(3, 'pos-1'),
+      registered(5, 'pos-1', 'sub', 'tok-5'),
     )
       .when(rotation)
       .thenRows((view) =>
@@ -365,7 +296,7 @@ describe("when a device's token is rotated", () => {
 
 describe('when a device logs in and out', () => {
   it('opens a connection and moves last_seen_at forward', () => {
-    given(register(1, 'pos-1'))
+    given(registered(1, 'pos-1'))
       .when(loggedIn(5, 'pos-1', 'c1'), closed(9, 'pos-1', 'c1', 'logout'))
       .thenRows((view) => {
         expect(view.connections.get('c1')).toEqual({
@@ -385,7 +316,7 @@ describe('when a device logs in and out', () => {
 
   it('never moves last_seen_at back when an older login is processed again', () => {
     const login = loggedIn(5, 'pos-1', 'c1');
-    given(register(1, 'pos-1'), login, closed(9, 'pos-1', 'c1'))
+    given(registered(1, 'pos-1'), login, closed(9, 'pos-1', 'c1'))
       .when(login)
       .thenRows((view) => {
         expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.last_seen_at).toBe(iso(9));
@@ -396,7 +327,7 @@ describe('when a device logs in and out', () => {
 
 describe('when any event is projected', () => {
   it('archives it with its shard and stream position', () => {
-    const event = register(1, 'pos-1');
+    const event = registered(1, 'pos-1');
     const changes: RowChange[] = project(event, { shard: 3, streamId: '1735732800001-7' });
     expect(changes[0]).toEqual({
       kind: 'archiveEvent',

@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import {
   type BrokerEvent,
   broadcastFrameOf,
-  createEvent,
   type DeviceType,
   type EventOf,
   evolveRegistry,
@@ -16,43 +15,24 @@ import {
   type Registry,
   titleOf,
 } from '#events';
-import { fixedEventId, type ShopOp, shopLog } from '../support/shop-log';
+import { shopEvents } from '../support/events';
+import { type ShopOp, shopLog } from '../support/shop-log';
 
 const SHOP = 'shop-1';
 const T0 = Date.UTC(2025, 0, 1, 12);
-let n = 0;
-const next = () => ({ nowMs: T0 + ++n, id: fixedEventId(T0 + n, n), shopId: SHOP });
-
-const registered = (client_id: string, type: DeviceType, token_id = `${client_id}-t1`) =>
-  createEvent({ ...next(), type: 'DeviceRegistered', source: 'api', data: { client_id, type, token_id } });
-const revoked = (client_id: string) =>
-  createEvent({ ...next(), type: 'DeviceRevoked', source: 'api', data: { client_id } });
-const rotated = (client_id: string, token_id: string) =>
-  createEvent({ ...next(), type: 'DeviceTokenRotated', source: 'api', data: { client_id, token_id } });
-const loggedIn = (client_id: string, type: DeviceType) =>
-  createEvent({
-    ...next(),
-    type: 'DeviceLoggedIn',
-    source: 'edge:e1',
-    data: { client_id, type, conn_id: `c-${n}`, edge_id: 'e1', remote_addr: '10.0.0.9' },
-  });
+const shop = shopEvents(SHOP, T0);
+let n = 0; // one step of time per event
+const registered = (client_id: string, type: DeviceType, token_id?: string) =>
+  shop.registered(++n, client_id, type, token_id);
+const revoked = (client_id: string) => shop.revoked(++n, client_id);
+const rotated = (client_id: string, token_id: string) => shop.rotated(++n, client_id, token_id);
+const loggedIn = (client_id: string, type: DeviceType) => shop.loggedIn(++n, client_id, `c-${n}`, type);
 const notify = (recipients: string[], table_id: string | number | null = 7) =>
-  createEvent({
-    ...next(),
-    type: 'NotifyRequested',
-    source: 'edge:e1',
-    data: {
-      req_id: `r${n}`,
-      from_client_id: 'waiter',
-      from_type: 'sub',
-      audience: 'mains',
-      recipients,
-      table_id,
-      type: 'add_dish',
-      status: 3,
-      data: { dish: '宫保鸡丁', qty: 2 },
-      user_info: { waiter: '小王' },
-    },
+  shop.notify(++n, recipients, {
+    table_id,
+    status: 3,
+    data: { dish: '宫保鸡丁', qty: 2 },
+    user_info: { waiter: '小王' },
   });
 
 const EMPTY: Registry = new Map();

@@ -4,7 +4,7 @@ import type { ConsumedEntry } from '#eventlog';
 import { type BrokerEvent, createEvent, type EventOf, messageIdOf } from '#events';
 import { batchProjector, emptyView, evolve, groupCommittedProjector, type ProjectionView } from '#persister';
 import { connectPostgres, type Pool, registry } from '#runtime';
-import { createTestContext, type TestContext } from '#test-support';
+import { createTestContext, shopEvents, type TestContext } from '#test-support';
 import { busyShopOps, fixedEventId, shopLog, shopOpsArbitrary } from '../../support/shop-log';
 import { projectedTables, tablesOf } from './harness';
 
@@ -75,69 +75,15 @@ describe('when a batch holds several changes to the same rows', () => {
 });
 
 describe('when one batch creates a row and changes it', () => {
-  const T0 = Date.UTC(2025, 0, 1, 12);
-  const SHOP = 'shop-b';
-  let n = 0;
-  const next = (offsetMs: number) => ({
-    nowMs: T0 + offsetMs,
-    id: fixedEventId(T0 + offsetMs, ++n),
-    shopId: SHOP,
-  });
-  const register = (offsetMs: number, client_id: string, type: 'main' | 'sub') =>
-    createEvent({
-      ...next(offsetMs),
-      type: 'DeviceRegistered',
-      source: 'api',
-      data: { client_id, type, token_id: `${client_id}-t1` },
-    });
-  const login = (offsetMs: number, client_id: string, conn_id: string) =>
-    createEvent({
-      ...next(offsetMs),
-      type: 'DeviceLoggedIn',
-      source: 'edge:e1',
-      data: { client_id, type: 'main', conn_id, edge_id: 'e1', remote_addr: '10.0.0.9' },
-    });
-  const close = (offsetMs: number, client_id: string, conn_id: string) =>
-    createEvent({
-      ...next(offsetMs),
-      type: 'ConnectionClosed',
-      source: 'edge:e1',
-      data: { client_id, conn_id, edge_id: 'e1', reason: 'logout' },
-    });
+  const { registered, loggedIn, closed, failed, handled, ...shop } = shopEvents('shop-b');
   const notify = (offsetMs: number, recipients: string[], table_id: string | number | null) =>
-    createEvent({
-      ...next(offsetMs),
-      type: 'NotifyRequested',
-      source: 'edge:e1',
-      data: {
-        req_id: `r${offsetMs}`,
-        from_client_id: 'waiter',
-        from_type: 'sub',
-        audience: 'mains',
-        recipients,
-        table_id,
-        type: 'add_dish',
-        status: 1,
-        data: { dish: '饺子 "dumplings" \\ \n', qty: 2.5, extras: [null, true, { a: [] }] },
-        user_info: { name: 'Li', seat: '12' },
-      },
+    shop.notify(offsetMs, recipients, {
+      table_id,
+      data: { dish: '饺子 "dumplings" \\ \n', qty: 2.5, extras: [null, true, { a: [] }] },
+      user_info: { name: 'Li', seat: '12' },
     });
   const delivered = (offsetMs: number, client_id: string, ids: string[], attempts: number) =>
-    createEvent({
-      ...next(offsetMs),
-      type: 'MessageDelivered',
-      source: 'edge:e1',
-      data: { client_id, ids, attempts: Object.fromEntries(ids.map((id) => [id, attempts])) },
-    });
-  const failed = (offsetMs: number, id: string, attempts: number) =>
-    createEvent({
-      ...next(offsetMs),
-      type: 'DeliveryFailed',
-      source: 'dispatcher:d1',
-      data: { client_id: id.slice(27), id, attempts },
-    });
-  const handled = (offsetMs: number, id: string, status: number) =>
-    createEvent({ ...next(offsetMs), type: 'MessageHandled', source: 'api', data: { id, status } });
+    shop.delivered(offsetMs, client_id, ids, Object.fromEntries(ids.map((id) => [id, attempts])));
 
   /** Notifies acked, failed, handled and acked late, and a connection opened and closed, in one short log. */
   function busyMinute(): BrokerEvent[] {
@@ -149,10 +95,10 @@ describe('when one batch creates a row and changes it', () => {
       messageIdOf(second.id, 'pos-1'),
     ];
     return [
-      register(1, 'pos-1', 'main'),
-      register(2, 'pos-2', 'main'),
-      register(3, 'waiter', 'sub'),
-      login(4, 'pos-1', 'c1'),
+      registered(1, 'pos-1', 'main'),
+      registered(2, 'pos-2', 'main'),
+      registered(3, 'waiter', 'sub'),
+      loggedIn(4, 'pos-1', 'c1'),
       first,
       second,
       delivered(7, 'pos-1', [a1, b1], 1),
@@ -163,8 +109,8 @@ describe('when one batch creates a row and changes it', () => {
       delivered(12, 'pos-2', [a2], 6), // acked after its retries ran out
       failed(13, a2, 4), // an older failure report: failed_at moves forward, attempts do not move back
       handled(14, a1, 5), // the latest handle wins
-      close(15, 'pos-1', 'c1'),
-      login(16, 'pos-1', 'c2'),
+      closed(15, 'pos-1', 'c1'),
+      loggedIn(16, 'pos-1', 'c2'),
       notify(17, ['pos-2'], null),
     ];
   }
