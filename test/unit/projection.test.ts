@@ -75,12 +75,13 @@ const delivered = (
   client_id: string,
   ids: string[],
   attempts: Record<string, number> = {},
+  via?: 'ack' | 'socket-write',
 ) =>
   createEvent({
     ...at(offsetMs),
     type: 'MessageDelivered',
     source: 'edge:e1',
-    data: { client_id, ids, attempts },
+    data: { client_id, ...(via ? { via } : {}), ids, attempts },
   });
 const failed = (offsetMs: number, id: string, attempts: number) =>
   createEvent({
@@ -133,6 +134,7 @@ describe('when a sub device notifies the mains', () => {
           attempts: 0,
           created_at: iso(10),
           delivered_at: null,
+          delivered_via: null,
           handled_at: null,
           failed_at: null,
         });
@@ -176,6 +178,26 @@ describe('when a message is acked', () => {
           attempts: 1,
         });
       });
+  });
+
+  it('says how the delivery is known: an ack, or (SPEC §9.1) a write to a legacy device', () => {
+    const legacy = notify(11, ['pos-1']);
+    const legacyId = messageIdOf(legacy.id, 'pos-1');
+    given(event, legacy)
+      .when(delivered(20, 'pos-1', [id], {}, 'ack'), delivered(21, 'pos-1', [legacyId], {}, 'socket-write'))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ state: 'delivered', delivered_via: 'ack' });
+        expect(view.messages.get(legacyId)).toMatchObject({
+          state: 'delivered',
+          delivered_via: 'socket-write',
+        });
+      });
+  });
+
+  it('counts a delivery recorded before `via` was named as an ack, and keeps the first one', () => {
+    given(event, delivered(20, 'pos-1', [id]))
+      .when(delivered(30, 'pos-1', [id], {}, 'socket-write'))
+      .thenRows((view) => expect(view.messages.get(id)?.delivered_via).toBe('ack'));
   });
 
   it('keeps a message handled when the ack arrives after the back office handled it', () => {
@@ -239,12 +261,30 @@ describe('when devices are registered and revoked', () => {
           client_id: 'pos-1',
           type: 'sub',
           token_id: 'tok-2',
+          legacy: false,
           registered_at: iso(3),
           token_rotated_at: null,
           revoked_at: null,
           last_seen_at: null,
         });
       });
+  });
+
+  it('keeps the legacy mark of a registration (SPEC §9), and drops it with a registration without one', () => {
+    const legacy = createEvent({
+      ...at(1),
+      type: 'DeviceRegistered',
+      source: 'cli',
+      data: { client_id: 'pos-1', type: 'main', token_id: 'tok-1', legacy: true },
+    });
+    given(legacy)
+      .when()
+      .thenRows((view) => {
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.legacy).toBe(true);
+      });
+    given(legacy, revoke(2, 'pos-1'))
+      .when(register(3, 'pos-1'))
+      .thenRows((view) => expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.legacy).toBe(false));
   });
 
   it('records the first revoke only', () => {
@@ -278,6 +318,7 @@ describe("when a device's token is rotated", () => {
           client_id: 'pos-1',
           type: 'main',
           token_id: 'tok-2',
+          legacy: false,
           registered_at: iso(1),
           token_rotated_at: iso(3),
           revoked_at: null,
