@@ -4,12 +4,14 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { BrokerError } from './errors';
 import type { BroadcastFrame, MessageFrame } from './frames';
+import type { MessageView } from './rest';
 import {
   BusinessStatus,
   compile,
   type DeviceType,
   DeviceTypeInput,
   Identifier,
+  MessageId,
   NotifyType,
   normaliseDeviceType,
   TableId,
@@ -78,8 +80,8 @@ const LegacyLoginSchema = Type.Object({
   type: DeviceTypeInput,
 });
 
-const LegacyNotifySchema = Type.Object({
-  op: Type.Literal('notify'),
+/** A notify's fields, as the device's frame and the back office's notify_main carry them. */
+const NOTIFY_FIELDS = {
   shop_id: LegacyId,
   from_client_id: LegacyId,
   from_client_type: Type.Optional(DeviceTypeInput),
@@ -88,7 +90,9 @@ const LegacyNotifySchema = Type.Object({
   status: Type.Optional(LegacyStatus),
   data: Type.Optional(LegacyObject),
   user_info: Type.Optional(LegacyObject),
-});
+};
+const LegacyNotifySchema = Type.Object({ op: Type.Literal('notify'), ...NOTIFY_FIELDS });
+const LegacyNotifyBody = Type.Object(NOTIFY_FIELDS);
 
 const LegacyLogoutSchema = Type.Object({ op: Type.Literal('logout') });
 
@@ -99,7 +103,6 @@ const CHECKERS = {
 } as const;
 
 export type LegacyOp = keyof typeof CHECKERS;
-export const LEGACY_OPS = Object.keys(CHECKERS) as LegacyOp[];
 
 export interface LegacyLogin {
   op: 'login';
@@ -152,7 +155,7 @@ export function parseLegacyFrame(text: string): ParsedLegacyFrame {
     case 'login':
       return { kind: 'frame', frame: loginOf(value as Static<typeof LegacyLoginSchema>) };
     case 'notify': {
-      const notify = notifyOf(value as Static<typeof LegacyNotifySchema>);
+      const notify = notifyOf(value as Static<typeof LegacyNotifyBody>);
       if (typeof notify === 'string') return refused(known, notify);
       return { kind: 'frame', frame: notify };
     }
@@ -184,8 +187,15 @@ function loginOf(frame: Static<typeof LegacyLoginSchema>): LegacyLogin {
   };
 }
 
+const isNotifyBody = compile(LegacyNotifyBody);
+
+/** SPEC §9.2: notify_main's fields (a form or JSON) as the broker records them, or why they cannot be. */
+export function readLegacyNotify(value: unknown): LegacyNotify | string {
+  return isNotifyBody.is(value) ? notifyOf(value) : isNotifyBody.explain(value);
+}
+
 /** The notify's fields as the broker records them, or why they cannot be. */
-function notifyOf(frame: Static<typeof LegacyNotifySchema>): LegacyNotify | string {
+function notifyOf(frame: Static<typeof LegacyNotifyBody>): LegacyNotify | string {
   const status = typeof frame.status === 'string' ? Number(frame.status) : (frame.status ?? 0);
   if (!isStatus(status)) return '/status: expected a 32-bit integer';
   const shopId = String(frame.shop_id);
@@ -272,4 +282,48 @@ export function legacyPushOf(v1Frame: string): { text: string; messageId: string
     return { text: phpJson(broadcast), messageId: null };
   }
   return null;
+}
+
+const LegacyDeal = Type.Object({ id: MessageId, status: LegacyStatus });
+const isDeal = compile(LegacyDeal);
+
+/** SPEC §9.2: deal's `id` and `status` (from the query, a form or JSON), or why they cannot be taken. */
+export function readLegacyDeal(value: unknown): { id: string; status: number } | string {
+  if (!isDeal.is(value)) return isDeal.explain(value);
+  const status = Number(value.status);
+  return isStatus(status) ? { id: value.id, status } : '/status: expected a 32-bit integer';
+}
+
+/** A message as the original's messageList listed a row of ws_message. */
+export interface LegacyMessage {
+  id: string;
+  shop_id: string;
+  table_id: string | number | null;
+  type: string;
+  data: Record<string, unknown>;
+  user_info: Record<string, unknown>;
+  from_client_id: string | null;
+  to_client_id: string;
+  /** Every message comes from a sub's notify (a main's notify is a broadcast, which is not stored). */
+  from_client_type: '副';
+  status: number;
+  is_delivered: 0 | 1;
+  create_time: string;
+}
+
+export function legacyMessageOf(message: MessageView): LegacyMessage {
+  return {
+    id: message.id,
+    shop_id: message.shop_id,
+    table_id: message.table_id,
+    type: message.type,
+    data: message.data,
+    user_info: message.user_info,
+    from_client_id: message.from_client_id,
+    to_client_id: message.to_client_id,
+    from_client_type: '副',
+    status: message.status,
+    is_delivered: message.delivered_at === null ? 0 : 1,
+    create_time: legacyTime(Date.parse(message.created_at)),
+  };
 }

@@ -107,6 +107,16 @@ export function selectMessages(
   );
 }
 
+/** SPEC §9.2: a shop's messages not handled yet (pending or delivered), oldest first, at most `limit`. */
+export function selectUnhandledMessages(pool: Pool, shopId: string, limit: number): Promise<MessageRow[]> {
+  return select(
+    pool,
+    `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE shop_id = $1 AND state IN ('pending', 'delivered')
+     ORDER BY created_at, id LIMIT $2`,
+    [shopId, limit],
+  );
+}
+
 export async function selectMessage(pool: Pool, id: string): Promise<MessageRow | null> {
   const rows = await select<MessageRow>(pool, `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = $1`, [id]);
   return rows[0] ?? null;
