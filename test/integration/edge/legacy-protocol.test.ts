@@ -16,6 +16,7 @@ import {
   registerDevice,
   waitFor,
 } from '#test-support';
+import { runBroker } from '../ops/harness';
 import { type EdgeWorld, loggedIn, shopEvents, startEdgeWorld } from './fixture';
 
 const LEGACY_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
@@ -375,6 +376,19 @@ describe('when a legacy device may not speak', () => {
         what: 'the logout recorded',
       },
     );
+  });
+});
+
+describe('when the log of legacy devices is audited', () => {
+  it('folds to the rows the persister wrote: the legacy mark and socket-write deliveries included', async () => {
+    await persister.whenCaughtUp();
+    const run = await runBroker(world.ctx, ['audit']);
+    expect(run.stdout).toMatch(/ 0 differences\n$/);
+    expect(run.code).toBe(0);
+    const devices = await pool.query(
+      "SELECT client_id FROM devices WHERE shop_id = '123' AND legacy ORDER BY 1",
+    );
+    expect(devices.rows.map((r) => r.client_id)).toEqual(['pad-1', 'pos-1', 'pos-2']);
   });
 });
 

@@ -37,7 +37,7 @@ export function eventSummary(event) {
   const d = event.data;
   switch (event.type) {
     case 'DeviceRegistered':
-      return `${d.client_id} registered as ${d.type}`;
+      return `${d.client_id} registered as ${d.type}${d.legacy ? ', legacy (original protocol)' : ''}`;
     case 'DeviceRevoked':
       return `${d.client_id} revoked`;
     case 'DeviceTokenRotated':
@@ -52,8 +52,13 @@ export function eventSummary(event) {
       const table = d.table_id === null ? '' : `, table ${d.table_id}`;
       return `${d.type}${table} from ${from} to ${to}`;
     }
-    case 'MessageDelivered':
-      return `${d.client_id} acked ${d.ids.length === 1 ? d.ids[0] : `${d.ids.length} messages`}`;
+    case 'MessageDelivered': {
+      // SPEC §9.1: a legacy device cannot ack; the edge records the write to its socket instead.
+      const what = d.ids.length === 1 ? d.ids[0] : `${d.ids.length} messages`;
+      return d.via === 'socket-write'
+        ? `${what} written to ${d.client_id}'s socket (legacy device, no ack)`
+        : `${d.client_id} acked ${what}`;
+    }
     case 'DeliveryFailed':
       return `${d.id} to ${d.client_id} gave up after ${d.attempts} attempts`;
     case 'MessageHandled':
