@@ -33,6 +33,8 @@ export interface Presence {
   type: DeviceType;
   connected_at: string;
   remote_addr: string;
+  /** Logged in over the original system's protocol (SPEC §9.1); absent for v1. */
+  legacy?: true;
 }
 
 export class EventLog {

@@ -46,6 +46,8 @@ export const DeviceLoggedInData = Type.Object({
   conn_id: Type.String({ minLength: 1, maxLength: 64 }),
   edge_id: Type.String({ minLength: 1, maxLength: 128 }),
   remote_addr: Type.String({ maxLength: 128 }),
+  /** Logged in over the original system's protocol (SPEC §9.1); absent for v1. */
+  legacy: Type.Optional(Type.Boolean()),
 });
 
 export const ConnectionClosedData = Type.Object({

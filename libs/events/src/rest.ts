@@ -104,6 +104,8 @@ export const Connection = Type.Object({
   type: DeviceType,
   connected_at: Time,
   remote_addr: Type.String(),
+  /** Speaks the original system's protocol (SPEC §9.1): the device has not moved to v1 yet. */
+  legacy: Type.Boolean(),
 });
 
 export const MainOnline = Type.Object({

@@ -335,6 +335,7 @@ export class Session {
       type: identity.type,
       connected_at: this.connectedAt,
       remote_addr: this.remoteAddr,
+      ...(identity.isLegacy ? { legacy: true } : {}),
     };
     const event = createEvent({
       type: 'DeviceLoggedIn',
@@ -347,6 +348,7 @@ export class Session {
         conn_id: this.connId,
         edge_id: this.ctx.edgeId,
         remote_addr: this.remoteAddr,
+        ...(identity.isLegacy ? { legacy: true } : {}),
       },
     });
     // Listed on this edge before the login is recorded: should the edge die in between, the dead-edge sweep

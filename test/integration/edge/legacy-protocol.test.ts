@@ -120,6 +120,14 @@ describe('when a legacy sub notifies a shop with legacy mains', () => {
       { to_client_id: 'pos-1', state: 'delivered', delivered_via: 'socket-write' },
       { to_client_id: 'pos-2', state: 'pending', delivered_via: null },
     ]);
+    // Its logins say which protocol the device speaks: operators see who has not moved to v1 yet.
+    const logins = await shopEvents(world.ctx, '123', 'DeviceLoggedIn');
+    expect(logins.map((e) => [e.data.client_id, e.data.legacy])).toEqual([
+      ['pos-1', true],
+      ['pad-1', true],
+    ]);
+    const presence = JSON.parse((await world.ctx.redis.hget(world.ctx.keys.presence('123'), 'pos-1'))!);
+    expect(presence).toMatchObject({ client_id: 'pos-1', legacy: true });
     // The original answered a successful login and notify with nothing.
     expect(sub.texts).toEqual([]);
     expect(main.texts).toEqual([pushed]);
@@ -161,6 +169,7 @@ describe('when a legacy and a v1 main share a shop', () => {
     await registerDevice(world.ctx, 'mix', 'pos-old', 'main', { legacy: true });
     await registerDevice(world.ctx, 'mix', 'pad-old', 'sub', { legacy: true });
     const v1Main = await v1Device(await registerDevice(world.ctx, 'mix', 'pos-new', 'main'));
+    expect((await shopEvents(world.ctx, 'mix', 'DeviceLoggedIn'))[0]?.data).not.toHaveProperty('legacy');
     const v1Sub = await v1Device(await registerDevice(world.ctx, 'mix', 'w-new', 'sub'));
     const legacyMain = await login(
       '{"op":"login","shop_id":"mix","client_id":"pos-old","type":"main"}',

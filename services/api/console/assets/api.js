@@ -12,7 +12,7 @@
  *   delivered_at: string | null, delivered_via: 'ack' | 'socket-write' | null,
  *   handled_at: string | null }} Message
  * @typedef {{ conn_id: string, edge_id: string, shop_id: string, client_id: string, type: string,
- *   connected_at: string, remote_addr: string }} Connection
+ *   connected_at: string, remote_addr: string, legacy: boolean }} Connection
  */
 
 /**

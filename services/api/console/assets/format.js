@@ -43,7 +43,7 @@ export function eventSummary(event) {
     case 'DeviceTokenRotated':
       return `${d.client_id} got a new token; the old one is refused from now on`;
     case 'DeviceLoggedIn':
-      return `${d.client_id} logged in on ${d.edge_id} (${d.conn_id})`;
+      return `${d.client_id} logged in on ${d.edge_id} (${d.conn_id})${d.legacy ? ' over the original protocol' : ''}`;
     case 'ConnectionClosed':
       return `${d.client_id} disconnected: ${d.reason}${d.close_code ? ` (${d.close_code})` : ''}`;
     case 'NotifyRequested': {
