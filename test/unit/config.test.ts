@@ -105,6 +105,8 @@ describe('when variables are set', () => {
     expect(on.edge.legacy).toEqual({ caFile: '/tls/legacy-ca.pem', path: '/legacy' });
     const moved = loadConfig({ ...tls, EDGE_LEGACY_CA: '/ca.pem', EDGE_LEGACY_PATH: '/ws-old' }).config;
     expect(moved.edge.legacy?.path).toBe('/ws-old');
+    const root = loadConfig({ ...tls, EDGE_LEGACY_CA: '/ca.pem', EDGE_LEGACY_PATH: '/' }).config;
+    expect(root.edge.legacy?.path).toBe('/');
     expect(loadConfig({ API_LEGACY_PREFIX: '/index.php' }).config.api.legacyPrefix).toBe('/index.php');
     expect(loadConfig({ API_LEGACY_PREFIX: 'off' }).config.api.legacyPrefix).toBeNull();
   });

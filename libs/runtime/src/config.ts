@@ -235,7 +235,8 @@ export function loadConfig(env: Env) {
       legacyCa,
     );
   }
-  const legacyPath = read('EDGE_LEGACY_PATH', urlPath);
+  // `/` is allowed: the original server upgraded any path, so its devices may well connect to the root.
+  const legacyPath = read('EDGE_LEGACY_PATH', (raw) => (raw === '/' ? raw : urlPath(raw)));
   if (['/ws', '/healthz', '/readyz', '/metrics'].includes(legacyPath)) {
     throw new ConfigError('EDGE_LEGACY_PATH', 'a path the edge does not serve already', legacyPath);
   }

@@ -56,6 +56,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const log = deps.log.child({ svc: 'edge', edge_id: edgeId });
   // The listener first: unusable certificate files stop the start before anything is connected.
   const edge = createEdgeServer(config.edge, {
+    log,
     probe: () => readiness(),
     isDraining: () => isDraining,
     onSocket: (socket, request, dialect) =>

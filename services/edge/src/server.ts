@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { legacyAnswer, phpJson } from '#events';
-import { answerHealth, type Config, ConfigError, type ReadinessProbe } from '#runtime';
+import { answerHealth, type Config, ConfigError, type Logger, type ReadinessProbe } from '#runtime';
 import { type ClientCas, isSignedBy, readCas } from './client-certs';
 
 type TlsConfig = NonNullable<Config['edge']['tls']>;
@@ -60,6 +60,7 @@ export interface EdgeServer {
 }
 
 export interface EdgeServerHooks {
+  log: Logger;
   probe: ReadinessProbe;
   isDraining(): boolean;
   onSocket(socket: WebSocket, request: IncomingMessage, dialect: Dialect): void;
@@ -99,8 +100,16 @@ export function createEdgeServer(config: Config['edge'], hooks: EdgeServerHooks)
     if (hooks.isDraining()) return abortHandshake(socket, 503, 'Service Unavailable');
     if (dialect === 'legacy') {
       // SPEC §9.1: a client certificate from the chain's CA, else no upgrade; answered in the original's shape.
-      if (!isSignedBy(req.socket as TLSSocket, cas.legacyCas))
+      if (!isSignedBy(req.socket as TLSSocket, cas.legacyCas)) {
+        // Said once per refusal: during a switch-over it is how an operator finds devices whose certificates
+        // the edge does not take (another CA, none, or one signed with MD5, which OpenSSL 3 refuses).
+        const reason = (req.socket as TLSSocket).authorizationError ?? 'signed by another CA';
+        hooks.log.info(
+          { remote_addr: req.socket.remoteAddress, reason: String(reason) },
+          'legacy upgrade refused',
+        );
         return abortHandshake(socket, 401, 'Unauthorized', legacyRefusal);
+      }
     } else if (tls?.caFile && !isSignedBy(req.socket as TLSSocket, cas.v1Cas)) {
       return abortHandshake(socket, 401, 'Unauthorized');
     }
