@@ -67,6 +67,10 @@ describe('when the back office manages devices', () => {
     ]);
     const entry = JSON.parse((await ctx.redis.hget(ctx.keys.devices('shop-legacy'), 'pos-old'))!);
     expect(entry).toMatchObject({ type: 'main', legacy: true });
+    // A v1 token for the firmware upgrade keeps the device legacy until it is registered again without.
+    const rotated = await api.request('POST', '/v1/shops/shop-legacy/devices/pos-old/token');
+    expect(rotated.body).toMatchObject({ client_id: 'pos-old', legacy: true, token: expect.any(String) });
+    expect(JSON.parse((await ctx.redis.hget(ctx.keys.devices('shop-legacy'), 'pos-old'))!).legacy).toBe(true);
     expect(
       (
         await api.request('POST', '/v1/shops/shop-legacy/devices', {
