@@ -151,6 +151,7 @@ export function parseLegacyFrame(text: string): ParsedLegacyFrame {
   const known = op as LegacyOp;
   const checker: { is(value: unknown): boolean; explain(value: unknown): string } = CHECKERS[known];
   if (!checker.is(value)) return refused(known, checker.explain(value));
+  // The casts below are what `checker.is` just checked: the checker of `known`'s schema.
   switch (known) {
     case 'login':
       return { kind: 'frame', frame: loginOf(value as Static<typeof LegacyLoginSchema>) };
@@ -256,6 +257,7 @@ export function legacyPushOf(v1Frame: string): { text: string; messageId: string
   } catch {
     return null;
   }
+  // The edge writes what the dispatcher and the inbox made: `op` says which of the two frames it is.
   if (frame.op === 'message') {
     const m = frame as MessageFrame;
     const push: LegacyPush = {

@@ -37,6 +37,7 @@ export function legacyRouter(ctx: ApiContext, routes: readonly Route[], authenti
   const handle = v1('handleMessage');
   const notify = v1('notify');
   const mainOnline = v1('mainOnline');
+  // A route's success body has its documented schema (rest.ts), which the casts of its callers below name.
   const run = async (route: Route, raw: Parameters<Route['inputOf']>[0]) => {
     const reply = await route.spec.run(route.inputOf(raw));
     if (reply.status >= 400) throw refusalOf(reply);
@@ -162,6 +163,7 @@ function legacyTextOf(error: BrokerError): string {
 
 /** What a refusal carries besides its message (a 409 of a handle names who handled it), else `[]`. */
 function dataOf(err: unknown): unknown {
+  // Any error may carry `data`: refusalOf's do, and so may a route's own (a 409 naming who handled a message).
   const data = (err as { data?: unknown } | null)?.data;
   return data === undefined ? [] : data;
 }
