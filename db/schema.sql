@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS devices (
   token_rotated_at timestamptz,         -- set by DeviceTokenRotated; null while token_id is the registration's
   revoked_at     timestamptz,
   last_seen_at   timestamptz,
+  legacy         boolean NOT NULL DEFAULT false,  -- may log in over the original protocol (SPEC §9)
   PRIMARY KEY (shop_id, client_id)
 );
 -- Databases created before token rotation existed get the column too. Checked first: ALTER TABLE locks the table
@@ -36,6 +37,14 @@ DO $$ BEGIN
                  WHERE table_schema = current_schema() AND table_name = 'devices'
                    AND column_name = 'token_rotated_at') THEN
     ALTER TABLE devices ADD COLUMN token_rotated_at timestamptz;
+  END IF;
+END $$;
+-- And those created before the original protocol's devices (SPEC §9): none of their devices is legacy.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'devices'
+                   AND column_name = 'legacy') THEN
+    ALTER TABLE devices ADD COLUMN legacy boolean NOT NULL DEFAULT false;
   END IF;
 END $$;
 
@@ -72,6 +81,8 @@ CREATE TABLE IF NOT EXISTS messages (
   handled_at      timestamptz,
   handled_by      jsonb,                 -- SPEC §10: {kind:"device",client_id} or {kind:"api"}; null if unknown
   failed_at       timestamptz,           -- set by DeliveryFailed: the retry budget ran out
+  -- how delivered_at is known: 'ack' (the device acked) or 'socket-write' (written to a legacy device, SPEC §9.1)
+  delivered_via   text CHECK (delivered_via IN ('ack', 'socket-write')),
   UNIQUE (event_id, to_client_id)
 );
 -- Databases created before shared handling (SPEC §10) get the column too; checked first, as for devices above.
@@ -80,6 +91,16 @@ DO $$ BEGIN
                  WHERE table_schema = current_schema() AND table_name = 'messages'
                    AND column_name = 'handled_by') THEN
     ALTER TABLE messages ADD COLUMN handled_by jsonb;
+  END IF;
+END $$;
+
+-- Databases created before delivered_via get it; every delivery they hold was an ack.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'messages'
+                   AND column_name = 'delivered_via') THEN
+    ALTER TABLE messages ADD COLUMN delivered_via text CHECK (delivered_via IN ('ack', 'socket-write'));
+    UPDATE messages SET delivered_via = 'ack' WHERE delivered_at IS NOT NULL;
   END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS messages_shop_created ON messages (shop_id, created_at DESC, id DESC);

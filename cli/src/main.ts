@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { isBrokerError } from '#events';
 import { ConfigError } from '#runtime';
 import { registerAudit } from './commands/audit';
+import { registerDevices } from './commands/devices';
 import { registerMigrate } from './commands/migrate';
 import { registerRebuild } from './commands/rebuild';
 import { registerReplay } from './commands/replay';
@@ -19,6 +20,7 @@ const program = new Command()
 registerStart(program);
 registerMigrate(program);
 registerToken(program);
+registerDevices(program);
 registerReplay(program);
 registerAudit(program);
 registerRebuild(program);

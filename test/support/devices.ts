@@ -11,6 +11,7 @@ export async function registerDevice(
   shopId: string,
   clientId: string,
   type: DeviceType,
+  options: { legacy?: boolean } = {},
 ): Promise<string> {
   const tokenId = newEventId();
   await new EventLog(ctx.redis, ctx.keys).register(
@@ -18,7 +19,7 @@ export async function registerDevice(
       type: 'DeviceRegistered',
       shopId,
       source: 'api',
-      data: { client_id: clientId, type, token_id: tokenId },
+      data: { client_id: clientId, type, token_id: tokenId, ...(options.legacy ? { legacy: true } : {}) },
     }),
   );
   return new DeviceTokens(ctx.config.tokens.secret, ctx.config.tokens.ttlS).mint({

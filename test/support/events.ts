@@ -72,12 +72,18 @@ export function shopEvents(shopId: string, t0 = Date.UTC(2025, 0, 1, 12)) {
           ...details,
         },
       }),
-    delivered: (offsetMs: number, client_id: string, ids: string[], attempts: Record<string, number> = {}) =>
+    delivered: (
+      offsetMs: number,
+      client_id: string,
+      ids: string[],
+      attempts: Record<string, number> = {},
+      via?: 'ack' | 'socket-write',
+    ) =>
       createEvent({
         ...at(offsetMs),
         type: 'MessageDelivered',
         source: 'edge:e1',
-        data: { client_id, ids, attempts },
+        data: { client_id, ...(via ? { via } : {}), ids, attempts },
       }),
     /** The dispatcher giving up on message `id` (its recipient is the part after the event id). */
     failed: (offsetMs: number, id: string, attempts: number) =>

@@ -42,6 +42,8 @@ export function fixedEventId(ms: number, n: number): string {
 
 interface Device {
   type: DeviceType;
+  /** Every third client is a device of the original protocol (SPEC §9): its deliveries are socket writes. */
+  isLegacy: boolean;
   token: number;
   isActive: boolean;
   conn: string | null;
@@ -107,13 +109,19 @@ export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): Broker
       case 'register': {
         if (device?.isActive) break;
         const token = (device?.token ?? 0) + 1;
-        devices.set(client_id, { type: op.type, token, isActive: true, conn: null });
+        const isLegacy = op.client % 3 === 2;
+        devices.set(client_id, { type: op.type, isLegacy, token, isActive: true, conn: null });
         emit(
           createEvent({
             ...next(),
             type: 'DeviceRegistered',
             source: 'api',
-            data: { client_id, type: op.type, token_id: `${client_id}-t${token}` },
+            data: {
+              client_id,
+              type: op.type,
+              token_id: `${client_id}-t${token}`,
+              ...(isLegacy ? { legacy: true } : {}),
+            },
           }),
         );
         break;
@@ -198,12 +206,14 @@ export function shopLog(ops: readonly ShopOp[], options: ShopLogOptions): Broker
         if (ids.length === 0) break;
         undelivered.set(client_id, pending.slice(ids.length));
         const attempts = Object.fromEntries(ids.map((id, i) => [id, i + 1]));
+        // A legacy device's deliveries are socket writes; a v1 ack says so, or (recorded before `via`) says nothing.
+        const via = device?.isLegacy ? 'socket-write' : n % 2 === 0 ? 'ack' : undefined;
         emit(
           createEvent({
             ...next(),
             type: 'MessageDelivered',
             source: 'edge:e1',
-            data: { client_id, ids, attempts },
+            data: { client_id, ...(via ? { via } : {}), ids, attempts },
           }),
         );
         break;

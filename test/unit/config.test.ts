@@ -42,8 +42,9 @@ describe('when no variable is set', () => {
         pingIntervalMs: 25000,
         maxBufferedBytes: 1048576,
         drainMs: 10000,
+        legacy: null,
       },
-      api: { host: '0.0.0.0', port: 3000, handleWaitMs: 5000 },
+      api: { host: '0.0.0.0', port: 3000, handleWaitMs: 5000, legacyPrefix: '/api.php/index/index' },
       tokens: { ttlS: 31536000 },
       healthPort: 9090,
       delivery: { firstRetryMs: 2000, maxRetryMs: 60000, attempts: 8 },
@@ -98,6 +99,18 @@ describe('when variables are set', () => {
     expect(config.logLevel).toBe('warn');
   });
 
+  it('turns the original protocol on with its CA, on its path, and the back-office endpoints off with `off`', () => {
+    const tls = { EDGE_TLS_CERT: '/tls/cert.pem', EDGE_TLS_KEY: '/tls/key.pem' };
+    const on = loadConfig({ ...tls, EDGE_LEGACY_CA: '/tls/legacy-ca.pem' }).config;
+    expect(on.edge.legacy).toEqual({ caFile: '/tls/legacy-ca.pem', path: '/legacy' });
+    const moved = loadConfig({ ...tls, EDGE_LEGACY_CA: '/ca.pem', EDGE_LEGACY_PATH: '/ws-old' }).config;
+    expect(moved.edge.legacy?.path).toBe('/ws-old');
+    const root = loadConfig({ ...tls, EDGE_LEGACY_CA: '/ca.pem', EDGE_LEGACY_PATH: '/' }).config;
+    expect(root.edge.legacy?.path).toBe('/');
+    expect(loadConfig({ API_LEGACY_PREFIX: '/index.php' }).config.api.legacyPrefix).toBe('/index.php');
+    expect(loadConfig({ API_LEGACY_PREFIX: 'off' }).config.api.legacyPrefix).toBeNull();
+  });
+
   it('accepts rediss and postgresql URLs', () => {
     const { config } = loadConfig({ REDIS_URL: 'rediss://r:6380', DATABASE_URL: 'postgresql://u@db/x' });
     expect(config.redis.url).toBe('rediss://r:6380');
@@ -143,6 +156,10 @@ describe('when a value is invalid', () => {
     ['STREAM_RETENTION_MS', '-1', /^STREAM_RETENTION_MS: expected an integer from 0/],
     ['PERSISTER_LINGER_MS', '1001', /^PERSISTER_LINGER_MS: expected an integer from 0 to 1000/],
     ['DISPATCHER_LINGER_MS', '-1', /^DISPATCHER_LINGER_MS: expected an integer from 0 to 1000/],
+    ['EDGE_LEGACY_PATH', 'legacy', /^EDGE_LEGACY_PATH: expected a path like \/legacy/],
+    ['EDGE_LEGACY_PATH', '/ws', /^EDGE_LEGACY_PATH: expected a path the edge does not serve already/],
+    ['API_LEGACY_PREFIX', '/api.php/index/index/', /^API_LEGACY_PREFIX: expected a path like \/legacy/],
+    ['API_LEGACY_PREFIX', '/v1/legacy', /^API_LEGACY_PREFIX: expected a prefix outside \/v1 and \/console/],
   ];
 
   for (const [name, value, message] of cases) {
@@ -162,6 +179,7 @@ describe('when a value is invalid', () => {
       'EDGE_TLS_CERT',
       'EDGE_TLS_KEY',
       'EDGE_TLS_CA',
+      'EDGE_LEGACY_CA',
     ];
     const secrets = ['API_KEYS', 'DEVICE_TOKEN_SECRET'];
     const checked = VARIABLES.map((v) => v.name).filter((name) => ![...free, ...secrets].includes(name));
@@ -172,6 +190,12 @@ describe('when a value is invalid', () => {
     const error = errorOf({ DEVICE_TOKEN_SECRET: 'short-secret' });
     expect(error.message).toMatch(/^DEVICE_TOKEN_SECRET: expected at least 32 characters/);
     expect(error.message).not.toContain('short-secret');
+  });
+
+  it('refuses the original protocol without TLS, which it needs for its client certificates', () => {
+    expect(errorOf({ EDGE_LEGACY_CA: '/tls/legacy-ca.pem' }).message).toMatch(
+      /^EDGE_LEGACY_CA: expected EDGE_TLS_CERT and EDGE_TLS_KEY set too/,
+    );
   });
 
   it('refuses a TLS certificate without its key, and a key without its certificate', () => {

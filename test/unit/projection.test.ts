@@ -64,6 +64,7 @@ describe('when a sub device notifies the mains', () => {
           attempts: 0,
           created_at: iso(10),
           delivered_at: null,
+          delivered_via: null,
           handled_at: null,
           handled_by: null,
           failed_at: null,
@@ -108,6 +109,26 @@ describe('when a message is acked', () => {
           attempts: 1,
         });
       });
+  });
+
+  it('says how the delivery is known: an ack, or (SPEC §9.1) a write to a legacy device', () => {
+    const legacy = notify(11, ['pos-1']);
+    const legacyId = messageIdOf(legacy.id, 'pos-1');
+    given(event, legacy)
+      .when(delivered(20, 'pos-1', [id], {}, 'ack'), delivered(21, 'pos-1', [legacyId], {}, 'socket-write'))
+      .thenRows((view) => {
+        expect(view.messages.get(id)).toMatchObject({ state: 'delivered', delivered_via: 'ack' });
+        expect(view.messages.get(legacyId)).toMatchObject({
+          state: 'delivered',
+          delivered_via: 'socket-write',
+        });
+      });
+  });
+
+  it('counts a delivery recorded before `via` was named as an ack, and keeps the first one', () => {
+    given(event, delivered(20, 'pos-1', [id]))
+      .when(delivered(30, 'pos-1', [id], {}, 'socket-write'))
+      .thenRows((view) => expect(view.messages.get(id)?.delivered_via).toBe('ack'));
   });
 
   it('keeps a message handled when the ack arrives after the back office handled it', () => {
@@ -212,12 +233,30 @@ describe('when devices are registered and revoked', () => {
           client_id: 'pos-1',
           type: 'sub',
           token_id: 'tok-2',
+          legacy: false,
           registered_at: iso(3),
           token_rotated_at: null,
           revoked_at: null,
           last_seen_at: null,
         });
       });
+  });
+
+  it('keeps the legacy mark of a registration (SPEC §9), and drops it with a registration without one', () => {
+    const legacy = createEvent({
+      ...at(1),
+      type: 'DeviceRegistered',
+      source: 'cli',
+      data: { client_id: 'pos-1', type: 'main', token_id: 'tok-1', legacy: true },
+    });
+    given(legacy)
+      .when()
+      .thenRows((view) => {
+        expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.legacy).toBe(true);
+      });
+    given(legacy, revoked(2, 'pos-1'))
+      .when(registered(3, 'pos-1'))
+      .thenRows((view) => expect(view.devices.get(deviceKey(SHOP, 'pos-1'))?.legacy).toBe(false));
   });
 
   it('records the first revoke only', () => {
@@ -251,6 +290,7 @@ describe("when a device's token is rotated", () => {
           client_id: 'pos-1',
           type: 'main',
           token_id: 'tok-2',
+          legacy: false,
           registered_at: iso(1),
           token_rotated_at: iso(3),
           revoked_at: null,

@@ -175,13 +175,13 @@ function row(at: string, shop: string, type: string, id: string, source: string,
 function whatOf(event: BrokerEvent): string {
   switch (event.type) {
     case 'DeviceRegistered':
-      return `${event.data.client_id} registered as ${event.data.type}`;
+      return `${event.data.client_id} registered as ${event.data.type}${event.data.legacy ? ', legacy' : ''}`;
     case 'DeviceRevoked':
       return `${event.data.client_id} revoked`;
     case 'DeviceTokenRotated':
       return `${event.data.client_id} token rotated (token id ${event.data.token_id})`;
     case 'DeviceLoggedIn':
-      return `${event.data.client_id} (${event.data.type}) connected: ${event.data.conn_id} on ${event.data.edge_id}`;
+      return `${event.data.client_id} (${event.data.type}${event.data.legacy ? ', legacy protocol' : ''}) connected: ${event.data.conn_id} on ${event.data.edge_id}`;
     case 'ConnectionClosed':
       return `${event.data.client_id} disconnected: ${event.data.conn_id}, ${event.data.reason}`;
     case 'NotifyRequested': {
@@ -190,7 +190,10 @@ function whatOf(event: BrokerEvent): string {
       return `${d.from_client_id ?? 'back office'} → ${to}: ${d.type}, table ${JSON.stringify(d.table_id)}, status ${d.status}`;
     }
     case 'MessageDelivered':
-      return `${event.data.client_id} acked ${event.data.ids.join(',')}`;
+      // SPEC §9.1: a legacy device cannot ack; the edge recorded the write to its socket.
+      return event.data.via === 'socket-write'
+        ? `${event.data.ids.join(',')} written to ${event.data.client_id}'s socket (no ack)`
+        : `${event.data.client_id} acked ${event.data.ids.join(',')}`;
     case 'DeliveryFailed':
       return `${event.data.id} failed after ${event.data.attempts} attempts`;
     case 'MessageHandled': {

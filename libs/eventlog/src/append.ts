@@ -3,6 +3,7 @@
 import {
   BrokerError,
   type BrokerEvent,
+  type DeliveryVia,
   type DeviceType,
   type EventOf,
   encodeEvent,
@@ -21,6 +22,9 @@ export const REQ_ID_TTL_S = 24 * 60 * 60;
 /** How long a recorded close is remembered, so that a retried or swept close of it appends nothing (ms). */
 export const CLOSE_MEMORY_MS = 60 * 60 * 1000;
 
+/** The credential of a login over the original protocol (SPEC §9.1), which carries no token. */
+export const LEGACY_LOGIN: unique symbol = Symbol('legacy login');
+
 export type NotifyOutcome = { eventId: string; isDuplicate: boolean; streamId?: string };
 
 /** A device's presence entry, also the connection shape of the REST API. */
@@ -32,6 +36,8 @@ export interface Presence {
   type: DeviceType;
   connected_at: string;
   remote_addr: string;
+  /** Logged in over the original system's protocol (SPEC §9.1); absent for v1. */
+  legacy?: true;
 }
 
 export class EventLog {
@@ -133,12 +139,16 @@ export class EventLog {
     }
   }
 
-  /** Logs a device in; answers the connection it replaces, if any. */
+  /**
+   * Logs a device in; answers the connection it replaces, if any. `credential` is the token id the device's token
+   * carries, or LEGACY_LOGIN for a device of the original protocol (no token: it must be registered as legacy).
+   */
   async login(
     event: EventOf<'DeviceLoggedIn'>,
-    tokenId: string,
+    credential: string | typeof LEGACY_LOGIN,
     presence: Presence,
   ): Promise<{ replaced: Presence | null }> {
+    const isLegacy = credential === LEGACY_LOGIN;
     const shop = event.shop_id;
     let reply: Array<string | number>;
     try {
@@ -146,7 +156,14 @@ export class EventLog {
         this.redis,
         'login-3',
         [this.keys.streamOfShop(shop), this.keys.devices(shop), this.keys.presence(shop)],
-        [event.data.client_id, tokenId, event.data.type, JSON.stringify(presence), JSON.stringify(event)],
+        [
+          event.data.client_id,
+          isLegacy ? '' : credential,
+          event.data.type,
+          JSON.stringify(presence),
+          JSON.stringify(event),
+          isLegacy ? 'legacy' : '',
+        ],
       );
     } catch (err) {
       throw asLogError(err);
@@ -157,16 +174,33 @@ export class EventLog {
       case -3:
         throw new BrokerError('TOKEN_INVALID', 'token belongs to an older registration of this device');
       case -4:
-        throw new BrokerError('TOKEN_INVALID', 'token type does not match the registered device');
+        throw new BrokerError(
+          'TOKEN_INVALID',
+          `${isLegacy ? 'type' : 'token type'} does not match the registered device`,
+        );
       case -6:
         throw new BrokerError('REPLACED', 'a newer connection of this device has logged in');
+      case -7:
+        throw new BrokerError('TOKEN_INVALID', 'device is not registered for the original protocol (legacy)');
       default:
         throw new BrokerError('DEVICE_REVOKED', 'device is not registered (or was revoked)');
     }
   }
 
-  /** Acks messages of one device; appends MessageDelivered for those still undelivered. Answers how many. */
-  async ack(shopId: string, clientId: string, source: string, ids: string[], eventId: string, nowMs: number) {
+  /**
+   * Acks messages of one device; appends MessageDelivered for those still undelivered. Answers how many. `via` says
+   * how the delivery is known: the device's ack, or (a device of the original protocol, which cannot ack) the edge's
+   * write to its socket.
+   */
+  async ack(
+    shopId: string,
+    clientId: string,
+    source: string,
+    ids: string[],
+    eventId: string,
+    nowMs: number,
+    via: DeliveryVia = 'ack',
+  ) {
     const head = JSON.stringify({
       id: eventId,
       type: 'MessageDelivered',
@@ -174,7 +208,7 @@ export class EventLog {
       at: new Date(nowMs).toISOString(),
       shop_id: shopId,
       source,
-      data: { client_id: clientId, ids: [] },
+      data: { client_id: clientId, via, ids: [] },
     });
     // Cut the JSON just before the ids array's value, so the script can append what it actually removed.
     const cut = head.lastIndexOf('[]');
@@ -204,6 +238,7 @@ export class EventLog {
       type: event.data.type,
       token_id: event.data.token_id,
       registered_at: event.at,
+      ...(event.data.legacy === true ? { legacy: true } : {}),
     });
     let reply: Array<string | number>;
     try {

@@ -21,6 +21,11 @@ export const DeviceRegisteredData = Type.Object({
   type: DeviceType,
   /** The id (jti) of the token minted for this registration; older tokens of the device stop working. */
   token_id: Type.String({ minLength: 1, maxLength: 64 }),
+  /**
+   * SPEC §9: the device may log in over the original system's protocol (no token; a client certificate from the
+   * chain's CA). Absent on devices registered without it.
+   */
+  legacy: Type.Optional(Type.Boolean()),
 });
 
 export const DeviceRevokedData = Type.Object({ client_id: ClientId });
@@ -41,6 +46,8 @@ export const DeviceLoggedInData = Type.Object({
   conn_id: Type.String({ minLength: 1, maxLength: 64 }),
   edge_id: Type.String({ minLength: 1, maxLength: 128 }),
   remote_addr: Type.String({ maxLength: 128 }),
+  /** Logged in over the original system's protocol (SPEC §9.1); absent for v1. */
+  legacy: Type.Optional(Type.Boolean()),
 });
 
 export const ConnectionClosedData = Type.Object({
@@ -71,8 +78,16 @@ export const NotifyRequestedData = Type.Object({
   user_info: JsonObject,
 });
 
+/**
+ * How a delivery was known: `ack`, the device acked it (v1); `socket-write`, the edge wrote it to the socket of a
+ * device that cannot ack (the original protocol, SPEC §9.1). Absent on events recorded before it was named: acks.
+ */
+export const DeliveryVia = Type.Union([Type.Literal('ack'), Type.Literal('socket-write')]);
+export type DeliveryVia = Static<typeof DeliveryVia>;
+
 export const MessageDeliveredData = Type.Object({
   client_id: ClientId,
+  via: Type.Optional(DeliveryVia),
   ids: Type.Array(MessageId, { minItems: 1, maxItems: 500 }),
   /** Pushes each message took, by id, as counted when the ack arrived. */
   attempts: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),

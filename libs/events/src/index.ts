@@ -6,6 +6,7 @@ export * from './errors';
 export * from './frames';
 export * from './ids';
 export * from './keys';
+export * from './legacy';
 export * from './recipients';
 export * as rest from './rest';
 export * from './schema';

@@ -95,7 +95,7 @@ export class Keys {
     return `${this.shop(shopId)}:closed-conns`;
   }
 
-  /** Registry of the shop's devices: client_id → JSON {type, token_id, registered_at}. */
+  /** Registry of the shop's devices: client_id → JSON {type, token_id, registered_at, legacy?}. */
   devices(shopId: string): string {
     return `${this.shop(shopId)}:devices`;
   }

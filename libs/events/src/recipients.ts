@@ -9,6 +9,8 @@ export interface RegisteredDevice {
   type: DeviceType;
   token_id: string;
   registered_at: string;
+  /** SPEC §9: may log in over the original protocol; absent when not. */
+  legacy?: boolean;
 }
 
 /** The shop's device registry as a fold over its log: active devices only. */
@@ -22,6 +24,7 @@ export function evolveRegistry(registry: Registry, event: BrokerEvent): Registry
         type: event.data.type,
         token_id: event.data.token_id,
         registered_at: event.at,
+        ...(event.data.legacy === true ? { legacy: true } : {}),
       });
       return next;
     }

@@ -1,6 +1,6 @@
 // REST API v1 bodies and answers (SPEC §6). The api validates with these and generates openapi.json from them.
 import { type Static, Type } from '@sinclair/typebox';
-import { Handler } from './catalogue';
+import { DeliveryVia, Handler } from './catalogue';
 import {
   BusinessStatus,
   ClientId,
@@ -14,7 +14,12 @@ import {
   TableId,
 } from './schema';
 
-export const RegisterDeviceBody = Type.Object({ client_id: ClientId, type: DeviceTypeInput });
+export const RegisterDeviceBody = Type.Object({
+  client_id: ClientId,
+  type: DeviceTypeInput,
+  /** SPEC §9: the device may log in over the original system's protocol (no token; a certificate of its CA). */
+  legacy: Type.Optional(Type.Boolean()),
+});
 export const HandleMessageBody = Type.Object({ status: BusinessStatus });
 export const HttpNotifyBody = Type.Object({
   from_client_id: ClientId,
@@ -64,6 +69,8 @@ export const Device = Type.Object({
   type: DeviceType,
   online: Type.Boolean(),
   revoked: Type.Boolean(),
+  /** May log in over the original system's protocol (SPEC §9). */
+  legacy: Type.Boolean(),
   registered_at: Time,
   last_seen_at: Nullable(Time),
 });
@@ -86,6 +93,8 @@ export const Message = Type.Object({
   attempts: Type.Integer(),
   created_at: Time,
   delivered_at: Nullable(Time),
+  /** How the delivery is known: the device acked it, or it was written to a legacy device's socket (SPEC §9.1). */
+  delivered_via: Nullable(DeliveryVia),
   handled_at: Nullable(Time),
   /** Who handled the request: a main device (`client_id`) or the back office; null until handled. */
   handled_by: Nullable(Handler),
@@ -99,6 +108,8 @@ export const Connection = Type.Object({
   type: DeviceType,
   connected_at: Time,
   remote_addr: Type.String(),
+  /** Speaks the original system's protocol (SPEC §9.1): the device has not moved to v1 yet. */
+  legacy: Type.Boolean(),
 });
 
 export const MainOnline = Type.Object({

@@ -48,6 +48,15 @@ export const VARIABLES: readonly VariableSpec[] = [
     name: 'EDGE_TLS_CA',
     doc: 'PEM CA file; turns on mutual TLS (`/ws` requires a client certificate it signed)',
   },
+  {
+    name: 'EDGE_LEGACY_CA',
+    doc: "PEM CA file of the original system's device certificates; turns on the original device protocol on EDGE_LEGACY_PATH (needs EDGE_TLS_CERT and EDGE_TLS_KEY; see docs/migrating.md)",
+  },
+  {
+    name: 'EDGE_LEGACY_PATH',
+    default: '/legacy',
+    doc: 'path of the original device protocol, when EDGE_LEGACY_CA turns it on',
+  },
   { name: 'EDGE_MAX_FRAME_BYTES', default: '65536', doc: 'largest frame accepted; larger closes with 1009' },
   { name: 'EDGE_RATE_PER_S', default: '50', doc: 'frames per second per connection' },
   { name: 'EDGE_RATE_BURST', default: '100', doc: 'burst of frames above the rate' },
@@ -70,6 +79,11 @@ export const VARIABLES: readonly VariableSpec[] = [
     name: 'API_HANDLE_WAIT_MS',
     default: '5000',
     doc: 'how long `handle` waits for the projection before 503',
+  },
+  {
+    name: 'API_LEGACY_PREFIX',
+    default: '/api.php/index/index',
+    doc: "path prefix of the original back office's endpoints (messageList, deal, check_online_main, notify_main), behind API_KEYS; `off` serves none",
   },
   {
     name: 'DEVICE_TOKEN_SECRET',
@@ -149,6 +163,12 @@ const url =
     if (!protocols.includes(parsed.protocol)) throw new Error(`a URL (${protocols.join(' or ')})`);
     return raw;
   };
+/** An absolute URL path without a trailing slash, query or fragment: `/legacy`, `/api.php/index/index`. */
+const urlPath: Parse<string> = (raw) => {
+  if (!/^(\/[A-Za-z0-9_.~-]+)+$/.test(raw))
+    throw new Error('a path like /legacy (segments of A-Z a-z 0-9 _ . ~ -)');
+  return raw;
+};
 const hostPorts: Parse<Array<{ host: string; port: number }>> = (raw) =>
   list(raw).map((item) => {
     const match = /^(.+):(\d+)$/.exec(item);
@@ -206,6 +226,28 @@ export function loadConfig(env: Env) {
     throw new ConfigError('EDGE_TLS_KEY', 'EDGE_TLS_CERT and EDGE_TLS_KEY set together', tlsKey ?? '');
   }
 
+  // SPEC §9.1: the original protocol needs a client certificate from the chain's CA, so it runs over TLS only.
+  const legacyCa = read('EDGE_LEGACY_CA', text, true);
+  if (legacyCa !== undefined && tlsCert === undefined) {
+    throw new ConfigError(
+      'EDGE_LEGACY_CA',
+      'EDGE_TLS_CERT and EDGE_TLS_KEY set too (the original protocol runs over TLS only)',
+      legacyCa,
+    );
+  }
+  // `/` is allowed: the original server upgraded any path, so its devices may well connect to the root.
+  const legacyPath = read('EDGE_LEGACY_PATH', (raw) => (raw === '/' ? raw : urlPath(raw)));
+  if (['/ws', '/healthz', '/readyz', '/metrics'].includes(legacyPath)) {
+    throw new ConfigError('EDGE_LEGACY_PATH', 'a path the edge does not serve already', legacyPath);
+  }
+  const legacyPrefix = read('API_LEGACY_PREFIX', (raw) => (raw === 'off' ? null : urlPath(raw)));
+  if (
+    legacyPrefix !== null &&
+    (legacyPrefix === '/v1' || legacyPrefix.startsWith('/v1/') || legacyPrefix.startsWith('/console'))
+  ) {
+    throw new ConfigError('API_LEGACY_PREFIX', 'a prefix outside /v1 and /console', legacyPrefix);
+  }
+
   const config = {
     nodeEnv,
     logLevel: read('LOG_LEVEL', oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent')),
@@ -235,12 +277,16 @@ export function loadConfig(env: Env) {
       maxBufferedBytes: read('EDGE_MAX_BUFFERED_BYTES', int(1024)),
       drainMs: read('EDGE_DRAIN_MS', int(0)),
       ackTimeoutMs: read('DELIVERY_ACK_TIMEOUT_MS', int(100)),
+      /** SPEC §9.1: the original device protocol, on only when EDGE_LEGACY_CA names the CA of its certificates. */
+      legacy: legacyCa === undefined ? null : { caFile: legacyCa, path: legacyPath },
     },
     api: {
       host: read('API_HOST', text),
       port: read('API_PORT', port),
       keys: apiKeys,
       handleWaitMs: read('API_HANDLE_WAIT_MS', int(0)),
+      /** SPEC §9.2: where the original back office's endpoints are served; null when `off`. */
+      legacyPrefix,
     },
     tokens: { secret: tokenSecret, ttlS: read('DEVICE_TOKEN_TTL_S', int(1)) },
     healthPort: read('HEALTH_PORT', port),

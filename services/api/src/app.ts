@@ -27,6 +27,8 @@ export interface AppOptions {
   isDraining(): boolean;
   /** The back-office console (./console), mounted at /console before the catch-all 404. */
   console?: express.Router;
+  /** The original back office's endpoints (./legacy, SPEC §9.2), mounted at their prefix before the 404. */
+  legacy?: { prefix: string; router: express.Router };
 }
 
 export function createApp(routes: readonly Route[], options: AppOptions): express.Express {
@@ -52,6 +54,7 @@ export function createApp(routes: readonly Route[], options: AppOptions): expres
   }
 
   if (options.console) app.use('/console', options.console);
+  if (options.legacy) app.use(options.legacy.prefix, options.legacy.router);
   app.use('/v1', authenticate); // an unknown /v1 path without a key is 401, not a map of what exists
   app.use((req, _res, next) => next(new BrokerError('NOT_FOUND', `no route ${req.method} ${req.path}`)));
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
@@ -85,7 +88,7 @@ function measure(req: Request, res: Response, next: NextFunction): void {
  * Bearer keys compared in constant time: both sides are hashed to one length first (timingSafeEqual needs
  * equal lengths), and every key is compared, so neither a key's length nor its position leaks.
  */
-function apiKeyCheck(keys: readonly string[]) {
+export function apiKeyCheck(keys: readonly string[]) {
   const digests = keys.map(sha256);
   return (req: Request, _res: Response, next: NextFunction): void => {
     const match = /^Bearer +(\S+) *$/i.exec(req.get('authorization') ?? '');
@@ -106,7 +109,7 @@ interface BodyError extends Error {
   status: number;
 }
 
-function isBodyError(err: unknown): err is BodyError {
+export function isBodyError(err: unknown): err is BodyError {
   return (
     err instanceof Error &&
     typeof (err as Partial<BodyError>).type === 'string' &&
@@ -114,7 +117,8 @@ function isBodyError(err: unknown): err is BodyError {
   );
 }
 
-function asBrokerError(err: unknown): BrokerError {
+/** Any failure as the condition it answers with: a body express.json refused, or an internal error. */
+export function asBrokerError(err: unknown): BrokerError {
   if (isBrokerError(err)) return err;
   if (isBodyError(err)) {
     if (err.type === 'entity.parse.failed') return new BrokerError('MALFORMED_JSON');

@@ -23,9 +23,10 @@ import {
   type ServiceHandle,
   whenRedisReady,
 } from '#runtime';
-import { createApp } from './app';
+import { apiKeyCheck, createApp } from './app';
 import { consoleRouter } from './console';
 import type { ApiContext } from './context';
+import { legacyRouter } from './legacy';
 import { openApiDocument } from './openapi';
 import { defineRoute, type Route } from './route';
 import { connectionRoutes } from './routes/connections';
@@ -114,12 +115,22 @@ export async function start(config: Config, deps: ApiDeps): Promise<ApiHandle> {
     () => isDraining,
   );
   const consoleApp = consoleRouter(ctx, { probe });
-  const app = createApp(routesOf(ctx), {
+  const routes = routesOf(ctx);
+  const legacyPrefix = config.api.legacyPrefix;
+  const app = createApp(routes, {
     log,
     apiKeys: config.api.keys,
     probe,
     isDraining: () => isDraining,
     console: consoleApp,
+    ...(legacyPrefix === null
+      ? {}
+      : {
+          legacy: {
+            prefix: legacyPrefix,
+            router: legacyRouter(ctx, routes, apiKeyCheck(config.api.keys)),
+          },
+        }),
   });
   const server = createServer(app);
   const inFlight = trackInFlight(server);

@@ -2,12 +2,13 @@
 // constant fragments, never from input. The api never writes these tables; the persister does.
 
 import { isTransientFailure } from '#eventlog';
-import { BrokerError, type DeviceType, type rest, type StreamPosition } from '#events';
+import { BrokerError, type DeliveryVia, type DeviceType, type rest, type StreamPosition } from '#events';
 import type { Pool } from '#runtime';
 
 export interface DeviceRow {
   client_id: string;
   type: DeviceType;
+  legacy: boolean;
   registered_at: Date;
   revoked_at: Date | null;
   last_seen_at: Date | null;
@@ -29,6 +30,7 @@ export interface MessageRow {
   attempts: number;
   created_at: Date;
   delivered_at: Date | null;
+  delivered_via: DeliveryVia | null;
   handled_at: Date | null;
   handled_by: rest.MessageView['handled_by'];
   /** created_at to the microsecond, as text: the exact keyset position of the row. */
@@ -36,7 +38,7 @@ export interface MessageRow {
 }
 
 const MESSAGE_COLUMNS = `id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
-  to_client_id, state, attempts, created_at, delivered_at, handled_at, handled_by,
+  to_client_id, state, attempts, created_at, delivered_at, delivered_via, handled_at, handled_by,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_key`;
 
 /** Runs one query; PostgreSQL being away is DATABASE_UNAVAILABLE (503), anything else a fault. */
@@ -57,7 +59,7 @@ export function selectDevices(
   limit: number,
   afterClientId: string | null,
 ): Promise<DeviceRow[]> {
-  const columns = 'client_id, type, registered_at, revoked_at, last_seen_at';
+  const columns = 'client_id, type, legacy, registered_at, revoked_at, last_seen_at';
   return afterClientId === null
     ? select(pool, `SELECT ${columns} FROM devices WHERE shop_id = $1 ORDER BY client_id LIMIT $2`, [
         shopId,
@@ -74,7 +76,7 @@ export function selectDevices(
 export async function selectDevice(pool: Pool, shopId: string, clientId: string): Promise<DeviceRow | null> {
   const rows = await select<DeviceRow>(
     pool,
-    'SELECT client_id, type, registered_at, revoked_at, last_seen_at FROM devices WHERE shop_id = $1 AND client_id = $2',
+    'SELECT client_id, type, legacy, registered_at, revoked_at, last_seen_at FROM devices WHERE shop_id = $1 AND client_id = $2',
     [shopId, clientId],
   );
   return rows[0] ?? null;
@@ -107,6 +109,16 @@ export function selectMessages(
   );
 }
 
+/** SPEC §9.2: a shop's messages not handled yet (pending or delivered), oldest first, at most `limit`. */
+export function selectUnhandledMessages(pool: Pool, shopId: string, limit: number): Promise<MessageRow[]> {
+  return select(
+    pool,
+    `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE shop_id = $1 AND state IN ('pending', 'delivered')
+     ORDER BY created_at, id LIMIT $2`,
+    [shopId, limit],
+  );
+}
+
 export async function selectMessage(pool: Pool, id: string): Promise<MessageRow | null> {
   const rows = await select<MessageRow>(pool, `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = $1`, [id]);
   return rows[0] ?? null;
@@ -129,6 +141,7 @@ export function deviceOf(row: DeviceRow, isOnline: boolean): rest.DeviceView {
     type: row.type,
     online: isOnline && row.revoked_at === null,
     revoked: row.revoked_at !== null,
+    legacy: row.legacy,
     registered_at: row.registered_at.toISOString(),
     last_seen_at: row.last_seen_at?.toISOString() ?? null,
   };
@@ -151,6 +164,7 @@ export function messageOf(row: MessageRow): rest.MessageView {
     attempts: row.attempts,
     created_at: row.created_at.toISOString(),
     delivered_at: row.delivered_at?.toISOString() ?? null,
+    delivered_via: row.delivered_via,
     handled_at: row.handled_at?.toISOString() ?? null,
     // A message handled before shared handling (SPEC §10) was handled by the back office.
     handled_by: row.state === 'handled' ? (row.handled_by ?? { kind: 'api' }) : null,

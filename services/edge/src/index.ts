@@ -33,6 +33,7 @@ import {
 } from '#runtime';
 import { ConnectionTable } from './connections';
 import type { EdgeContext } from './context';
+import { LegacySession } from './legacy-session';
 import { edgeMetrics } from './metrics';
 import { isSendableCloseCode } from './protocol';
 import { createEdgeServer } from './server';
@@ -65,9 +66,13 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const log = deps.log.child({ svc: 'edge', edge_id: edgeId });
   // The listener first: unusable certificate files stop the start before anything is connected.
   const edge = createEdgeServer(config.edge, {
+    log,
     probe: () => readiness(),
     isDraining: () => isDraining,
-    onSocket: (socket, request) => table.add(new Session(ctx, socket, request)),
+    onSocket: (socket, request, dialect) =>
+      table.add(
+        dialect === 'legacy' ? new LegacySession(ctx, socket, request) : new Session(ctx, socket, request),
+      ),
   });
   const now = deps.now ?? Date.now;
   const source = `edge:${edgeId}`;
@@ -227,7 +232,12 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   });
   const port = (edge.server.address() as AddressInfo).port;
   log.info(
-    { port, tls: Boolean(config.edge.tls), mutual_tls: Boolean(config.edge.tls?.caFile) },
+    {
+      port,
+      tls: Boolean(config.edge.tls),
+      mutual_tls: Boolean(config.edge.tls?.caFile),
+      legacy_path: config.edge.legacy?.path ?? null,
+    },
     'edge listening',
   );
 

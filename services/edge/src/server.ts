@@ -1,22 +1,35 @@
-// The edge's listening socket: HTTP or HTTPS (optionally mutual TLS), the /ws upgrade gate, and the health paths.
-// Health needs no client certificate; /ws does when EDGE_TLS_CA is set. SIGHUP → reloadTls() swaps certificates
-// for new handshakes without touching open connections.
+// The edge's listening socket: HTTP or HTTPS (optionally mutual TLS), the upgrade gate of /ws and of the original
+// protocol's path, and the health paths. Health needs no client certificate; /ws does when EDGE_TLS_CA is set, the
+// legacy path always does, from EDGE_LEGACY_CA. SIGHUP → reloadTls() swaps certificates for new handshakes without
+// touching open connections.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { answerHealth, type Config, ConfigError, type ReadinessProbe } from '#runtime';
+import { legacyAnswer, phpJson } from '#events';
+import { answerHealth, type Config, ConfigError, type Logger, type ReadinessProbe } from '#runtime';
+import { type ClientCas, isSignedBy, readCas } from './client-certs';
 
 type TlsConfig = NonNullable<Config['edge']['tls']>;
+type LegacyConfig = Config['edge']['legacy'];
 
-/** The certificate files, checked: a ConfigError names the variable when one is unreadable or they do not fit. */
-function readTls(tls: TlsConfig) {
+/** Which protocol a socket speaks: v1 on /ws, the original system's on EDGE_LEGACY_PATH (SPEC §9.1). */
+export type Dialect = 'v1' | 'legacy';
+
+/**
+ * The certificate files, checked: a ConfigError names the variable when one is unreadable or they do not fit. The
+ * handshake trusts both client CAs; each path then checks which one signed the certificate (client-certs.ts).
+ */
+function readTls(tls: TlsConfig, legacy: LegacyConfig) {
+  const v1Cas = tls.caFile ? readCas('EDGE_TLS_CA', tls.caFile) : null;
+  const legacyCas = legacy ? readCas('EDGE_LEGACY_CA', legacy.caFile) : null;
+  const trusted = [v1Cas, legacyCas].flatMap((cas) => (cas ? cas.pems : []));
   const options = {
     cert: readPem('EDGE_TLS_CERT', tls.certFile),
     key: readPem('EDGE_TLS_KEY', tls.keyFile),
-    ...(tls.caFile ? { ca: readPem('EDGE_TLS_CA', tls.caFile) } : {}),
+    ...(trusted.length > 0 ? { ca: trusted } : {}),
   };
   try {
     createSecureContext(options);
@@ -28,7 +41,7 @@ function readTls(tls: TlsConfig) {
       tls.certFile,
     );
   }
-  return options;
+  return { options, v1Cas, legacyCas };
 }
 
 function readPem(variable: string, path: string): Buffer {
@@ -47,17 +60,26 @@ export interface EdgeServer {
 }
 
 export interface EdgeServerHooks {
+  log: Logger;
   probe: ReadinessProbe;
   isDraining(): boolean;
-  onSocket(socket: WebSocket, request: IncomingMessage): void;
+  onSocket(socket: WebSocket, request: IncomingMessage, dialect: Dialect): void;
 }
 
 /** The listener, not yet listening. Throws a ConfigError for unusable certificate files. */
 export function createEdgeServer(config: Config['edge'], hooks: EdgeServerHooks): EdgeServer {
   const tls = config.tls;
-  const server = tls
-    ? createHttpsServer({ ...readTls(tls), requestCert: Boolean(tls.caFile), rejectUnauthorized: false })
-    : createHttpServer();
+  const legacy = config.legacy;
+  let cas: { v1Cas: ClientCas | null; legacyCas: ClientCas | null } = { v1Cas: null, legacyCas: null };
+  let server: Server | HttpsServer;
+  if (tls) {
+    const read = readTls(tls, legacy);
+    cas = read;
+    const requestCert = Boolean(tls.caFile || legacy);
+    server = createHttpsServer({ ...read.options, requestCert, rejectUnauthorized: false });
+  } else {
+    server = createHttpServer();
+  }
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxFrameBytes,
@@ -72,11 +94,26 @@ export function createEdgeServer(config: Config['edge'], hooks: EdgeServerHooks)
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', destroyOnError); // a peer gone mid-handshake concerns no one else
-    if ((req.url ?? '').split('?')[0] !== '/ws') return abortHandshake(socket, 404, 'Not Found');
+    const path = (req.url ?? '').split('?')[0];
+    const dialect: Dialect | null = path === '/ws' ? 'v1' : legacy && path === legacy.path ? 'legacy' : null;
+    if (dialect === null) return abortHandshake(socket, 404, 'Not Found');
     if (hooks.isDraining()) return abortHandshake(socket, 503, 'Service Unavailable');
-    if (tls?.caFile && !(req.socket as TLSSocket).authorized)
+    if (dialect === 'legacy') {
+      // SPEC §9.1: a client certificate from the chain's CA, else no upgrade; answered in the original's shape.
+      if (!isSignedBy(req.socket as TLSSocket, cas.legacyCas)) {
+        // Said once per refusal: during a switch-over it is how an operator finds devices whose certificates
+        // the edge does not take (another CA, none, or one signed with MD5, which OpenSSL 3 refuses).
+        const reason = (req.socket as TLSSocket).authorizationError ?? 'signed by another CA';
+        hooks.log.info(
+          { remote_addr: req.socket.remoteAddress, reason: String(reason) },
+          'legacy upgrade refused',
+        );
+        return abortHandshake(socket, 401, 'Unauthorized', legacyRefusal);
+      }
+    } else if (tls?.caFile && !isSignedBy(req.socket as TLSSocket, cas.v1Cas)) {
       return abortHandshake(socket, 401, 'Unauthorized');
-    wss.handleUpgrade(req, socket, head, (ws) => hooks.onSocket(ws, req));
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => hooks.onSocket(ws, req, dialect));
   });
 
   return {
@@ -84,7 +121,9 @@ export function createEdgeServer(config: Config['edge'], hooks: EdgeServerHooks)
     wss,
     reloadTls() {
       if (!tls) return;
-      (server as HttpsServer).setSecureContext(readTls(tls));
+      const read = readTls(tls, legacy);
+      (server as HttpsServer).setSecureContext(read.options);
+      cas = read;
     },
   };
 }
@@ -97,6 +136,15 @@ function destroyOnError(this: Duplex): void {
   this.destroy();
 }
 
-function abortHandshake(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+/** The body of a refused legacy upgrade: the original's error shape (its time is that of the refusal). */
+function legacyRefusal(): string {
+  return phpJson(legacyAnswer(1, 'a client certificate from the legacy CA is required', Date.now()));
+}
+
+function abortHandshake(socket: Duplex, status: number, text: string, body?: () => string): void {
+  const content = body?.() ?? '';
+  const type = content === '' ? '' : 'Content-Type: application/json; charset=utf-8\r\n';
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${type}Content-Length: ${Buffer.byteLength(content)}\r\n\r\n${content}`,
+  );
 }

@@ -2,7 +2,7 @@
 // Business decisions are in the Lua scripts behind EventLog; a session only validates, appends and answers.
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import type { Presence } from '#eventlog';
+import { LEGACY_LOGIN, type Presence } from '#eventlog';
 import {
   ackedIds,
   ackedNotices,
@@ -41,7 +41,10 @@ export interface Identity {
   shopId: string;
   clientId: string;
   type: DeviceType;
+  /** '' for a device of the original protocol, which logs in without a token (SPEC §9.1). */
   tokenId: string;
+  /** Logged in over the original protocol (legacy-session.ts). */
+  isLegacy?: true;
 }
 
 /** How long a closing peer has to answer the close handshake before its socket is cut. */
@@ -55,24 +58,24 @@ export class Session {
   readonly connectedAt: string;
   identity: Identity | null = null;
   missedPongs = 0;
-  private readonly limiter: RateLimiter;
+  protected readonly limiter: RateLimiter;
   private loginTimer: NodeJS.Timeout | undefined;
-  private isClosing = false;
-  private isLoggingIn = false;
+  protected isClosing = false;
+  protected isLoggingIn = false;
   private hasClosed = false;
   /** What ConnectionClosed records: the code and reason this edge closed with, or none if the peer left. */
   private closeCode: number | undefined;
   private closeReason: string | undefined;
   /** ConnectionClosed was already recorded (logout) or by someone else (a dead-edge sweep). */
   private isCloseRecorded = false;
-  private inFlight = 0;
-  private whenIdle: (() => void) | undefined;
+  protected inFlight = 0;
+  protected whenIdle: (() => void) | undefined;
   /**
    * SPEC §3, at most once per connection: the message ids written on this connection and not acked yet, with when
    * each was written (insertion order is write order, so the first entry is the oldest: the ack-timeout check).
    * Made at the first write and dropped when empty: an idle connection does not pay for an empty Map.
    */
-  private unacked: Map<string, number> | undefined;
+  protected unacked: Map<string, number> | undefined;
   /**
    * Deliveries that arrived while the backlog was being read: written after it, so first deliveries keep log
    * order (SPEC §5.5). Null when no backlog is under way.
@@ -83,7 +86,7 @@ export class Session {
   private isBacklogAgain = false;
 
   constructor(
-    private readonly ctx: EdgeContext,
+    protected readonly ctx: EdgeContext,
     readonly socket: WebSocket,
     request: IncomingMessage,
   ) {
@@ -217,11 +220,12 @@ export class Session {
     this.close(4408, 'ack timeout', 'ack_timeout');
   }
 
-  private isUnacked(id: string): boolean {
+  protected isUnacked(id: string): boolean {
     return this.unacked?.has(id) ?? false;
   }
 
-  private write(frames: readonly string[]): string[] {
+  /** Writes frames the connection does not carry yet; answers those that could not be written. */
+  protected write(frames: readonly string[]): string[] {
     let written = 0;
     let skipped = 0;
     for (let i = 0; i < frames.length; i++) {
@@ -248,7 +252,7 @@ export class Session {
     return [];
   }
 
-  private onFrame(data: Buffer, isBinary: boolean): void {
+  protected onFrame(data: Buffer, isBinary: boolean): void {
     this.missedPongs = 0;
     const now = this.ctx.now();
     const verdict = this.limiter.take(now);
@@ -317,65 +321,78 @@ export class Session {
     this.isLoggingIn = true;
     try {
       const identity = await this.verify(frame);
-      if (this.isClosing) return;
-      const presence: Presence = {
-        conn_id: this.connId,
-        edge_id: this.ctx.edgeId,
-        shop_id: identity.shopId,
-        client_id: identity.clientId,
-        type: identity.type,
-        connected_at: this.connectedAt,
-        remote_addr: this.remoteAddr,
-      };
-      const event = createEvent({
-        type: 'DeviceLoggedIn',
-        shopId: identity.shopId,
-        source: this.ctx.source,
-        nowMs: this.ctx.now(),
-        data: {
-          client_id: identity.clientId,
-          type: identity.type,
-          conn_id: this.connId,
-          edge_id: this.ctx.edgeId,
-          remote_addr: this.remoteAddr,
-        },
-      });
-      // Listed on this edge before the login is recorded: should the edge die in between, the dead-edge sweep
-      // still finds the connection and records its close.
-      await this.ctx.list(presence);
-      // Routed from now on: a push can arrive as soon as the login is in Redis. It is held until the backlog is
-      // written (pushBacklog), so nothing overtakes an older message.
-      this.held = [];
-      this.ctx.route(this);
-      let replaced: Presence | null;
-      try {
-        ({ replaced } = await this.ctx.eventLog.login(event, identity.tokenId, presence));
-      } catch (err) {
-        const held = this.held;
-        this.held = null;
-        this.ctx.unroute(this, held.flat());
-        this.ctx.unlist(this.connId);
-        throw err;
-      }
-      this.identity = identity;
-      this.stopLoginTimer();
-      this.ctx.adopt(this, replaced);
-      this.send(
-        replyOk('login', this.time(), frame.req_id, { conn_id: this.connId, edge_id: this.ctx.edgeId }),
+      await this.recordLogin(identity, () =>
+        this.send(
+          replyOk('login', this.time(), frame.req_id, { conn_id: this.connId, edge_id: this.ctx.edgeId }),
+        ),
       );
-      this.log.info({ event_id: event.id }, 'device logged in');
-      // SPEC §5.4: the undelivered messages, oldest first, right after the login reply. Tracked apart from the
-      // login frame: while Redis is away it keeps trying until the socket closes, and a drain must not wait for it
-      // before closing the socket.
-      this.ctx.track(this.pushBacklog().then((unwritten) => this.ctx.bounce(unwritten)));
-      // The socket went away while the login was being recorded: forget it and record its close too.
-      if (this.hasClosed && !this.isCloseRecorded) {
-        this.isCloseRecorded = true;
-        this.ctx.forget(this);
-        await this.recordClose(identity, this.closeReason ?? 'dropped', this.closeCode);
-      }
     } finally {
       this.isLoggingIn = false;
+    }
+  }
+
+  /**
+   * Records the login of an identified device (DeviceLoggedIn, presence, routes), answers it with `onLoggedIn`,
+   * then pushes its backlog. The caller holds `isLoggingIn`.
+   */
+  protected async recordLogin(identity: Identity, onLoggedIn: () => void): Promise<void> {
+    if (this.isClosing) return;
+    const presence: Presence = {
+      conn_id: this.connId,
+      edge_id: this.ctx.edgeId,
+      shop_id: identity.shopId,
+      client_id: identity.clientId,
+      type: identity.type,
+      connected_at: this.connectedAt,
+      remote_addr: this.remoteAddr,
+      ...(identity.isLegacy ? { legacy: true } : {}),
+    };
+    const event = createEvent({
+      type: 'DeviceLoggedIn',
+      shopId: identity.shopId,
+      source: this.ctx.source,
+      nowMs: this.ctx.now(),
+      data: {
+        client_id: identity.clientId,
+        type: identity.type,
+        conn_id: this.connId,
+        edge_id: this.ctx.edgeId,
+        remote_addr: this.remoteAddr,
+        ...(identity.isLegacy ? { legacy: true } : {}),
+      },
+    });
+    // Listed on this edge before the login is recorded: should the edge die in between, the dead-edge sweep
+    // still finds the connection and records its close.
+    await this.ctx.list(presence);
+    // Routed from now on: a push can arrive as soon as the login is in Redis. It is held until the backlog is
+    // written (pushBacklog), so nothing overtakes an older message.
+    this.held = [];
+    this.ctx.route(this);
+    let replaced: Presence | null;
+    try {
+      const credential = identity.isLegacy ? LEGACY_LOGIN : identity.tokenId;
+      ({ replaced } = await this.ctx.eventLog.login(event, credential, presence));
+    } catch (err) {
+      const held = this.held;
+      this.held = null;
+      this.ctx.unroute(this, held.flat());
+      this.ctx.unlist(this.connId);
+      throw err;
+    }
+    this.identity = identity;
+    this.stopLoginTimer();
+    this.ctx.adopt(this, replaced);
+    onLoggedIn();
+    this.log.info({ event_id: event.id }, 'device logged in');
+    // SPEC §5.4: the undelivered messages, oldest first, right after the login reply. Tracked apart from the
+    // login frame: while Redis is away it keeps trying until the socket closes, and a drain must not wait for it
+    // before closing the socket.
+    this.ctx.track(this.pushBacklog().then((unwritten) => this.ctx.bounce(unwritten)));
+    // The socket went away while the login was being recorded: forget it and record its close too.
+    if (this.hasClosed && !this.isCloseRecorded) {
+      this.isCloseRecorded = true;
+      this.ctx.forget(this);
+      await this.recordClose(identity, this.closeReason ?? 'dropped', this.closeCode);
     }
   }
 
@@ -482,7 +499,7 @@ export class Session {
       this.log.info({ event_id: outcome.eventId, request: outcome.requestId }, 'request handled');
   }
 
-  private async logout(identity: Identity): Promise<void> {
+  protected async logout(identity: Identity): Promise<void> {
     this.isCloseRecorded = true;
     await this.recordClose(identity, 'logout', 1000);
     this.close(1000, 'logout');
@@ -540,14 +557,14 @@ export class Session {
    * The session's logger, made when a line is logged: a child kept per session costs each idle connection
    * ~0.35 KiB, and a session logs a few lines in its life.
    */
-  private get log(): Logger {
+  protected get log(): Logger {
     const identity = this.identity;
     return identity === null
       ? this.ctx.log
       : this.ctx.log.child({ shop_id: identity.shopId, client_id: identity.clientId, conn_id: this.connId });
   }
 
-  private time(): string {
+  protected time(): string {
     return iso(this.ctx.now());
   }
 }

@@ -5,7 +5,14 @@
 // that depends on a row ("only if not yet delivered") is a guard of the change, checked where the row lives —
 // in PostgreSQL by store.ts, in memory by `applyChanges` below. So the persister never reads before writing,
 // and the two applications of a guard must stay the same rule (test/integration/persister pins them together).
-import { type BrokerEvent, type EventOf, type HandledBy, messagesOf, parseStreamId } from '#events';
+import {
+  type BrokerEvent,
+  type DeliveryVia,
+  type EventOf,
+  type HandledBy,
+  messagesOf,
+  parseStreamId,
+} from '#events';
 
 /** Where an event sits in the log: its shard and its stream id there. The archive keeps both. */
 export interface EventOrigin {
@@ -31,6 +38,8 @@ export interface DeviceRow {
   client_id: string;
   type: 'main' | 'sub';
   token_id: string;
+  /** SPEC §9: may log in over the original protocol. */
+  legacy: boolean;
   registered_at: string;
   /** When token_id was last rotated; null while it is the registration's own token. */
   token_rotated_at: string | null;
@@ -68,6 +77,8 @@ export interface MessageRow {
   attempts: number;
   created_at: string;
   delivered_at: string | null;
+  /** How the delivery is known: the device's ack, or a write to a legacy device's socket (SPEC §9.1). */
+  delivered_via: DeliveryVia | null;
   handled_at: string | null;
   handled_by: HandledBy | null;
   failed_at: string | null;
@@ -87,6 +98,7 @@ export type RowChange =
       client_id: string;
       type: 'main' | 'sub';
       token_id: string;
+      legacy: boolean;
       at: string;
     }
   /** Only an active registration made at or before `at`; the first revoke wins. */
@@ -102,7 +114,7 @@ export type RowChange =
   /** Insert once per message id. */
   | { kind: 'createMessage'; row: MessageRow }
   /** Only while delivered_at is null (a late ack is marked once); a handled message stays handled. */
-  | { kind: 'deliverMessage'; id: string; at: string; attempts: number }
+  | { kind: 'deliverMessage'; id: string; at: string; attempts: number; via: DeliveryVia }
   /** failed_at and attempts move forward only. */
   | { kind: 'failMessage'; id: string; at: string; attempts: number }
   /** SPEC §10: the first handle of a copy wins (the earliest `at`; a tie keeps what is there). */
@@ -128,6 +140,7 @@ export function project(event: BrokerEvent, origin: EventOrigin): RowChange[] {
         client_id: d.client_id,
         type: d.type,
         token_id: d.token_id,
+        legacy: d.legacy === true,
         at,
       });
       break;
@@ -177,11 +190,14 @@ export function project(event: BrokerEvent, origin: EventOrigin): RowChange[] {
       // A broadcast to subs is best effort and has no rows besides its archive entry.
       if (event.data.audience === 'mains') pushMessages(changes, event, at);
       break;
-    case 'MessageDelivered':
+    case 'MessageDelivered': {
+      // Events recorded before `via` was named were all acks.
+      const via = event.data.via ?? 'ack';
       for (const id of event.data.ids) {
-        changes.push({ kind: 'deliverMessage', id, at, attempts: event.data.attempts[id] ?? 0 });
+        changes.push({ kind: 'deliverMessage', id, at, attempts: event.data.attempts[id] ?? 0, via });
       }
       break;
+    }
     case 'DeliveryFailed':
       changes.push({ kind: 'failMessage', id: event.data.id, at, attempts: event.data.attempts });
       break;
@@ -239,6 +255,7 @@ function pushMessages(changes: RowChange[], event: EventOf<'NotifyRequested'>, a
         attempts: 0,
         created_at: at,
         delivered_at: null,
+        delivered_via: null,
         handled_at: null,
         handled_by: null,
         failed_at: null,
@@ -301,6 +318,7 @@ function applyChange(view: ProjectionView, change: RowChange): void {
         client_id: change.client_id,
         type: change.type,
         token_id: change.token_id,
+        legacy: change.legacy,
         registered_at: change.at,
         token_rotated_at: null,
         revoked_at: null,
@@ -346,6 +364,7 @@ function applyChange(view: ProjectionView, change: RowChange): void {
       const message = view.messages.get(change.id);
       if (!message || message.delivered_at !== null) return;
       message.delivered_at = change.at;
+      message.delivered_via = change.via;
       if (message.state !== 'handled') message.state = 'delivered';
       message.attempts = Math.max(message.attempts, change.attempts);
       return;

@@ -37,6 +37,7 @@ type Close = Extract<RowChange, { kind: 'closeConnection' }>;
 interface MessageUpdate {
   id: string;
   delivered_at: string | null;
+  delivered_via: string | null;
   delivered_attempts: number | null;
   failed_at: string | null;
   failed_attempts: number | null;
@@ -85,6 +86,7 @@ class ChangeSet {
         if (update.delivered_at === null) {
           // the first ack wins
           update.delivered_at = change.at;
+          update.delivered_via = change.via;
           update.delivered_attempts = change.attempts;
         }
         return;
@@ -121,6 +123,7 @@ class ChangeSet {
       update = {
         id,
         delivered_at: null,
+        delivered_via: null,
         delivered_attempts: null,
         failed_at: null,
         failed_attempts: null,
@@ -200,6 +203,7 @@ function rowsOf(set: ChangeSet): Record<BatchPart, unknown[][]> {
       m.handled_at,
       m.failed_at,
       m.handled_by,
+      m.delivered_via,
     ]),
     updated: Array.from(set.updated.values(), (u) => [
       u.id,
@@ -210,6 +214,7 @@ function rowsOf(set: ChangeSet): Record<BatchPart, unknown[][]> {
       u.handled_at,
       u.status,
       u.handled_by,
+      u.delivered_via,
     ]),
   };
 }
@@ -246,10 +251,11 @@ const BATCH_SQL = {
   // table_id is kept as sent (a JSON string stays a string, a number a number); a JSON null is stored as NULL.
   created: `
     INSERT INTO messages (id, event_id, shop_id, table_id, type, title, status, data, user_info, from_client_id,
-                          to_client_id, state, attempts, created_at, delivered_at, handled_at, failed_at, handled_by)
+                          to_client_id, state, attempts, created_at, delivered_at, handled_at, failed_at, handled_by,
+                          delivered_via)
     SELECT r->>0, r->>1, r->>2, NULLIF(r->3, 'null'), r->>4, r->>5, (r->>6)::int, r->7, r->8, r->>9,
            r->>10, r->>11, (r->>12)::int, (r->>13)::timestamptz, (r->>14)::timestamptz, (r->>15)::timestamptz,
-           (r->>16)::timestamptz, NULLIF(r->17, 'null')
+           (r->>16)::timestamptz, NULLIF(r->17, 'null'), r->>18
     FROM jsonb_array_elements($1::jsonb -> 'created') r
     ON CONFLICT DO NOTHING`,
   // The guards of deliverMessage, failMessage and handleMessage, each true only if u holds a change of its kind:
@@ -259,6 +265,7 @@ const BATCH_SQL = {
   updated: `
     UPDATE messages m
     SET delivered_at = COALESCE(m.delivered_at, u.delivered_at),
+        delivered_via = CASE WHEN m.delivered_at IS NULL THEN u.delivered_via ELSE m.delivered_via END,
         failed_at = GREATEST(m.failed_at, u.failed_at),
         attempts = GREATEST(m.attempts, u.failed_attempts,
                             CASE WHEN m.delivered_at IS NULL THEN u.delivered_attempts END),
@@ -271,7 +278,8 @@ const BATCH_SQL = {
                      ELSE m.state END
     FROM (SELECT r->>0 AS id, (r->>1)::timestamptz AS delivered_at, (r->>2)::int AS delivered_attempts,
                  (r->>3)::timestamptz AS failed_at, (r->>4)::int AS failed_attempts,
-                 (r->>5)::timestamptz AS handled_at, (r->>6)::int AS status, NULLIF(r->7, 'null') AS handled_by
+                 (r->>5)::timestamptz AS handled_at, (r->>6)::int AS status, NULLIF(r->7, 'null') AS handled_by,
+                 r->>8 AS delivered_via
           FROM jsonb_array_elements($1::jsonb -> 'updated') r) u
     WHERE m.id = u.id
       AND ((m.delivered_at IS NULL AND u.delivered_at IS NOT NULL)
@@ -300,14 +308,14 @@ function batchStatement(parts: BatchPart[]): { name: string; text: string } {
   return statement;
 }
 
-// Rows as in rowsOf: register [shop_id, client_id, type, token_id, at], revoke [shop_id, client_id, at],
+// Rows as in rowsOf: register [shop_id, client_id, type, token_id, at, legacy], revoke [shop_id, client_id, at],
 // rotate [shop_id, client_id, token_id, at].
 const REGISTER_SQL = `
-  INSERT INTO devices (shop_id, client_id, type, token_id, registered_at)
-  SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::timestamptz FROM jsonb_array_elements($1::jsonb) r
+  INSERT INTO devices (shop_id, client_id, type, token_id, registered_at, legacy)
+  SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::timestamptz, (r->>5)::boolean FROM jsonb_array_elements($1::jsonb) r
   ON CONFLICT (shop_id, client_id) DO UPDATE
     SET type = EXCLUDED.type, token_id = EXCLUDED.token_id, registered_at = EXCLUDED.registered_at,
-        token_rotated_at = NULL, revoked_at = NULL
+        token_rotated_at = NULL, revoked_at = NULL, legacy = EXCLUDED.legacy
     WHERE devices.registered_at < EXCLUDED.registered_at`;
 const REVOKE_SQL = `
   UPDATE devices d SET revoked_at = u.at
@@ -333,7 +341,7 @@ async function writeRegistrations(db: PoolClient, changes: Registration[]): Prom
     const revokes = group.filter((c) => c.kind === 'revokeDevice');
     const rotations = group.filter((c) => c.kind === 'rotateToken');
     if (registers.length > 0) {
-      const rows = registers.map((c) => [c.shop_id, c.client_id, c.type, c.token_id, c.at]);
+      const rows = registers.map((c) => [c.shop_id, c.client_id, c.type, c.token_id, c.at, c.legacy]);
       await db.query({ name: 'persister-register', text: REGISTER_SQL, values: [JSON.stringify(rows)] });
     }
     if (revokes.length > 0) {

@@ -119,6 +119,7 @@ describe('when the edge holding a connection is not listening for commands', () 
       type: 'sub',
       connected_at: new Date().toISOString(),
       remote_addr: '127.0.0.1',
+      legacy: false,
     };
     await ctx.redis.hset(ctx.keys.edgeConnections(edgeId), connection.conn_id, JSON.stringify(connection));
 

@@ -47,10 +47,37 @@ describe('when the back office manages devices', () => {
       type: 'main',
       online: false,
       revoked: false,
+      legacy: false,
       last_seen_at: null,
     });
     const claims = await new DeviceTokens(ctx.config.tokens.secret, 60).verify(answer.body.token as string);
     expect(claims).toMatchObject({ shop_id: 'shop-1', client_id: 'pos-1', type: 'main' });
+  });
+
+  it('marks a device legacy when asked (SPEC §9), in its answer, its listing, the registry and the event', async () => {
+    const answer = await api.request('POST', '/v1/shops/shop-legacy/devices', {
+      body: { client_id: 'pos-old', type: '主', legacy: true },
+    });
+    expect(answer.status).toBe(201);
+    expect(answer.body).toMatchObject({ client_id: 'pos-old', type: 'main', legacy: true });
+    await register('shop-legacy', 'pos-new', 'main');
+    expect((await list('shop-legacy')).map((d) => [d.client_id, d.legacy])).toEqual([
+      ['pos-new', false],
+      ['pos-old', true],
+    ]);
+    const entry = JSON.parse((await ctx.redis.hget(ctx.keys.devices('shop-legacy'), 'pos-old'))!);
+    expect(entry).toMatchObject({ type: 'main', legacy: true });
+    // A v1 token for the firmware upgrade keeps the device legacy until it is registered again without.
+    const rotated = await api.request('POST', '/v1/shops/shop-legacy/devices/pos-old/token');
+    expect(rotated.body).toMatchObject({ client_id: 'pos-old', legacy: true, token: expect.any(String) });
+    expect(JSON.parse((await ctx.redis.hget(ctx.keys.devices('shop-legacy'), 'pos-old'))!).legacy).toBe(true);
+    expect(
+      (
+        await api.request('POST', '/v1/shops/shop-legacy/devices', {
+          body: { client_id: 'x', type: 'main', legacy: 'yes' },
+        })
+      ).status,
+    ).toBe(400);
   });
 
   it('stores and returns the legacy types 主 and 副 as main and sub', async () => {

@@ -97,6 +97,7 @@ describe('when the back office reads and handles messages', () => {
       attempts: 0,
       created_at: expect.any(String),
       delivered_at: null,
+      delivered_via: null,
       handled_at: null,
       handled_by: null,
     });

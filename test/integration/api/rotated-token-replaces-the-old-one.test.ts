@@ -59,6 +59,7 @@ describe("when the back office rotates a connected device's token", () => {
       type: 'main',
       online: false,
       revoked: false,
+      legacy: false,
       registered_at: registered.body.registered_at,
       last_seen_at: null, // no persister runs here: the projection has not seen the device
       token: expect.any(String),

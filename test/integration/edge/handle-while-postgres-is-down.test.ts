@@ -22,9 +22,9 @@ describe('when PostgreSQL is unreachable from the edge', () => {
     const main = await loginRaw(url, await registerDevice(ctx, 'no-pg', 'cashier', 'main'));
     const waiter = await loginRaw(url, await registerDevice(ctx, 'no-pg', 'waiter', 'sub'));
     waiter.send({ op: 'notify', req_id: 'n', table_id: 1, type: 'gift', data: {} });
-    expect(await waiter.next((f) => f.op === 'notify')).toMatchObject({ code: 0 });
-    const eventId = ((await waiter.frames.find((f) => f.op === 'notify'))?.data as { event_id: string })
-      .event_id;
+    const reply = await waiter.next((f) => f.op === 'notify');
+    expect(reply).toMatchObject({ code: 0 });
+    const eventId = (reply.data as { event_id: string }).event_id;
 
     main.send({ op: 'handle', id: `${eventId}.cashier`, status: 1, req_id: 'h' });
     expect(await main.next((f) => f.op === 'handle')).toMatchObject({

@@ -12,6 +12,7 @@ describe('when a device acks its messages', () => {
   let log: EventLog;
   let firstId = '';
   let secondId = '';
+  let thirdId = '';
 
   beforeAll(async () => {
     ctx = await createTestContext();
@@ -53,6 +54,7 @@ describe('when a device acks its messages', () => {
       ).eventId;
     firstId = await notify('r1');
     secondId = await notify('r2');
+    thirdId = await notify('r3');
   });
   afterAll(async () => {
     await ctx?.cleanup();
@@ -110,6 +112,16 @@ describe('when a device acks its messages', () => {
       data: { client_id: 'pos-2', ids: [id], attempts: { [id]: 3 } },
     });
     expect(await ctx.redis.hexists(ctx.keys.attempts(SHOP), id)).toBe(0);
+  });
+
+  it('says how the delivery is known: an ack by default, a socket write when the edge says so', async () => {
+    const acked = messageIdOf(thirdId, 'pos-1');
+    const written = messageIdOf(thirdId, 'pos-2');
+    await ack('pos-1', [acked]);
+    await log.ack(SHOP, 'pos-2', 'edge:e1', [written], newEventId(), Date.now(), 'socket-write');
+    const events = await delivered();
+    expect(events.find((e) => e.data.ids.includes(acked))?.data.via).toBe('ack');
+    expect(events.find((e) => e.data.ids.includes(written))?.data.via).toBe('socket-write');
   });
 
   it('empties the inbox once every recipient has acked', async () => {

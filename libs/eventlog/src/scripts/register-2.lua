@@ -7,7 +7,7 @@
     KEYS[2] shop's device registry (hash client_id -> JSON)
 
     ARGV[1] client id
-    ARGV[2] registry JSON {type, token_id, registered_at}
+    ARGV[2] registry JSON {type, token_id, registered_at, legacy?}
     ARGV[3] DeviceRegistered event JSON
 
   Output:

@@ -4,15 +4,16 @@
 // The shapes are those of libs/events/src/rest.ts and services/api/src/console; only what the page reads is typed.
 
 /**
- * @typedef {{ client_id: string, type: 'main' | 'sub', online: boolean, revoked: boolean,
+ * @typedef {{ client_id: string, type: 'main' | 'sub', online: boolean, revoked: boolean, legacy: boolean,
  *   registered_at: string, last_seen_at: string | null }} Device
  * @typedef {{ id: string, shop_id: string, table_id: string | number | null, type: string, title: string,
  *   status: number, data: object, user_info: object, from_client_id: string | null, to_client_id: string,
  *   state: 'pending' | 'delivered' | 'handled', attempts: number, created_at: string,
- *   delivered_at: string | null, handled_at: string | null, event_id: string,
+ *   delivered_at: string | null, delivered_via: 'ack' | 'socket-write' | null,
+ *   handled_at: string | null, event_id: string,
  *   handled_by: { kind: 'device', client_id: string } | { kind: 'api' } | null }} Message
  * @typedef {{ conn_id: string, edge_id: string, shop_id: string, client_id: string, type: string,
- *   connected_at: string, remote_addr: string }} Connection
+ *   connected_at: string, remote_addr: string, legacy: boolean }} Connection
  */
 
 /**

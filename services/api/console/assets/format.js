@@ -37,13 +37,13 @@ export function eventSummary(event) {
   const d = event.data;
   switch (event.type) {
     case 'DeviceRegistered':
-      return `${d.client_id} registered as ${d.type}`;
+      return `${d.client_id} registered as ${d.type}${d.legacy ? ', legacy (original protocol)' : ''}`;
     case 'DeviceRevoked':
       return `${d.client_id} revoked`;
     case 'DeviceTokenRotated':
       return `${d.client_id} got a new token; the old one is refused from now on`;
     case 'DeviceLoggedIn':
-      return `${d.client_id} logged in on ${d.edge_id} (${d.conn_id})`;
+      return `${d.client_id} logged in on ${d.edge_id} (${d.conn_id})${d.legacy ? ' over the original protocol' : ''}`;
     case 'ConnectionClosed':
       return `${d.client_id} disconnected: ${d.reason}${d.close_code ? ` (${d.close_code})` : ''}`;
     case 'NotifyRequested': {
@@ -52,8 +52,13 @@ export function eventSummary(event) {
       const table = d.table_id === null ? '' : `, table ${d.table_id}`;
       return `${d.type}${table} from ${from} to ${to}`;
     }
-    case 'MessageDelivered':
-      return `${d.client_id} acked ${d.ids.length === 1 ? d.ids[0] : `${d.ids.length} messages`}`;
+    case 'MessageDelivered': {
+      // SPEC §9.1: a legacy device cannot ack; the edge records the write to its socket instead.
+      const what = d.ids.length === 1 ? d.ids[0] : `${d.ids.length} messages`;
+      return d.via === 'socket-write'
+        ? `${what} written to ${d.client_id}'s socket (legacy device, no ack)`
+        : `${d.client_id} acked ${what}`;
+    }
     case 'DeliveryFailed':
       return `${d.id} to ${d.client_id} gave up after ${d.attempts} attempts`;
     case 'MessageHandled': {

@@ -16,6 +16,7 @@ const EXAMPLE_CONNECTION: rest.ConnectionView = {
   type: 'main',
   connected_at: '2024-05-01T09:30:05.000Z',
   remote_addr: '10.0.0.7',
+  legacy: false,
 };
 
 export function connectionRoutes(ctx: ApiContext): Route[] {
@@ -79,6 +80,7 @@ export function connectionRoutes(ctx: ApiContext): Route[] {
           type: c.type,
           connected_at: c.connected_at,
           remote_addr: c.remote_addr,
+          legacy: c.legacy === true,
         }),
       );
       return { status: 200, body: page };

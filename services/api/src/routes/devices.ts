@@ -15,6 +15,7 @@ const EXAMPLE_DEVICE: rest.DeviceView = {
   type: 'main',
   online: false,
   revoked: false,
+  legacy: false,
   registered_at: '2024-05-01T09:30:00.000Z',
   last_seen_at: null,
 };
@@ -26,7 +27,8 @@ export function deviceRoutes(ctx: ApiContext): Route[] {
     name: 'registerDevice',
     summary:
       'Registers a device (DeviceRegistered) and mints its token. The legacy types 主/副 are stored as main/sub; ' +
-      'a revoked device may be registered again and gets a new token.',
+      'a revoked device may be registered again and gets a new token. `legacy: true` lets it log in over the ' +
+      "original system's protocol as well (SPEC §9: no token, a client certificate of EDGE_LEGACY_CA).",
     params: ShopPath,
     body: rest.RegisterDeviceBody,
     success: { status: 201, description: 'the device and its token', schema: rest.RegisteredDevice },
@@ -51,7 +53,12 @@ export function deviceRoutes(ctx: ApiContext): Route[] {
           shopId: params.shopId,
           source: 'api',
           nowMs,
-          data: { client_id: body.client_id, type, token_id: tokenId },
+          data: {
+            client_id: body.client_id,
+            type,
+            token_id: tokenId,
+            ...(body.legacy === true ? { legacy: true } : {}),
+          },
         }),
       );
       await ctx.eventLog.register(event);
@@ -60,6 +67,7 @@ export function deviceRoutes(ctx: ApiContext): Route[] {
         type,
         online: false,
         revoked: false,
+        legacy: body.legacy === true,
         registered_at: event.at,
         last_seen_at: null,
       };
@@ -175,6 +183,7 @@ function rotateTokenRoute(ctx: ApiContext) {
         type: device.type,
         online: false, // the only live socket held the old token
         revoked: false,
+        legacy: device.legacy === true,
         registered_at: device.registered_at,
         last_seen_at: row?.last_seen_at?.toISOString() ?? null,
       };

@@ -34,6 +34,7 @@ const EXAMPLE_MESSAGE: rest.MessageView = {
   attempts: 1,
   created_at: '2024-05-01T09:31:00.000Z',
   delivered_at: null,
+  delivered_via: null,
   handled_at: null,
   handled_by: null,
 };

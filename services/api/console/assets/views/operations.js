@@ -230,7 +230,7 @@ function connectionsTable(page, shell) {
               h('a', { href: `#/shops/${seg(c.shop_id)}` }, c.shop_id),
               ' / ',
               h('span', { class: 'mono' }, c.client_id),
-              h('span', { class: 'muted' }, ` (${c.type})`),
+              h('span', { class: 'muted' }, ` (${c.type}${c.legacy ? ', original protocol' : ''})`),
             ),
             h('td', { class: 'mono wrap' }, c.edge_id),
             h('td', {}, h('time', { datetime: c.connected_at }, timeText(c.connected_at))),

@@ -78,7 +78,7 @@ function devicesTable(shopId, rows, hasMore, shell) {
             'tr',
             { 'data-client-id': device.client_id },
             h('th', { scope: 'row', class: 'mono' }, device.client_id),
-            h('td', {}, device.type),
+            h('td', {}, device.legacy ? `${device.type} (legacy)` : device.type),
             h('td', {}, h('span', { class: `state state-${state}`, 'data-field': 'state' }, state)),
             h('td', { class: 'mono wrap' }, device.edge_id ?? h('span', { class: 'muted' }, '—')),
             h(
@@ -161,6 +161,8 @@ function registerForm(shopId, shell, tokenPanel) {
       h('option', { value: 'sub' }, 'sub (handheld, tablet)'),
     )
   );
+  // SPEC §9: a device of the original system may also log in over its own protocol.
+  const legacyBox = /** @type {HTMLInputElement} */ (h('input', { id: 'register-legacy', type: 'checkbox' }));
   const error = h('p', { class: 'form-error', role: 'alert' });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Register');
   return h(
@@ -178,6 +180,7 @@ function registerForm(shopId, shell, tokenPanel) {
           const registered = await call('POST', `/shops/${seg(shopId)}/devices`, {
             client_id: clientId,
             type: typeSelect.value,
+            ...(legacyBox.checked ? { legacy: true } : {}),
           });
           clientInput.value = '';
           showToken(tokenPanel, clientId, registered.token);
@@ -193,6 +196,12 @@ function registerForm(shopId, shell, tokenPanel) {
     h('h3', { id: 'register-title' }, 'Register a device'),
     h('div', { class: 'field' }, h('label', { for: 'register-client-id' }, 'Client id'), clientInput),
     h('div', { class: 'field' }, h('label', { for: 'register-type' }, 'Type'), typeSelect),
+    h(
+      'div',
+      { class: 'field' },
+      h('label', { for: 'register-legacy' }, 'Original protocol (legacy)'),
+      legacyBox,
+    ),
     submit,
     error,
   );

@@ -143,7 +143,13 @@ function messageCard(m, pushes, shell) {
       'dl',
       { class: 'facts' },
       fact('Created', stamp(m.created_at)),
-      fact('Delivered', stamp(m.delivered_at)),
+      fact(
+        'Delivered',
+        // SPEC §9.1: written to a legacy device's socket is not the same as acked by the device.
+        m.delivered_via === 'socket-write'
+          ? h('span', {}, stamp(m.delivered_at), ' (socket write, no ack)')
+          : stamp(m.delivered_at),
+      ),
       fact('Handled', stamp(m.handled_at)),
       // SPEC §10: every cashier's copy of a request shows who handled it.
       fact('Handled by', handlerText(m.handled_by)),
