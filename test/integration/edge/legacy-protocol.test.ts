@@ -235,6 +235,41 @@ describe('when a legacy and a v1 main share a shop', () => {
     for (const socket of [v1Main, v1Sub, legacyMain, legacySub]) socket.ws.close();
   });
 
+  it('tells a legacy main nothing when a v1 cashier handles the request, and handles its copy too (SPEC §10)', async () => {
+    await registerDevice(world.ctx, 'mix-h', 'pos-old', 'main', { legacy: true });
+    const v1Main = await v1Device(await registerDevice(world.ctx, 'mix-h', 'pos-new', 'main'));
+    const v1Sub = await v1Device(await registerDevice(world.ctx, 'mix-h', 'w-new', 'sub'));
+    const legacyMain = await login(
+      '{"op":"login","shop_id":"mix-h","client_id":"pos-old","type":"main"}',
+      'mix-h',
+      'pos-old',
+    );
+    v1Sub.send({ op: 'notify', req_id: 'h-1', table_id: 9, type: 'return_dish', data: {} });
+    const eventId = ((await v1Sub.next((f) => f.op === 'notify')).data as { event_id: string }).event_id;
+    const mine = await v1Main.next((f) => f.op === 'message');
+    expect(JSON.parse(await legacyMain.next())).toMatchObject({ id: `${eventId}.pos-old` });
+    await waitFor(async () => (await deliveries('mix-h')).length >= 1, { what: 'the socket write recorded' });
+
+    v1Main.send({ op: 'handle', id: mine.id, status: 5, req_id: 'h' });
+    expect(await v1Main.next((f) => f.op === 'handle')).toMatchObject({ code: 0 });
+    // The notice for the legacy copy is filed, pushed, and taken as received without a frame.
+    await waitFor(async () => (await world.ctx.redis.hlen(world.ctx.keys.inbox('mix-h'))) === 0, {
+      what: "the legacy main's notice cleared",
+    });
+    legacyMain.send('still here');
+    expect(await legacyMain.next()).toBe('still here'); // nothing was written to it in between
+    await waitFor(
+      async () => {
+        const { rows } = await pool.query('SELECT state, handled_by FROM messages WHERE event_id = $1', [
+          eventId,
+        ]);
+        return rows.length === 2 && rows.every((r) => r.state === 'handled');
+      },
+      { what: 'both copies handled' },
+    );
+    for (const socket of [v1Main, v1Sub, legacyMain]) socket.ws.close();
+  });
+
   it("broadcasts a main's notify to the shop's subs: the notify's fields without op to a legacy sub", async () => {
     const legacyMain = await login(
       '{"op":"login","shop_id":"mix","client_id":"pos-old","type":"主"}',
