@@ -201,7 +201,18 @@ describe('when it lists a shop’s messages (messageList)', () => {
 
 describe('when it handles messages (deal)', () => {
   it('handles by query, form, JSON or the path, as POST /v1/messages/:id/handle does', async () => {
-    const [a, b, c, d] = (await list('s1')).map((m) => String(m.id));
+    // s1 has two mains: each notify is one request with two copies, and handling one copy handles both (SPEC §10).
+    // Four requests, one copy each.
+    while (new Set((await list('s1')).map((m) => String(m.id).slice(0, 26))).size < 4) {
+      const sent = await api.request('POST', `${PREFIX}/notify_main`, {
+        body: { shop_id: 's1', table_id: 2, type: 'gift', from_client_id: 'pad-1', data: {}, status: 0 },
+      });
+      expectAnswer(sent, 0);
+    }
+    const ids = (await list('s1')).map((m) => String(m.id));
+    const [a, b, c, d] = ids.filter(
+      (id, i) => ids.findIndex((x) => x.slice(0, 26) === id.slice(0, 26)) === i,
+    );
     const answers = [
       await api.request('GET', `${PREFIX}/deal?id=${a}&status=2`),
       await api.request('POST', `${PREFIX}/deal`, { raw: `id=${b}&status=3`, headers: FORM }),
@@ -211,15 +222,16 @@ describe('when it handles messages (deal)', () => {
     for (const answer of answers) expectAnswer(answer, 0);
     expect(answers[0]?.body.data).toMatchObject({ id: a, status: 2, from_client_type: '副' });
     const handled = (await eventsOf(ctx, 's1')).filter((e) => e.type === 'MessageHandled');
-    expect(handled.map((e) => [e.data, e.source])).toEqual([
-      [{ id: a, status: 2 }, 'api'],
-      [{ id: b, status: 3 }, 'api'],
-      [{ id: c, status: 4 }, 'api'],
-      [{ id: d, status: 5 }, 'api'],
+    expect(handled.map((e) => [e.data, e.source])).toMatchObject([
+      [{ id: a, status: 2, by: { kind: 'api' } }, 'api'],
+      [{ id: b, status: 3, by: { kind: 'api' } }, 'api'],
+      [{ id: c, status: 4, by: { kind: 'api' } }, 'api'],
+      [{ id: d, status: 5, by: { kind: 'api' } }, 'api'],
     ]);
     expect(await list('s1')).toEqual([]);
     const rows = await api.request('GET', '/v1/shops/s1/messages?state=handled');
-    expect((rows.body.items as Array<{ status: number }>).map((m) => m.status).sort()).toEqual([2, 3, 4, 5]);
+    const statuses = (rows.body.items as Array<{ status: number }>).map((m) => m.status).sort();
+    expect([...new Set(statuses)]).toEqual([2, 3, 4, 5]); // every copy of each request carries its status
   });
 
   it('refuses with code 1: an unknown message, a missing or bad status', async () => {
@@ -227,6 +239,24 @@ describe('when it handles messages (deal)', () => {
     expect(expectAnswer(unknown, 1).msg).toMatch(/no message/);
     expectAnswer(await api.request('GET', `${PREFIX}/deal?id=01HXA6Q8N4W7K2ZJ3M5P9R1T0V.pos-1`), 1);
     expectAnswer(await api.request('POST', `${PREFIX}/deal`, { body: { id: 'x', status: 'high' } }), 1);
+  });
+});
+
+describe('when the request was handled first by someone else (SPEC §10)', () => {
+  it('answers deal with code 1, naming who handled it, and records nothing', async () => {
+    const [first] = (await api.request('GET', '/v1/shops/s1/messages?state=handled')).body.items as Array<{
+      id: string;
+      status: number;
+    }>;
+    if (!first) throw new Error("the test above handles s1's messages");
+    const before = (await eventsOf(ctx, 's1')).filter((e) => e.type === 'MessageHandled').length;
+    const answer = await api.request('GET', `${PREFIX}/deal?id=${first.id}&status=${first.status + 1}`);
+    expect(expectAnswer(answer, 1).data).toMatchObject({
+      handled_by: { kind: 'api' },
+      status: first.status,
+      handled_at: expect.any(String),
+    });
+    expect((await eventsOf(ctx, 's1')).filter((e) => e.type === 'MessageHandled')).toHaveLength(before);
   });
 });
 
