@@ -1,7 +1,6 @@
 // `broker rebuild --into <database url>`: rebuilds the archive and the projections from the log's history into an
 // empty database by running the persister's own batch projector over the history, shard by shard, in batches.
 // It only reads Redis and DATABASE_URL; it writes only the target.
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { type ConsumedEntry, type HistorySource, historySize, shardHistory } from '#eventlog';
 import { Keys } from '#events';
@@ -18,6 +17,7 @@ import {
   runOperator,
   usageError,
 } from './operator';
+import { progressBar, progressLines } from './progress';
 
 /** Shards rebuilt at once: they are independent (a shop lives in one), and each holds one target connection. */
 const PARALLEL_SHARDS = 4;
@@ -62,7 +62,9 @@ export function registerRebuild(program: Command): void {
       const source: HistorySource = { redis, db, keys: new Keys(config.redis.prefix, config.shards) };
       const startedMs = Date.now();
       const total = await sum(source.keys.allShards().map((shard) => historySize(source, shard)));
-      const progress = progressOf(total, process.stderr.isTTY === true);
+      const progress = process.stderr.isTTY
+        ? progressBar('rebuild', 'events', total)
+        : progressLines('rebuild', 'events', total);
       const result = await rebuildInto(source, target, { batch, log, onProgress: progress.update });
       progress.stop(result.events);
       const seconds = (Date.now() - startedMs) / 1000;
@@ -164,52 +166,4 @@ async function makeEmpty(target: Pool, url: string, force: boolean): Promise<voi
 
 async function sum(counts: Array<Promise<number>>): Promise<number> {
   return (await Promise.all(counts)).reduce((a, b) => a + b, 0);
-}
-
-/** A progress bar on a terminal; elsewhere a plain line at every tenth of the way. */
-function progressOf(total: number, isTerminal: boolean) {
-  if (isTerminal) {
-    const bar = new cliProgress.SingleBar(
-      {
-        format: 'rebuild [{bar}] {percentage}% | {value}/{total} events | {duration}s elapsed, eta {eta}s',
-        stream: process.stderr,
-        hideCursor: true,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    bar.start(total, 0);
-    return {
-      update: (events: number) => {
-        if (events > bar.getTotal()) bar.setTotal(events); // events appended while rebuilding
-        bar.update(events);
-      },
-      stop: (events: number) => {
-        bar.update(events);
-        bar.stop();
-      },
-    };
-  }
-  let nextTenth = 1;
-  let printed = -1;
-  const line = (events: number) => {
-    printed = events;
-    process.stderr.write(
-      `rebuild: ${events}/${Math.max(total, events)} events (${percent(events, total)}%)\n`,
-    );
-  };
-  line(0);
-  return {
-    update: (events: number) => {
-      if (percent(events, total) < nextTenth * 10) return;
-      nextTenth = Math.floor(percent(events, total) / 10) + 1;
-      line(events);
-    },
-    stop: (events: number) => {
-      if (events !== printed) line(events);
-    },
-  };
-}
-
-function percent(events: number, total: number): number {
-  return total === 0 ? 100 : Math.min(100, Math.floor((events * 100) / total));
 }
