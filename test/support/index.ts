@@ -1,3 +1,5 @@
+export * from './api';
+export * from './broker';
 export * from './context';
 export * from './devices';
 export * from './events';
