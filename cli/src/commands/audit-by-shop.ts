@@ -1,12 +1,14 @@
-// `broker audit` one shop at a time, so that its memory is one shop's rows however long the log: a shop's events
-// all sit in one shard, in log order, so its fold needs no other shop's events. For each shop: fold its history
-// (the archive through its shop index, then the live tail), read its rows, compare, drop both, move on.
-// Read-only. Everything is read against one snapshot of PostgreSQL: the checkpoints and every shop's rows.
-import { type HistorySource, shardHistory } from '#eventlog';
-import { compareStreamIds, decodeEntry } from '#events';
+// `broker audit` one shop at a time, so that its memory is one shop's fold and rows however long the log: a shop's
+// events all sit in one shard, in log order, so its fold needs no other shop's events. Shard by shard: read the
+// live tail once (shop-history.ts), then for each shop fold its history (its archived events through its shop
+// index, then its part of the tail), read its rows, compare, drop both, move on.
+// Read-only. The checkpoints and every shop's rows are read in one snapshot of PostgreSQL.
+import type { HistorySource } from '#eventlog';
+import { compareStreamIds } from '#events';
 import { emptyView, evolve, type ProjectionView, readCheckpoints, readProjection } from '#persister';
 import { inTransaction, type PoolClient } from '#runtime';
 import { type Difference, diffProjections } from './audit-diff';
+import { readShardTail, type ShardTail, shopHistory } from './shop-history';
 
 /** One shop audited: its fold, its rows, and how they differ. Both views are dropped once `onShop` returns. */
 export interface ShopAudit {
@@ -41,22 +43,12 @@ export interface AuditRun {
   onShop(audit: ShopAudit): void;
 }
 
-/** Audits the shops one after another against one snapshot; answers the totals. */
+/** Audits the shops one after another, shard by shard, against one snapshot; answers the totals. */
 export async function auditByShop(source: HistorySource, run: AuditRun): Promise<AuditTotals> {
   return inTransaction(source.db, async (snapshot) => {
     // The checkpoints and the rows in one snapshot, so rows committed meanwhile cannot pass for extra rows.
     await snapshot.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const checkpoints = await readCheckpoints(snapshot);
-    // An invalid stream entry is seen once per shop of its shard; a set of positions counts it once.
-    const invalid = new Set<string>();
-    const counted: HistorySource = {
-      ...source,
-      onInvalid: ({ shard, streamId }) => {
-        invalid.add(`${shard}:${streamId}`);
-      },
-    };
-    const shops = run.shopId === undefined ? await shopsOfLog(snapshot, counted) : [run.shopId];
-    run.onShops?.(shops.length);
     const totals: AuditTotals = {
       shops: 0,
       folded: 0,
@@ -65,16 +57,32 @@ export async function auditByShop(source: HistorySource, run: AuditRun): Promise
       differences: 0,
       invalid: 0,
     };
-    for (const shopId of shops) {
-      const audit = await auditShop(snapshot, counted, checkpoints, shopId);
-      totals.shops++;
-      totals.folded += audit.folded;
-      totals.compared += audit.compared;
-      totals.notYetProjected += audit.notYetProjected;
-      totals.differences += audit.differences.length;
-      run.onShop(audit);
+    const counted: HistorySource = {
+      ...source,
+      onInvalid: () => {
+        totals.invalid++;
+      },
+    };
+    const { keys } = source;
+    const shopsWithRows = run.shopId === undefined ? await shopsOfTables(snapshot) : [run.shopId];
+    run.onShops?.(shopsWithRows.length);
+    const shards = run.shopId === undefined ? keys.allShards() : [keys.shardOf(run.shopId)];
+    for (const shard of shards) {
+      const tail = await readShardTail(counted, shard, run.shopId);
+      // The shard's shops: those with rows, and those whose events are only in the tail so far.
+      const shops = new Set(shopsWithRows.filter((shopId) => keys.shardOf(shopId) === shard));
+      for (const shopId of tail.byShop.keys()) shops.add(shopId);
+      for (const shopId of [...shops].sort()) {
+        const audit = await auditShop(snapshot, counted, tail, checkpoints, shopId);
+        tail.byShop.delete(shopId);
+        totals.shops++;
+        totals.folded += audit.folded;
+        totals.compared += audit.compared;
+        totals.notYetProjected += audit.notYetProjected;
+        totals.differences += audit.differences.length;
+        run.onShop(audit);
+      }
     }
-    totals.invalid = invalid.size;
     return totals;
   });
 }
@@ -83,15 +91,16 @@ export async function auditByShop(source: HistorySource, run: AuditRun): Promise
 export async function auditShop(
   snapshot: PoolClient,
   source: HistorySource,
+  tail: ShardTail,
   checkpoints: Map<number, string>,
   shopId: string,
 ): Promise<ShopAudit> {
-  const shard = source.keys.shardOf(shopId);
+  const { shard } = tail;
   const checkpoint = checkpoints.get(shard) ?? '0-0';
   const expected = emptyView();
   let folded = 0;
   let notYetProjected = 0;
-  for await (const { streamId, event } of shardHistory(source, shard, { shopId })) {
+  for await (const { streamId, event } of shopHistory(source, tail, shopId)) {
     if (compareStreamIds(streamId, checkpoint) > 0) {
       notYetProjected++;
       continue;
@@ -137,31 +146,12 @@ const SHOPS_OF_TABLE = ['events', 'devices', 'connections', 'messages'].map(
     SELECT shop_id FROM shops WHERE shop_id IS NOT NULL`,
 );
 
-const STREAM_PAGE = 1000;
-
-/**
- * Every shop with a row in the snapshot or an event in a live stream, sorted. A shop whose events are all in the
- * archive has an `events` row; the streams add the shops whose events are not archived yet (or not at all).
- */
-async function shopsOfLog(snapshot: PoolClient, source: HistorySource): Promise<string[]> {
+/** Every shop with a row in the snapshot (an archived event is a row), sorted. */
+async function shopsOfTables(snapshot: PoolClient): Promise<string[]> {
   const shops = new Set<string>();
   for (const text of SHOPS_OF_TABLE) {
     const { rows } = await snapshot.query<{ shop_id: string }>(text);
     for (const row of rows) shops.add(row.shop_id);
-  }
-  for (const shard of source.keys.allShards()) {
-    const stream = source.keys.stream(shard);
-    let start = '-';
-    for (;;) {
-      const page = await source.redis.xrange(stream, start, '+', 'COUNT', STREAM_PAGE);
-      for (const [streamId, fields] of page) {
-        const decoded = decodeEntry(fields);
-        if (decoded.ok) shops.add(decoded.event.shop_id);
-        else source.onInvalid?.({ shard, streamId, reason: decoded.reason });
-      }
-      if (page.length < STREAM_PAGE) break;
-      start = `(${page[page.length - 1]![0]}`;
-    }
   }
   return [...shops].sort();
 }

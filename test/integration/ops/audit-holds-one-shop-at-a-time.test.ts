@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPostgres, type Pool } from '#runtime';
 import { createTestContext, type TestContext } from '#test-support';
 import { auditByShop, type ShopAudit } from '../../../cli/src/commands/audit-by-shop';
-import { type Appended, appendAndProject, runBroker, SHOPS, shopsLog, trimOlderHalf } from './harness';
+import { busyShopOps, shopLog } from '../../support/shop-log';
+import {
+  type Appended,
+  appendAll,
+  appendAndProject,
+  runBroker,
+  SHOPS,
+  shopsLog,
+  trimOlderHalf,
+} from './harness';
 
 let ctx: TestContext;
 let pool: Pool;
@@ -61,7 +70,7 @@ describe('when the whole log is audited', () => {
         },
       },
     );
-    expect(audits.map((a) => a.shopId)).toEqual([...SHOPS].sort());
+    expect(audits.map((a) => a.shopId).sort()).toEqual([...SHOPS].sort());
     for (const audit of audits) {
       expect(audit.shops).toEqual(new Set([audit.shopId]));
       expect(audit.found).toBe(await rowsOf(audit.shopId));
@@ -120,5 +129,20 @@ describe('when a shop has rows but no events', () => {
     } finally {
       await pool.query(`DELETE FROM devices WHERE shop_id = 'shop-ghost'`);
     }
+  });
+});
+
+describe('when a new shop has events the persister has not projected yet', () => {
+  it('finds the shop in the stream and counts its events as not yet projected', async () => {
+    const later = shopLog(busyShopOps(3), { shopId: 'shop-new', startMs: Date.UTC(2025, 2, 3) });
+    await appendAll(ctx.redis, ctx.keys, later);
+    const run = await runBroker(ctx, ['audit', '--shop', 'shop-new']);
+    expect(run.stdout).toBe(
+      `audit (shop shop-new): 0 events folded, 0 rows compared, ${later.length} not yet projected, 0 differences\n`,
+    );
+    expect(run.code).toBe(0);
+    const all = await runBroker(ctx, ['audit']);
+    expect(all.stdout).toMatch(new RegExp(`, ${later.length} not yet projected, 0 differences\n$`));
+    expect(all.code).toBe(0);
   });
 });
