@@ -2,6 +2,7 @@ export * from './api';
 export * from './broker';
 export * from './context';
 export * from './devices';
+export * from './event-log';
 export * from './events';
 export * from './log';
 export * from './raw-socket';
