@@ -1,14 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { start as startDispatcher } from '#dispatcher';
-import { start as startEdge } from '#edge';
 import {
-  createTestContext,
+  brokerInProcess,
   loginRaw,
   readLog,
   registerDevice,
   spawnService,
-  type TestContext,
   waitFor,
   waitForLog,
 } from '#test-support';
@@ -24,33 +22,28 @@ function autoAck(socket: WebSocket, received: Set<string>) {
 }
 
 describe('when the dispatcher is killed with SIGKILL in the middle of a burst', () => {
-  let ctx: TestContext;
-  let edge: Awaited<ReturnType<typeof startEdge>>;
-  let survivor: Awaited<ReturnType<typeof startDispatcher>> | undefined;
-
-  beforeAll(async () => {
-    ctx = await createTestContext({
+  const broker = brokerInProcess(
+    { edge: true },
+    {
       DELIVERY_RETRY_FIRST_MS: '200',
       DELIVERY_RETRY_MAX_MS: '1000',
       EDGE_RATE_PER_S: '10000',
       EDGE_RATE_BURST: '10000',
-    });
-    edge = await startEdge(ctx.config, { log: ctx.log });
-  });
+    },
+  );
+  let survivor: Awaited<ReturnType<typeof startDispatcher>> | undefined;
   afterAll(async () => {
-    await edge?.stop();
     await survivor?.stop();
-    await ctx?.cleanup();
   });
 
   it('every message still reaches every main and is acked exactly once', async () => {
-    const url = `ws://127.0.0.1:${edge.port}/ws`;
-    const doomed = spawnService('dispatcher', { ...ctx.env, LOG_LEVEL: 'info' });
+    const url = broker.wsUrl;
+    const doomed = spawnService('dispatcher', { ...broker.ctx.env, LOG_LEVEL: 'info' });
     await waitForLog(doomed, 'dispatcher started');
-    const sub = await loginRaw(url, await registerDevice(ctx, 'burst', 'w1', 'sub'));
+    const sub = await loginRaw(url, await registerDevice(broker.ctx, 'burst', 'w1', 'sub'));
     const received = [new Set<string>(), new Set<string>()];
     for (const [i, set] of received.entries()) {
-      const main = await loginRaw(url, await registerDevice(ctx, 'burst', `m${i}`, 'main'));
+      const main = await loginRaw(url, await registerDevice(broker.ctx, 'burst', `m${i}`, 'main'));
       autoAck(main.ws, set);
     }
 
@@ -61,7 +54,7 @@ describe('when the dispatcher is killed with SIGKILL in the middle of a burst', 
         await waitFor(() => received[0]!.size > 0, { what: 'the doomed dispatcher to deliver something' });
         const { signal } = await doomed.kill('SIGKILL');
         expect(signal).toBe('SIGKILL');
-        survivor = await startDispatcher(ctx.config, { log: ctx.log, healthServer: false });
+        survivor = await startDispatcher(broker.ctx.config, { log: broker.ctx.log, healthServer: false });
       }
     }
     const replies = [];
@@ -72,12 +65,12 @@ describe('when the dispatcher is killed with SIGKILL in the middle of a burst', 
       timeoutMs: 20_000,
       what: 'all messages received',
     });
-    await waitFor(async () => (await ctx.redis.hlen(ctx.keys.inbox('burst'))) === 0, {
+    await waitFor(async () => (await broker.ctx.redis.hlen(broker.ctx.keys.inbox('burst'))) === 0, {
       what: 'every message acked',
     });
-    const notified = await readLog(ctx, 'NotifyRequested');
+    const notified = await readLog(broker.ctx, 'NotifyRequested');
     expect(notified).toHaveLength(total);
-    const deliveredIds = (await readLog(ctx, 'MessageDelivered')).flatMap((e) =>
+    const deliveredIds = (await readLog(broker.ctx, 'MessageDelivered')).flatMap((e) =>
       e.type === 'MessageDelivered' ? e.data.ids : [],
     );
     expect(deliveredIds).toHaveLength(total * 2);

@@ -1,30 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { start as startDispatcher } from '#dispatcher';
-import { start as startEdge } from '#edge';
-import { createTestContext, openRaw, registerDevice, type TestContext, waitFor } from '#test-support';
+import { describe, expect, it } from 'vitest';
+import { brokerInProcess, openRaw, registerDevice, waitFor } from '#test-support';
 
 describe('when a sub device notifies', () => {
-  let ctx: TestContext;
-  let edge: Awaited<ReturnType<typeof startEdge>>;
-  let dispatcher: Awaited<ReturnType<typeof startDispatcher>>;
-
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    edge = await startEdge(ctx.config, { log: ctx.log });
-    dispatcher = await startDispatcher(ctx.config, { log: ctx.log });
-  });
-  afterAll(async () => {
-    await edge?.stop();
-    await dispatcher?.stop();
-    await ctx?.cleanup();
-  });
+  const broker = brokerInProcess({ edge: true, dispatcher: true });
 
   it('pushes one message to each main device, which acks it', async () => {
-    const url = `ws://127.0.0.1:${edge.port}/ws`;
-    const subToken = await registerDevice(ctx, 'shop1', 'waiter-1', 'sub');
+    const url = broker.wsUrl;
+    const subToken = await registerDevice(broker.ctx, 'shop1', 'waiter-1', 'sub');
     const mainTokens = [
-      await registerDevice(ctx, 'shop1', 'cash-1', 'main'),
-      await registerDevice(ctx, 'shop1', 'cash-2', 'main'),
+      await registerDevice(broker.ctx, 'shop1', 'cash-1', 'main'),
+      await registerDevice(broker.ctx, 'shop1', 'cash-2', 'main'),
     ];
     const mains = await Promise.all(mainTokens.map(() => openRaw(url)));
     for (const [i, main] of mains.entries()) {
@@ -60,10 +45,10 @@ describe('when a sub device notifies', () => {
     });
     for (const [i, main] of mains.entries()) main.send({ op: 'ack', id: received[i]!.id });
 
-    await waitFor(async () => (await ctx.redis.hlen(ctx.keys.inbox('shop1'))) === 0, {
+    await waitFor(async () => (await broker.ctx.redis.hlen(broker.ctx.keys.inbox('shop1'))) === 0, {
       what: 'inbox emptied by acks',
     });
-    await dispatcher.whenCaughtUp();
+    await broker.dispatcher.whenCaughtUp();
     for (const socket of [...mains, sub]) socket.ws.close();
   });
 });

@@ -98,3 +98,33 @@ export function shopEvents(shopId: string, t0 = Date.UTC(2025, 0, 1, 12)) {
       createEvent({ ...at(offsetMs), type: 'MessageHandled', source: 'api', data: { id, status } }),
   };
 }
+
+/** DeviceRegistered as the api appends it, now, with the token id `<client_id>-t1`. */
+export const deviceRegistered = (shopId: string, client_id: string, type: DeviceType) =>
+  createEvent({
+    type: 'DeviceRegistered',
+    shopId,
+    source: 'api',
+    data: { client_id, type, token_id: `${client_id}-t1` },
+  });
+
+/** A waiter's checkout as an edge hands it to the notify script, now: recipients empty, the script fills them in. */
+export const notifyRequested = (shopId: string, { req_id, ...details }: NotifyDetails & { req_id: string }) =>
+  createEvent({
+    type: 'NotifyRequested',
+    shopId,
+    source: 'edge:e1',
+    data: {
+      req_id,
+      from_client_id: 'waiter',
+      from_type: 'sub',
+      audience: 'mains',
+      recipients: [],
+      table_id: 'A1',
+      type: 'checkout',
+      status: 0,
+      data: {},
+      user_info: {},
+      ...details,
+    },
+  });

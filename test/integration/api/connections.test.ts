@@ -1,31 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { start as startEdge } from '#edge';
 import { PresenceBook } from '#eventlog';
 import { compile, rest } from '#events';
-import { createTestContext, openRaw, type RawSocket, registerDevice, type TestContext } from '#test-support';
-import { type Api, startTestApi } from './harness';
+import { brokerInProcess, openRaw, type RawSocket, registerDevice } from '#test-support';
 
 const isConnectionPage = compile(rest.listOf(rest.Connection));
 
 describe('when devices are connected to an edge', () => {
-  let ctx: TestContext;
-  let api: Api;
-  let edge: Awaited<ReturnType<typeof startEdge>>;
+  const broker = brokerInProcess({ api: true, edge: true });
   const sockets: RawSocket[] = [];
 
   async function connect(shopId: string, clientId: string, type: 'main' | 'sub'): Promise<string> {
-    const socket = await openRaw(`ws://127.0.0.1:${edge.port}/ws`);
+    const socket = await openRaw(broker.wsUrl);
     sockets.push(socket);
-    socket.send({ op: 'login', token: await registerDevice(ctx, shopId, clientId, type) });
+    socket.send({ op: 'login', token: await registerDevice(broker.ctx, shopId, clientId, type) });
     const reply = await socket.next((f) => f.op === 'login');
     expect(reply).toMatchObject({ code: 0 });
     return (reply.data as { conn_id: string }).conn_id;
   }
 
   beforeAll(async () => {
-    ctx = await createTestContext();
-    api = await startTestApi(ctx);
-    edge = await startEdge(ctx.config, { log: ctx.log });
     await connect('shop-a', 'pos-1', 'main');
     await connect('shop-a', 'waiter-1', 'sub');
     await connect('shop-a', 'waiter-2', 'sub');
@@ -33,19 +26,16 @@ describe('when devices are connected to an edge', () => {
   });
   afterAll(async () => {
     for (const socket of sockets) socket.ws.close();
-    await api?.handle.stop();
-    await edge?.stop();
-    await ctx?.cleanup();
   });
 
   it('lists the live connections of a shop', async () => {
-    const answer = await api.request('GET', '/v1/connections?shop_id=shop-a');
+    const answer = await broker.api.request('GET', '/v1/connections?shop_id=shop-a');
     expect(answer.status).toBe(200);
     expect(isConnectionPage.is(answer.body)).toBe(true);
     const items = answer.body.items as rest.ConnectionView[];
     expect(items.map((c) => c.client_id).sort()).toEqual(['pos-1', 'waiter-1', 'waiter-2']);
     expect(items[0]).toMatchObject({
-      edge_id: edge.edgeId,
+      edge_id: broker.edge.edgeId,
       shop_id: 'shop-a',
       remote_addr: expect.any(String),
     });
@@ -57,7 +47,7 @@ describe('when devices are connected to an edge', () => {
     let cursor: string | null = null;
     do {
       const query: string = cursor === null ? '' : `&cursor=${cursor}`;
-      const answer = await api.request('GET', `/v1/connections?limit=3${query}`);
+      const answer = await broker.api.request('GET', `/v1/connections?limit=3${query}`);
       expect(answer.status).toBe(200);
       seen.push(...(answer.body.items as rest.ConnectionView[]).map((c) => `${c.shop_id}/${c.client_id}`));
       cursor = answer.body.next_cursor as string | null;
@@ -66,12 +56,12 @@ describe('when devices are connected to an edge', () => {
   });
 
   it('tells which main devices of a shop are online', async () => {
-    const online = await api.request('GET', '/v1/shops/shop-a/main-online');
+    const online = await broker.api.request('GET', '/v1/shops/shop-a/main-online');
     expect(online.body).toEqual({
       online: true,
-      devices: [{ client_id: 'pos-1', conn_id: expect.any(String), edge_id: edge.edgeId }],
+      devices: [{ client_id: 'pos-1', conn_id: expect.any(String), edge_id: broker.edge.edgeId }],
     });
-    expect((await api.request('GET', '/v1/shops/shop-b/main-online')).body).toEqual({
+    expect((await broker.api.request('GET', '/v1/shops/shop-b/main-online')).body).toEqual({
       online: false,
       devices: [],
     });
@@ -80,37 +70,27 @@ describe('when devices are connected to an edge', () => {
   it('closes one connection with 4000 and answers 202', async () => {
     const connId = await connect('shop-c', 'waiter-9', 'sub');
     const socket = sockets.at(-1)!;
-    const answer = await api.request('POST', `/v1/connections/${connId}/disconnect`);
+    const answer = await broker.api.request('POST', `/v1/connections/${connId}/disconnect`);
     expect(answer.status).toBe(202);
-    expect(answer.body).toEqual({ conn_id: connId, edge_id: edge.edgeId });
+    expect(answer.body).toEqual({ conn_id: connId, edge_id: broker.edge.edgeId });
     expect((await socket.closed).code).toBe(4000);
   });
 
   it('answers a disconnect of a connection that is not live with 404', async () => {
-    const answer = await api.request('POST', '/v1/connections/c_nothing/disconnect');
+    const answer = await broker.api.request('POST', '/v1/connections/c_nothing/disconnect');
     expect(answer.status).toBe(404);
     expect(answer.body.error?.code).toBe('NOT_FOUND');
   });
 });
 
 describe('when the edge holding a connection is not listening for commands', () => {
-  let ctx: TestContext;
-  let api: Api;
-
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    api = await startTestApi(ctx);
-  });
-  afterAll(async () => {
-    await api?.handle.stop();
-    await ctx?.cleanup();
-  });
+  const broker = brokerInProcess({ api: true });
 
   it('answers a disconnect with 503 EDGE_UNREACHABLE instead of claiming it was sent', async () => {
     // An edge that beats and lists a connection but has no subscriber: what a subscriber lost to a reconnect
     // looks like from the api.
     const edgeId = 'edge-deaf';
-    await new PresenceBook(ctx.redis, ctx.keys).beat(edgeId, Date.now());
+    await new PresenceBook(broker.ctx.redis, broker.ctx.keys).beat(edgeId, Date.now());
     const connection: rest.ConnectionView = {
       conn_id: 'c_deaf',
       edge_id: edgeId,
@@ -121,9 +101,13 @@ describe('when the edge holding a connection is not listening for commands', () 
       remote_addr: '127.0.0.1',
       legacy: false,
     };
-    await ctx.redis.hset(ctx.keys.edgeConnections(edgeId), connection.conn_id, JSON.stringify(connection));
+    await broker.ctx.redis.hset(
+      broker.ctx.keys.edgeConnections(edgeId),
+      connection.conn_id,
+      JSON.stringify(connection),
+    );
 
-    const answer = await api.request('POST', '/v1/connections/c_deaf/disconnect');
+    const answer = await broker.api.request('POST', '/v1/connections/c_deaf/disconnect');
     expect(answer.status).toBe(503);
     expect(answer.body.error?.code).toBe('EDGE_UNREACHABLE');
   });

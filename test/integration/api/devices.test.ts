@@ -1,42 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { start as startEdge } from '#edge';
+import { describe, expect, it } from 'vitest';
 import { compile, rest } from '#events';
-import { start as startPersister } from '#persister';
 import { DeviceTokens } from '#runtime';
-import { createTestContext, openRaw, type TestContext } from '#test-support';
-import { type Api, startTestApi } from './harness';
+import { brokerInProcess, openRaw } from '#test-support';
 
 const isRegistered = compile(rest.RegisteredDevice);
 const isDevicePage = compile(rest.listOf(rest.Device));
 
 describe('when the back office manages devices', () => {
-  let ctx: TestContext;
-  let api: Api;
-  let persister: Awaited<ReturnType<typeof startPersister>>;
-  let edge: Awaited<ReturnType<typeof startEdge>>;
+  const broker = brokerInProcess({ api: true, edge: true, persister: true });
 
   const register = (shopId: string, client_id: string, type: string) =>
-    api.request('POST', `/v1/shops/${shopId}/devices`, { body: { client_id, type } });
+    broker.api.request('POST', `/v1/shops/${shopId}/devices`, { body: { client_id, type } });
   async function list(shopId: string, query = ''): Promise<rest.DeviceView[]> {
-    await persister.whenCaughtUp();
-    const answer = await api.request('GET', `/v1/shops/${shopId}/devices${query}`);
+    await broker.persister.whenCaughtUp();
+    const answer = await broker.api.request('GET', `/v1/shops/${shopId}/devices${query}`);
     expect(answer.status).toBe(200);
     expect(isDevicePage.is(answer.body)).toBe(true);
     return answer.body.items as rest.DeviceView[];
   }
-
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    api = await startTestApi(ctx);
-    persister = await startPersister(ctx.config, { log: ctx.log });
-    edge = await startEdge(ctx.config, { log: ctx.log });
-  });
-  afterAll(async () => {
-    await api?.handle.stop();
-    await edge?.stop();
-    await persister?.stop();
-    await ctx?.cleanup();
-  });
 
   it('registers a device and answers 201 with a token for it', async () => {
     const answer = await register('shop-1', 'pos-1', 'main');
@@ -50,12 +31,14 @@ describe('when the back office manages devices', () => {
       legacy: false,
       last_seen_at: null,
     });
-    const claims = await new DeviceTokens(ctx.config.tokens.secret, 60).verify(answer.body.token as string);
+    const claims = await new DeviceTokens(broker.ctx.config.tokens.secret, 60).verify(
+      answer.body.token as string,
+    );
     expect(claims).toMatchObject({ shop_id: 'shop-1', client_id: 'pos-1', type: 'main' });
   });
 
   it('marks a device legacy when asked (SPEC §9), in its answer, its listing, the registry and the event', async () => {
-    const answer = await api.request('POST', '/v1/shops/shop-legacy/devices', {
+    const answer = await broker.api.request('POST', '/v1/shops/shop-legacy/devices', {
       body: { client_id: 'pos-old', type: '主', legacy: true },
     });
     expect(answer.status).toBe(201);
@@ -65,15 +48,19 @@ describe('when the back office manages devices', () => {
       ['pos-new', false],
       ['pos-old', true],
     ]);
-    const entry = JSON.parse((await ctx.redis.hget(ctx.keys.devices('shop-legacy'), 'pos-old'))!);
+    const entry = JSON.parse(
+      (await broker.ctx.redis.hget(broker.ctx.keys.devices('shop-legacy'), 'pos-old'))!,
+    );
     expect(entry).toMatchObject({ type: 'main', legacy: true });
     // A v1 token for the firmware upgrade keeps the device legacy until it is registered again without.
-    const rotated = await api.request('POST', '/v1/shops/shop-legacy/devices/pos-old/token');
+    const rotated = await broker.api.request('POST', '/v1/shops/shop-legacy/devices/pos-old/token');
     expect(rotated.body).toMatchObject({ client_id: 'pos-old', legacy: true, token: expect.any(String) });
-    expect(JSON.parse((await ctx.redis.hget(ctx.keys.devices('shop-legacy'), 'pos-old'))!).legacy).toBe(true);
+    expect(
+      JSON.parse((await broker.ctx.redis.hget(broker.ctx.keys.devices('shop-legacy'), 'pos-old'))!).legacy,
+    ).toBe(true);
     expect(
       (
-        await api.request('POST', '/v1/shops/shop-legacy/devices', {
+        await broker.api.request('POST', '/v1/shops/shop-legacy/devices', {
           body: { client_id: 'x', type: 'main', legacy: 'yes' },
         })
       ).status,
@@ -92,7 +79,7 @@ describe('when the back office manages devices', () => {
   it('shows which devices are online', async () => {
     const { body } = await register('shop-3', 'pos-1', 'main');
     await register('shop-3', 'waiter-1', 'sub');
-    const socket = await openRaw(`ws://127.0.0.1:${edge.port}/ws`);
+    const socket = await openRaw(broker.wsUrl);
     socket.send({ op: 'login', token: body.token });
     expect(await socket.next((f) => f.op === 'login')).toMatchObject({ code: 0 });
     const devices = await list('shop-3');
@@ -106,13 +93,13 @@ describe('when the back office manages devices', () => {
 
   it('pages past the first page in client_id order', async () => {
     for (const id of ['d5', 'd3', 'd1', 'd4', 'd2']) await register('shop-4', id, 'sub');
-    await persister.whenCaughtUp();
-    const first = await api.request('GET', '/v1/shops/shop-4/devices?limit=2');
-    const second = await api.request(
+    await broker.persister.whenCaughtUp();
+    const first = await broker.api.request('GET', '/v1/shops/shop-4/devices?limit=2');
+    const second = await broker.api.request(
       'GET',
       `/v1/shops/shop-4/devices?limit=2&cursor=${first.body.next_cursor}`,
     );
-    const third = await api.request(
+    const third = await broker.api.request(
       'GET',
       `/v1/shops/shop-4/devices?limit=2&cursor=${second.body.next_cursor}`,
     );
@@ -123,11 +110,11 @@ describe('when the back office manages devices', () => {
 
   it('revokes a device (204), lists it as revoked, and registers it again with a new token', async () => {
     const before = await register('shop-5', 'pos-1', 'main');
-    expect((await api.request('DELETE', '/v1/shops/shop-5/devices/pos-1')).status).toBe(204);
+    expect((await broker.api.request('DELETE', '/v1/shops/shop-5/devices/pos-1')).status).toBe(204);
     expect(await list('shop-5')).toEqual([
       expect.objectContaining({ client_id: 'pos-1', revoked: true, online: false }),
     ]);
-    expect((await api.request('DELETE', '/v1/shops/shop-5/devices/pos-1')).status).toBe(404);
+    expect((await broker.api.request('DELETE', '/v1/shops/shop-5/devices/pos-1')).status).toBe(404);
 
     const after = await register('shop-5', 'pos-1', 'sub');
     expect(after.status).toBe(201);
@@ -136,7 +123,7 @@ describe('when the back office manages devices', () => {
       expect.objectContaining({ client_id: 'pos-1', type: 'sub', revoked: false }),
     ]);
 
-    const stale = await openRaw(`ws://127.0.0.1:${edge.port}/ws`);
+    const stale = await openRaw(broker.wsUrl);
     stale.send({ op: 'login', token: before.body.token });
     expect((await stale.closed).code).toBe(4401);
   });

@@ -7,8 +7,18 @@ import { start as startDispatcher } from '#dispatcher';
 import { start as startEdge } from '#edge';
 import type { EventOf } from '#events';
 import { start as startPersister } from '#persister';
-import { createTestContext, loginRaw, type RawSocket, registerDevice, type TestContext } from '#test-support';
-import { type Answer, type Api, eventsOf, requestApi, startTestApi } from './harness';
+import {
+  type Answer,
+  type Api,
+  createTestContext,
+  loginRaw,
+  type RawSocket,
+  registerDevice,
+  requestApi,
+  startTestApi,
+  type TestContext,
+} from '#test-support';
+import { eventsOf } from './harness';
 
 const PREFIX = '/api.php/index/index';
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;

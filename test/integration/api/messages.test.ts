@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EventLog } from '#eventlog';
 import { compile, newEventId, rest } from '#events';
 import { start as startPersister } from '#persister';
-import { createTestContext, type TestContext } from '#test-support';
-import { type Api, eventsOf, startTestApi } from './harness';
+import { type Api, brokerInProcess } from '#test-support';
+import { eventsOf } from './harness';
 
-type Persister = Awaited<ReturnType<typeof startPersister>>;
 const isMessagePage = compile(rest.listOf(rest.Message));
 const isMessage = compile(rest.Message);
 
@@ -28,20 +27,18 @@ const newestFirst = (a: rest.MessageView, b: rest.MessageView) =>
   b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id);
 
 describe('when the back office reads and handles messages', () => {
-  let ctx: TestContext;
-  let api: Api;
-  let persister: Persister;
+  const broker = brokerInProcess({ api: true, persister: true });
 
   async function notify(shopId: string, n: number): Promise<string[]> {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
-      const answer = await api.request('POST', `/v1/shops/${shopId}/notify`, {
+      const answer = await broker.api.request('POST', `/v1/shops/${shopId}/notify`, {
         body: { from_client_id: 'waiter-1', table_id: i, type: 'add_dish', status: 0, data: { n: i } },
       });
       expect(answer.status).toBe(202);
       ids.push(answer.body.event_id as string);
     }
-    await persister.whenCaughtUp();
+    await broker.persister.whenCaughtUp();
     return ids;
   }
 
@@ -51,28 +48,17 @@ describe('when the back office reads and handles messages', () => {
       ['pos-2', 'main'],
       ['waiter-1', 'sub'],
     ]) {
-      const answer = await api.request('POST', `/v1/shops/${shopId}/devices`, {
+      const answer = await broker.api.request('POST', `/v1/shops/${shopId}/devices`, {
         body: { client_id: clientId, type },
       });
       expect(answer.status).toBe(201);
     }
   }
 
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    api = await startTestApi(ctx);
-    persister = await startPersister(ctx.config, { log: ctx.log });
-  });
-  afterAll(async () => {
-    await api?.handle.stop();
-    await persister?.stop();
-    await ctx?.cleanup();
-  });
-
   it('lists pending messages, one per main device, newest first', async () => {
     await openShop('shop-1');
     const [first, second] = await notify('shop-1', 2);
-    const answer = await api.request('GET', '/v1/shops/shop-1/messages');
+    const answer = await broker.api.request('GET', '/v1/shops/shop-1/messages');
     expect(answer.status).toBe(200);
     expect(isMessagePage.is(answer.body)).toBe(true);
     expect((answer.body.items as rest.MessageView[]).map((m) => m.id)).toEqual([
@@ -107,7 +93,7 @@ describe('when the back office reads and handles messages', () => {
   it('pages past the first page without losing or repeating a message', async () => {
     await openShop('shop-2');
     await notify('shop-2', 7);
-    const pages = await readAllPages(api, '/v1/shops/shop-2/messages', 5);
+    const pages = await readAllPages(broker.api, '/v1/shops/shop-2/messages', 5);
     expect(pages.map((page) => page.length)).toEqual([5, 5, 4]);
     const all = pages.flat();
     expect(new Set(all.map((m) => m.id)).size).toBe(14);
@@ -117,12 +103,17 @@ describe('when the back office reads and handles messages', () => {
   it('answers 50 messages by default and at most 500', async () => {
     await openShop('shop-3');
     await notify('shop-3', 26);
-    const first = await api.request('GET', '/v1/shops/shop-3/messages');
+    const first = await broker.api.request('GET', '/v1/shops/shop-3/messages');
     expect(first.body.items).toHaveLength(50);
-    const second = await api.request('GET', `/v1/shops/shop-3/messages?cursor=${first.body.next_cursor}`);
+    const second = await broker.api.request(
+      'GET',
+      `/v1/shops/shop-3/messages?cursor=${first.body.next_cursor}`,
+    );
     expect(second.body.items).toHaveLength(2);
     expect(second.body.next_cursor).toBeNull();
-    expect((await api.request('GET', '/v1/shops/shop-3/messages?limit=500')).body.items).toHaveLength(52);
+    expect((await broker.api.request('GET', '/v1/shops/shop-3/messages?limit=500')).body.items).toHaveLength(
+      52,
+    );
   });
 
   it('handles the request a message belongs to: every copy, once, and answers it once projected', async () => {
@@ -130,7 +121,7 @@ describe('when the back office reads and handles messages', () => {
     const [eventId] = await notify('shop-4', 2);
     const id = `${eventId}.pos-1`;
     const other = `${eventId}.pos-2`;
-    const answer = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 7 } });
+    const answer = await broker.api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 7 } });
     expect(answer.status).toBe(200);
     expect(isMessage.is(answer.body)).toBe(true);
     expect(answer.body).toMatchObject({
@@ -143,23 +134,25 @@ describe('when the back office reads and handles messages', () => {
     });
 
     // SPEC §10: the other cashier's copy is the same request, handled with it.
-    const handled = await api.request('GET', '/v1/shops/shop-4/messages?state=handled');
+    const handled = await broker.api.request('GET', '/v1/shops/shop-4/messages?state=handled');
     const items = handled.body.items as rest.MessageView[];
     expect(items.map((m) => m.id).sort()).toEqual([id, other]);
     for (const m of items) {
       expect(m).toMatchObject({ status: 7, handled_by: { kind: 'api' }, handled_at: answer.body.handled_at });
     }
-    const pending = await api.request('GET', '/v1/shops/shop-4/messages');
+    const pending = await broker.api.request('GET', '/v1/shops/shop-4/messages');
     expect((pending.body.items as rest.MessageView[]).map((m) => m.id)).not.toContain(id);
-    expect((await api.request('GET', '/v1/shops/shop-4/messages?state=all')).body.items).toHaveLength(4);
+    expect((await broker.api.request('GET', '/v1/shops/shop-4/messages?state=all')).body.items).toHaveLength(
+      4,
+    );
 
     // The same handle again is a safe retry: 200, nothing recorded. Another status is someone else's word: 409.
     const handledEvents = async () =>
-      (await eventsOf(ctx, 'shop-4')).filter((e) => e.type === 'MessageHandled').length;
-    const again = await api.request('POST', `/v1/messages/${other}/handle`, { body: { status: 7 } });
+      (await eventsOf(broker.ctx, 'shop-4')).filter((e) => e.type === 'MessageHandled').length;
+    const again = await broker.api.request('POST', `/v1/messages/${other}/handle`, { body: { status: 7 } });
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ id: other, state: 'handled', status: 7 });
-    const changed = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 8 } });
+    const changed = await broker.api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 8 } });
     expect(changed.status).toBe(409);
     expect(changed.body.error).toMatchObject({
       code: 'ALREADY_HANDLED',
@@ -173,7 +166,7 @@ describe('when the back office reads and handles messages', () => {
     const [eventId] = await notify('shop-5', 1);
     const id = `${eventId}.pos-2`;
     // The edge's ack, through the event log as the edge records it.
-    await new EventLog(ctx.redis, ctx.keys).ack(
+    await new EventLog(broker.ctx.redis, broker.ctx.keys).ack(
       'shop-5',
       'pos-2',
       'edge:test',
@@ -181,16 +174,16 @@ describe('when the back office reads and handles messages', () => {
       newEventId(),
       Date.now(),
     );
-    await persister.whenCaughtUp();
-    const delivered = await api.request('GET', '/v1/shops/shop-5/messages?state=delivered');
+    await broker.persister.whenCaughtUp();
+    const delivered = await broker.api.request('GET', '/v1/shops/shop-5/messages?state=delivered');
     expect(delivered.body.items).toEqual([expect.objectContaining({ id, state: 'delivered' })]);
 
-    const answer = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 1 } });
+    const answer = await broker.api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 1 } });
     expect(answer.body).toMatchObject({ state: 'handled', delivered_at: expect.any(String) });
   });
 
   it('answers the handling of an unknown message with 404', async () => {
-    const answer = await api.request('POST', `/v1/messages/${newEventId()}.pos-1/handle`, {
+    const answer = await broker.api.request('POST', `/v1/messages/${newEventId()}.pos-1/handle`, {
       body: { status: 1 },
     });
     expect(answer.status).toBe(404);
@@ -198,7 +191,7 @@ describe('when the back office reads and handles messages', () => {
   });
 
   it('refuses a handle without an integer status', async () => {
-    const answer = await api.request('POST', `/v1/messages/${newEventId()}.pos-1/handle`, {
+    const answer = await broker.api.request('POST', `/v1/messages/${newEventId()}.pos-1/handle`, {
       body: { status: 'done' },
     });
     expect(answer.status).toBe(400);
@@ -206,42 +199,29 @@ describe('when the back office reads and handles messages', () => {
 });
 
 describe('when the projection falls behind a handle', () => {
-  let ctx: TestContext;
-  let api: Api;
-  let persister: Persister;
-
-  beforeAll(async () => {
-    ctx = await createTestContext({ API_HANDLE_WAIT_MS: '300' });
-    api = await startTestApi(ctx);
-    persister = await startPersister(ctx.config, { log: ctx.log });
-  });
-  afterAll(async () => {
-    await api?.handle.stop();
-    await persister?.stop();
-    await ctx?.cleanup();
-  });
+  const broker = brokerInProcess({ api: true, persister: true }, { API_HANDLE_WAIT_MS: '300' });
 
   it('answers 503 PROJECTION_TIMEOUT, and the handle is still projected later', async () => {
     for (const [clientId, type] of [
       ['pos-1', 'main'],
       ['waiter-1', 'sub'],
     ]) {
-      await api.request('POST', '/v1/shops/shop-1/devices', { body: { client_id: clientId, type } });
+      await broker.api.request('POST', '/v1/shops/shop-1/devices', { body: { client_id: clientId, type } });
     }
-    const notify = await api.request('POST', '/v1/shops/shop-1/notify', {
+    const notify = await broker.api.request('POST', '/v1/shops/shop-1/notify', {
       body: { from_client_id: 'waiter-1', table_id: 1, type: 'checkout' },
     });
-    await persister.whenCaughtUp();
-    await persister.stop();
+    await broker.persister.whenCaughtUp();
+    await broker.persister.stop();
 
     const id = `${notify.body.event_id}.pos-1`;
-    const answer = await api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 3 } });
+    const answer = await broker.api.request('POST', `/v1/messages/${id}/handle`, { body: { status: 3 } });
     expect(answer.status).toBe(503);
     expect(answer.body.error?.code).toBe('PROJECTION_TIMEOUT');
 
-    persister = await startPersister(ctx.config, { log: ctx.log });
-    await persister.whenCaughtUp();
-    const handled = await api.request('GET', '/v1/shops/shop-1/messages?state=handled');
+    broker.persister = await startPersister(broker.ctx.config, { log: broker.ctx.log });
+    await broker.persister.whenCaughtUp();
+    const handled = await broker.api.request('GET', '/v1/shops/shop-1/messages?state=handled');
     expect(handled.body.items).toEqual([expect.objectContaining({ id, status: 3 })]);
   });
 });

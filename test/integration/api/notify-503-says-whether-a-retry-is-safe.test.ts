@@ -5,9 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventOf } from '#events';
 import { loadConfig } from '#runtime';
-import { createTestContext, registerDevice, type TestContext, waitFor } from '#test-support';
+import {
+  type Api,
+  createTestContext,
+  registerDevice,
+  startTestApi,
+  type TestContext,
+  waitFor,
+} from '#test-support';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
-import { type Api, eventsOf, startTestApi } from './harness';
+import { eventsOf } from './harness';
 
 const SHOP = 'stalled-shop';
 

@@ -1,8 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { start as startEdge } from '#edge';
-import { start as startPersister } from '#persister';
-import { createTestContext, openRaw, type RawSocket, registerDevice, type TestContext } from '#test-support';
-import { type Answer, type Api, startTestApi } from './harness';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Answer, brokerInProcess, openRaw, type RawSocket, registerDevice } from '#test-support';
 
 interface Operation {
   operationId: string;
@@ -37,28 +34,15 @@ const ORDER = [
 ];
 
 describe('when every example of openapi.json is sent to the running API', () => {
-  let ctx: TestContext;
-  let api: Api;
-  let edge: Awaited<ReturnType<typeof startEdge>>;
-  let persister: Awaited<ReturnType<typeof startPersister>>;
+  const broker = brokerInProcess({ api: true, edge: true, persister: true });
   let device: RawSocket | undefined;
 
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    api = await startTestApi(ctx);
-    edge = await startEdge(ctx.config, { log: ctx.log });
-    persister = await startPersister(ctx.config, { log: ctx.log });
-  });
   afterAll(async () => {
     device?.ws.close();
-    await api?.handle.stop();
-    await edge?.stop();
-    await persister?.stop();
-    await ctx?.cleanup();
   });
 
   it('accepts each of them with the documented success status', async () => {
-    const document = (await api.request('GET', '/v1/openapi.json', { key: null }))
+    const document = (await broker.api.request('GET', '/v1/openapi.json', { key: null }))
       .body as unknown as Document;
     const operations = Object.entries(document.paths).flatMap(([path, byMethod]) =>
       Object.entries(byMethod).map(([method, operation]) => ({ path, method, operation })),
@@ -67,19 +51,19 @@ describe('when every example of openapi.json is sent to the running API', () => 
 
     // The world the examples speak of: shop-1 with a waiter (whose token the rotate example rotates), and a tablet
     // for the revoke example.
-    await registerDevice(ctx, 'shop-1', 'waiter-1', 'sub');
-    await registerDevice(ctx, 'shop-1', 'tablet-9', 'sub');
+    await registerDevice(broker.ctx, 'shop-1', 'waiter-1', 'sub');
+    await registerDevice(broker.ctx, 'shop-1', 'tablet-9', 'sub');
     const known: Record<string, string> = {};
     const answers = new Map<string, Answer>();
 
     for (const operationId of ORDER) {
       const { path, method, operation } = operations.find((o) => o.operation.operationId === operationId)!;
       if (operationId === 'handleMessage') {
-        await persister.whenCaughtUp();
+        await broker.persister.whenCaughtUp();
         known.id = `${answers.get('notify')?.body.event_id}.pos-1`;
       }
       if (operationId === 'disconnect') {
-        device = await openRaw(`ws://127.0.0.1:${edge.port}/ws`);
+        device = await openRaw(broker.wsUrl);
         device.send({ op: 'login', token: answers.get('registerDevice')?.body.token });
         known.connId = ((await device.next((f) => f.op === 'login')).data as { conn_id: string }).conn_id;
       }
@@ -94,7 +78,7 @@ describe('when every example of openapi.json is sent to the running API', () => 
       }
       if (query.size > 0) url += `?${query}`;
       const body = operation.requestBody?.content['application/json'].example;
-      const answer = await api.request(method.toUpperCase(), url, { body });
+      const answer = await broker.api.request(method.toUpperCase(), url, { body });
       const success = Object.keys(operation.responses).find((status) => status.startsWith('2'));
       expect({ operationId, status: answer.status, error: answer.body.error }).toEqual({
         operationId,

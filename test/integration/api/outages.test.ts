@@ -1,8 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '#runtime';
-import { createTestContext, registerDevice, type TestContext, waitFor } from '#test-support';
+import {
+  type Api,
+  createTestContext,
+  registerDevice,
+  startTestApi,
+  type TestContext,
+  waitFor,
+} from '#test-support';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
-import { type Api, startTestApi } from './harness';
 
 /** The same URL, reached through the proxy's port. */
 function through(proxy: TcpProxy, url: string): string {

@@ -1,58 +1,44 @@
 // SPEC §6: POST /v1/shops/:shopId/devices/:clientId/token gives a registered device a new token in one event
 // (DeviceTokenRotated): the old token's socket is closed with 4403, the old token is refused at login (401, close
 // 4401), and the new token logs in to the messages that were pending before the rotation.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { start as startEdge } from '#edge';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  createTestContext,
+  brokerInProcess,
   loginRaw,
   openRaw,
   registerDevice,
-  type TestContext,
   tokenIdOf,
   waitFor,
   within,
 } from '#test-support';
-import { type Api, eventsOf, startTestApi } from './harness';
+import { eventsOf } from './harness';
 
 const SHOP = 'shop-rot';
 
 describe("when the back office rotates a connected device's token", () => {
-  let ctx: TestContext;
-  let api: Api;
-  let edge: Awaited<ReturnType<typeof startEdge>>;
-  let url: string;
+  const broker = brokerInProcess({ api: true, edge: true });
 
   beforeAll(async () => {
-    ctx = await createTestContext();
-    api = await startTestApi(ctx);
-    edge = await startEdge(ctx.config, { log: ctx.log });
-    url = `ws://127.0.0.1:${edge.port}/ws`;
-    await registerDevice(ctx, SHOP, 'waiter-1', 'sub');
-  });
-  afterAll(async () => {
-    await api?.handle.stop();
-    await edge?.stop();
-    await ctx?.cleanup();
+    await registerDevice(broker.ctx, SHOP, 'waiter-1', 'sub');
   });
 
   it('answers 201 with a new token, closes the old socket with 4403 and keeps the pending messages', async () => {
-    const registered = await api.request('POST', `/v1/shops/${SHOP}/devices`, {
+    const registered = await broker.api.request('POST', `/v1/shops/${SHOP}/devices`, {
       body: { client_id: 'pos-1', type: 'main' },
     });
     const oldToken = registered.body.token as string;
-    const oldSocket = await loginRaw(url, oldToken);
+    const oldSocket = await loginRaw(broker.wsUrl, oldToken);
     const pending: string[] = [];
     for (const table of [1, 2]) {
-      const notify = await api.request('POST', `/v1/shops/${SHOP}/notify`, {
+      const notify = await broker.api.request('POST', `/v1/shops/${SHOP}/notify`, {
         body: { from_client_id: 'waiter-1', req_id: `r-${table}`, table_id: table, type: 'add_dish' },
       });
       expect(notify.status).toBe(202);
       pending.push(`${notify.body.event_id}.pos-1`);
     }
-    const before = await eventsOf(ctx, SHOP);
+    const before = await eventsOf(broker.ctx, SHOP);
 
-    const rotated = await api.request('POST', `/v1/shops/${SHOP}/devices/pos-1/token`);
+    const rotated = await broker.api.request('POST', `/v1/shops/${SHOP}/devices/pos-1/token`);
     expect(rotated.status).toBe(201);
     expect(rotated.body).toEqual({
       client_id: 'pos-1',
@@ -69,19 +55,19 @@ describe("when the back office rotates a connected device's token", () => {
 
     expect((await within(oldSocket.closed, { timeoutMs: 1000, what: 'old socket closed' })).code).toBe(4403);
 
-    const again = await openRaw(url);
+    const again = await openRaw(broker.wsUrl);
     again.send({ op: 'login', token: oldToken });
     expect(await again.next((f) => f.op === 'login')).toMatchObject({ code: 401 });
     expect((await within(again.closed, { timeoutMs: 1000, what: 'old-token login closed' })).code).toBe(4401);
 
-    const fresh = await loginRaw(url, newToken);
+    const fresh = await loginRaw(broker.wsUrl, newToken);
     const first = await fresh.next((f) => f.op === 'message');
     const second = await fresh.next((f) => f.op === 'message');
     expect([first.id, second.id]).toEqual(pending);
     fresh.ws.close();
 
     // The rotation is one event; the edge records the old socket's close (4403) beside it.
-    const after = (await eventsOf(ctx, SHOP)).slice(before.length);
+    const after = (await eventsOf(broker.ctx, SHOP)).slice(before.length);
     const rotations = after.filter((e) => e.type === 'DeviceTokenRotated');
     expect(rotations).toEqual([
       expect.objectContaining({
@@ -91,7 +77,7 @@ describe("when the back office rotates a connected device's token", () => {
     ]);
     const closes = await waitFor(
       async () => {
-        const found = (await eventsOf(ctx, SHOP)).filter(
+        const found = (await eventsOf(broker.ctx, SHOP)).filter(
           (e) => e.type === 'ConnectionClosed' && e.data.close_code === 4403 && e.data.client_id === 'pos-1',
         );
         return found.length > 0 ? found : null;
@@ -104,15 +90,17 @@ describe("when the back office rotates a connected device's token", () => {
   });
 
   it('answers 404 for a device that was never registered, or was revoked', async () => {
-    const unknown = await api.request('POST', `/v1/shops/${SHOP}/devices/nobody/token`);
+    const unknown = await broker.api.request('POST', `/v1/shops/${SHOP}/devices/nobody/token`);
     expect(unknown.status).toBe(404);
     expect(unknown.body.error?.code).toBe('NOT_FOUND');
 
-    await api.request('POST', `/v1/shops/${SHOP}/devices`, { body: { client_id: 'gone', type: 'sub' } });
-    expect((await api.request('DELETE', `/v1/shops/${SHOP}/devices/gone`)).status).toBe(204);
-    const before = await eventsOf(ctx, SHOP);
-    const revoked = await api.request('POST', `/v1/shops/${SHOP}/devices/gone/token`);
+    await broker.api.request('POST', `/v1/shops/${SHOP}/devices`, {
+      body: { client_id: 'gone', type: 'sub' },
+    });
+    expect((await broker.api.request('DELETE', `/v1/shops/${SHOP}/devices/gone`)).status).toBe(204);
+    const before = await eventsOf(broker.ctx, SHOP);
+    const revoked = await broker.api.request('POST', `/v1/shops/${SHOP}/devices/gone/token`);
     expect(revoked.status).toBe(404);
-    expect(await eventsOf(ctx, SHOP)).toHaveLength(before.length);
+    expect(await eventsOf(broker.ctx, SHOP)).toHaveLength(before.length);
   });
 });

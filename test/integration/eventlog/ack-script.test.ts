@@ -1,69 +1,35 @@
 // The ack script on a real Redis (SPEC §5.3): an ack removes the message from the inbox and appends one
 // MessageDelivered naming exactly the messages it delivered; a repeated or late ack changes nothing.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog } from '#eventlog';
-import { createEvent, type DeviceType, decodeEntry, type EventOf, messageIdOf, newEventId } from '#events';
-import { createTestContext, readLog, type TestContext } from '#test-support';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { decodeEntry, type EventOf, messageIdOf, newEventId } from '#events';
+import { eventLogOnRedis, notifyRequested, readLog, registerAll } from '#test-support';
 
 const SHOP = 'shop-ack';
 
 describe('when a device acks its messages', () => {
-  let ctx: TestContext;
-  let log: EventLog;
+  const world = eventLogOnRedis();
   let firstId = '';
   let secondId = '';
   let thirdId = '';
 
   beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-    const register = (client_id: string, type: DeviceType) =>
-      log.register(
-        createEvent({
-          type: 'DeviceRegistered',
-          shopId: SHOP,
-          source: 'api',
-          data: { client_id, type, token_id: `${client_id}-t1` },
-        }),
-      );
-    await register('pos-1', 'main');
-    await register('pos-2', 'main');
-    await register('waiter', 'sub');
+    await registerAll(world.log, SHOP, { 'pos-1': 'main', 'pos-2': 'main', waiter: 'sub' });
     const notify = async (reqId: string) =>
       (
-        await log.appendNotify(
-          createEvent({
-            type: 'NotifyRequested',
-            shopId: SHOP,
-            source: 'edge:e1',
-            data: {
-              req_id: reqId,
-              from_client_id: 'waiter',
-              from_type: 'sub',
-              audience: 'mains',
-              recipients: [],
-              table_id: 'A1',
-              type: 'checkout',
-              status: 0,
-              data: {},
-              user_info: {},
-            },
-          }),
-          { tokenId: 'waiter-t1', type: 'sub' },
-        )
+        await world.log.appendNotify(notifyRequested(SHOP, { req_id: reqId }), {
+          tokenId: 'waiter-t1',
+          type: 'sub',
+        })
       ).eventId;
     firstId = await notify('r1');
     secondId = await notify('r2');
     thirdId = await notify('r3');
   });
-  afterAll(async () => {
-    await ctx?.cleanup();
-  });
 
   const ack = (clientId: string, ids: string[]) =>
-    log.ack(SHOP, clientId, 'edge:e1', ids, newEventId(), Date.now());
+    world.log.ack(SHOP, clientId, 'edge:e1', ids, newEventId(), Date.now());
   const delivered = async () =>
-    (await readLog(ctx, 'MessageDelivered')) as Array<EventOf<'MessageDelivered'>>;
+    (await readLog(world.ctx, 'MessageDelivered')) as Array<EventOf<'MessageDelivered'>>;
 
   it('appends one MessageDelivered when the same message is acked twice', async () => {
     const id = messageIdOf(firstId, 'pos-1');
@@ -72,7 +38,7 @@ describe('when a device acks its messages', () => {
     const events = await delivered();
     expect(events).toHaveLength(1);
     expect(events[0]?.data).toMatchObject({ client_id: 'pos-1', ids: [id] });
-    expect(await ctx.redis.hexists(ctx.keys.inbox(SHOP), id)).toBe(0);
+    expect(await world.ctx.redis.hexists(world.ctx.keys.inbox(SHOP), id)).toBe(0);
   });
 
   it('appends one MessageDelivered when two acks of the same message race', async () => {
@@ -93,16 +59,16 @@ describe('when a device acks its messages', () => {
   });
 
   it('appends nothing for an id that was never sent', async () => {
-    const before = await ctx.redis.xlen(ctx.keys.streamOfShop(SHOP));
+    const before = await world.ctx.redis.xlen(world.ctx.keys.streamOfShop(SHOP));
     expect(await ack('pos-2', [messageIdOf(newEventId(), 'pos-2')])).toBe(0);
-    expect(await ctx.redis.xlen(ctx.keys.streamOfShop(SHOP))).toBe(before);
+    expect(await world.ctx.redis.xlen(world.ctx.keys.streamOfShop(SHOP))).toBe(before);
   });
 
   it('writes an event every consumer accepts, with the attempts counted so far', async () => {
     const id = messageIdOf(secondId, 'pos-2');
-    await ctx.redis.hset(ctx.keys.attempts(SHOP), id, 3);
+    await world.ctx.redis.hset(world.ctx.keys.attempts(SHOP), id, 3);
     expect(await ack('pos-2', [id])).toBe(1);
-    const entries = await ctx.redis.xrevrange(ctx.keys.streamOfShop(SHOP), '+', '-', 'COUNT', 1);
+    const entries = await world.ctx.redis.xrevrange(world.ctx.keys.streamOfShop(SHOP), '+', '-', 'COUNT', 1);
     const decoded = decodeEntry(entries[0]![1]);
     if (!decoded.ok) throw new Error(`the ack script wrote an invalid event: ${decoded.reason}`);
     expect(decoded.event).toMatchObject({
@@ -111,21 +77,21 @@ describe('when a device acks its messages', () => {
       source: 'edge:e1',
       data: { client_id: 'pos-2', ids: [id], attempts: { [id]: 3 } },
     });
-    expect(await ctx.redis.hexists(ctx.keys.attempts(SHOP), id)).toBe(0);
+    expect(await world.ctx.redis.hexists(world.ctx.keys.attempts(SHOP), id)).toBe(0);
   });
 
   it('says how the delivery is known: an ack by default, a socket write when the edge says so', async () => {
     const acked = messageIdOf(thirdId, 'pos-1');
     const written = messageIdOf(thirdId, 'pos-2');
     await ack('pos-1', [acked]);
-    await log.ack(SHOP, 'pos-2', 'edge:e1', [written], newEventId(), Date.now(), 'socket-write');
+    await world.log.ack(SHOP, 'pos-2', 'edge:e1', [written], newEventId(), Date.now(), 'socket-write');
     const events = await delivered();
     expect(events.find((e) => e.data.ids.includes(acked))?.data.via).toBe('ack');
     expect(events.find((e) => e.data.ids.includes(written))?.data.via).toBe('socket-write');
   });
 
   it('empties the inbox once every recipient has acked', async () => {
-    expect(await ctx.redis.hlen(ctx.keys.inbox(SHOP))).toBe(0);
-    expect(await ctx.redis.zcard(ctx.keys.inboxOrder(SHOP))).toBe(0);
+    expect(await world.ctx.redis.hlen(world.ctx.keys.inbox(SHOP))).toBe(0);
+    expect(await world.ctx.redis.zcard(world.ctx.keys.inboxOrder(SHOP))).toBe(0);
   });
 });

@@ -1,7 +1,6 @@
 // The log on a real Redis: what EventLog.append writes is what XRANGE reads back, in the shop's shard stream, in
 // append order.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog } from '#eventlog';
+import { describe, expect, it } from 'vitest';
 import {
   type BrokerEvent,
   compareStreamIds,
@@ -10,7 +9,7 @@ import {
   type EventOf,
   messageIdOf,
 } from '#events';
-import { createTestContext, type TestContext } from '#test-support';
+import { eventLogOnRedis } from '#test-support';
 
 function notifyOf(shopId: string, n: number): EventOf<'NotifyRequested'> {
   return createEvent({
@@ -33,19 +32,10 @@ function notifyOf(shopId: string, n: number): EventOf<'NotifyRequested'> {
 }
 
 describe('when events are appended to the log', () => {
-  let ctx: TestContext;
-  let log: EventLog;
-
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-  });
-  afterAll(async () => {
-    await ctx?.cleanup();
-  });
+  const world = eventLogOnRedis();
 
   async function readShard(shopId: string): Promise<Array<{ streamId: string; event: BrokerEvent }>> {
-    const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
+    const entries = await world.ctx.redis.xrange(world.ctx.keys.streamOfShop(shopId), '-', '+');
     return entries.map(([streamId, fields]) => {
       const decoded = decodeEntry(fields);
       if (!decoded.ok) throw new Error(`entry ${streamId} does not decode: ${decoded.reason}`);
@@ -71,7 +61,7 @@ describe('when events are appended to the log', () => {
       }),
     ];
     const streamIds: string[] = [];
-    for (const event of events) streamIds.push(await log.append(event));
+    for (const event of events) streamIds.push(await world.log.append(event));
 
     const read = await readShard('shop-a');
     expect(read).toEqual(events.map((event, i) => ({ streamId: streamIds[i], event })));
@@ -79,8 +69,8 @@ describe('when events are appended to the log', () => {
 
   it('writes the type beside the body, for cheap filtering', async () => {
     const event = notifyOf('shop-t', 1);
-    const streamId = await log.append(event);
-    const [entry] = await ctx.redis.xrange(ctx.keys.streamOfShop('shop-t'), streamId, streamId);
+    const streamId = await world.log.append(event);
+    const [entry] = await world.ctx.redis.xrange(world.ctx.keys.streamOfShop('shop-t'), streamId, streamId);
     expect(entry?.[1].slice(0, 3)).toEqual(['t', 'NotifyRequested', 'e']);
   });
 
@@ -88,7 +78,7 @@ describe('when events are appended to the log', () => {
     const shops = ['shop-x', 'shop-y', 'shop-z', 'shop-w'];
     const perShop = 50;
     for (let n = 0; n < perShop; n++) {
-      await Promise.all(shops.map((shop) => log.append(notifyOf(shop, n))));
+      await Promise.all(shops.map((shop) => world.log.append(notifyOf(shop, n))));
     }
     for (const shop of shops) {
       const statuses = (await readShard(shop))
@@ -100,17 +90,17 @@ describe('when events are appended to the log', () => {
   });
 
   it('puts a shop only in its own shard stream', async () => {
-    const streamId = await log.append(notifyOf('shop-only', 1));
-    for (const shard of ctx.keys.allShards()) {
-      const found = await ctx.redis.xrange(ctx.keys.stream(shard), streamId, streamId);
+    const streamId = await world.log.append(notifyOf('shop-only', 1));
+    for (const shard of world.ctx.keys.allShards()) {
+      const found = await world.ctx.redis.xrange(world.ctx.keys.stream(shard), streamId, streamId);
       const ours = found.filter(([, fields]) => fields.includes('e') && fields.join().includes('shop-only'));
-      expect(ours.length, `shard ${shard}`).toBe(shard === ctx.keys.shardOf('shop-only') ? 1 : 0);
+      expect(ours.length, `shard ${shard}`).toBe(shard === world.ctx.keys.shardOf('shop-only') ? 1 : 0);
     }
   });
 
   it('answers stream ids that grow with each append', async () => {
     const ids: string[] = [];
-    for (let n = 0; n < 20; n++) ids.push(await log.append(notifyOf('shop-order', n)));
+    for (let n = 0; n < 20; n++) ids.push(await world.log.append(notifyOf('shop-order', n)));
     for (let i = 1; i < ids.length; i++) expect(compareStreamIds(ids[i]!, ids[i - 1]!)).toBeGreaterThan(0);
   });
 });

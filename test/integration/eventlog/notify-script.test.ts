@@ -1,8 +1,7 @@
 // The notify script on a real Redis (SPEC §5.2, §3): recipients are the mains registered at that point of the
 // shop's log, fixed atomically with the append; a repeated req_id answers the first event and appends nothing; a
 // sub's notify to a shop without mains is refused and leaves no trace.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog } from '#eventlog';
+import { describe, expect, it } from 'vitest';
 import {
   BrokerError,
   createEvent,
@@ -12,32 +11,18 @@ import {
   messageIdOf,
   newEventId,
 } from '#events';
-import { createTestContext, type TestContext } from '#test-support';
+import { deviceRegistered, eventLogOnRedis } from '#test-support';
 
 describe('when a device notifies its shop', () => {
-  let ctx: TestContext;
-  let log: EventLog;
+  const world = eventLogOnRedis();
   let reqs = 0;
 
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-  });
-  afterAll(async () => {
-    await ctx?.cleanup();
-  });
-
   const register = (shop: string, client_id: string, type: DeviceType) =>
-    log.register(
-      createEvent({
-        type: 'DeviceRegistered',
-        shopId: shop,
-        source: 'api',
-        data: { client_id, type, token_id: `${client_id}-t1` },
-      }),
-    );
+    world.log.register(deviceRegistered(shop, client_id, type));
   const revoke = (shop: string, client_id: string) =>
-    log.revoke(createEvent({ type: 'DeviceRevoked', shopId: shop, source: 'api', data: { client_id } }));
+    world.log.revoke(
+      createEvent({ type: 'DeviceRevoked', shopId: shop, source: 'api', data: { client_id } }),
+    );
 
   function notifyEvent(shop: string, from: string, fromType: 'main' | 'sub', reqId: string) {
     return createEvent({
@@ -59,15 +44,18 @@ describe('when a device notifies its shop', () => {
     });
   }
   const notify = (shop: string, from: string, fromType: 'main' | 'sub' = 'sub', reqId = `req-${++reqs}`) =>
-    log.appendNotify(notifyEvent(shop, from, fromType, reqId), { tokenId: `${from}-t1`, type: fromType });
+    world.log.appendNotify(notifyEvent(shop, from, fromType, reqId), {
+      tokenId: `${from}-t1`,
+      type: fromType,
+    });
 
   async function streamLength(shop: string): Promise<number> {
-    return ctx.redis.xlen(ctx.keys.streamOfShop(shop));
+    return world.ctx.redis.xlen(world.ctx.keys.streamOfShop(shop));
   }
 
   /** The NotifyRequested the log holds for an event id, decoded and validated like any consumer would. */
   async function recorded(shop: string, eventId: string): Promise<EventOf<'NotifyRequested'>> {
-    const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shop), '-', '+');
+    const entries = await world.ctx.redis.xrange(world.ctx.keys.streamOfShop(shop), '-', '+');
     for (const [, fields] of entries) {
       const decoded = decodeEntry(fields);
       if (!decoded.ok) throw new Error(`invalid entry in the log: ${decoded.reason}`);
@@ -87,7 +75,7 @@ describe('when a device notifies its shop', () => {
     expect(event.data.recipients).toEqual(['pos-a', 'pos-b']);
     expect(event.data.data).toEqual({ dish: '宫保鸡丁' });
 
-    const inbox = await ctx.redis.hkeys(ctx.keys.inbox('shop-1'));
+    const inbox = await world.ctx.redis.hkeys(world.ctx.keys.inbox('shop-1'));
     expect(inbox.sort()).toEqual([
       messageIdOf(outcome.eventId, 'pos-a'),
       messageIdOf(outcome.eventId, 'pos-b'),
@@ -144,13 +132,13 @@ describe('when a device notifies its shop', () => {
     const event = await recorded('shop-3', outcome.eventId);
     expect(event.data.audience).toBe('subs');
     expect(event.data.recipients).toEqual([]);
-    expect(await ctx.redis.hlen(ctx.keys.inbox('shop-3'))).toBe(0);
+    expect(await world.ctx.redis.hlen(world.ctx.keys.inbox('shop-3'))).toBe(0);
   });
 
   it('refuses a revoked sender and a stale token', async () => {
     await register('shop-4', 'pos-1', 'main');
     await register('shop-4', 'waiter', 'sub');
-    const stale = log.appendNotify(notifyEvent('shop-4', 'waiter', 'sub', 'r-stale'), {
+    const stale = world.log.appendNotify(notifyEvent('shop-4', 'waiter', 'sub', 'r-stale'), {
       tokenId: 'an-older-token',
       type: 'sub',
     });
@@ -180,7 +168,7 @@ describe('when a device notifies its shop', () => {
 
     // Fold the log in order: every notify's recipients must be the mains active just before it.
     const active = new Set<string>();
-    const entries = await ctx.redis.xrange(ctx.keys.streamOfShop('shop-5'), '-', '+');
+    const entries = await world.ctx.redis.xrange(world.ctx.keys.streamOfShop('shop-5'), '-', '+');
     const seen: string[] = [];
     for (const [, fields] of entries) {
       const decoded = decodeEntry(fields);
@@ -199,7 +187,7 @@ describe('when a device notifies its shop', () => {
   it('refuses a notify from a device of another shop', async () => {
     await register('shop-6', 'pos-1', 'main');
     const event = notifyEvent('shop-6', 'waiter-of-shop-1', 'sub', newEventId());
-    await expect(log.appendNotify(event, { tokenId: '', type: 'sub' })).rejects.toMatchObject({
+    await expect(world.log.appendNotify(event, { tokenId: '', type: 'sub' })).rejects.toMatchObject({
       code: 'DEVICE_REVOKED',
     });
   });

@@ -2,60 +2,21 @@
 // duplicate, kept as 38-byte entries in one hash per shop instead of a key per notify. Records that share a
 // bucket are never confused, an expired one neither matches nor stays, a record of an earlier version (a key
 // per req_id) is still honoured, and a notify with nothing to remember leaves nothing.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, REQ_ID_TTL_S } from '#eventlog';
-import { createEvent, type DeviceType, newEventId, reqRecordOf } from '#events';
-import { createTestContext, type TestContext } from '#test-support';
+import { describe, expect, it } from 'vitest';
+import { REQ_ID_TTL_S } from '#eventlog';
+import { newEventId, reqRecordOf } from '#events';
+import { eventLogOnRedis, notifyRequested, registerAll } from '#test-support';
 
 const ENTRY_BYTES = 38;
 
 describe('req_id records', () => {
-  let ctx: TestContext;
-  let log: EventLog;
+  const world = eventLogOnRedis();
 
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-  });
-  afterAll(async () => {
-    await ctx?.cleanup();
-  });
-
-  async function shopWithDevices(shop: string): Promise<void> {
-    for (const [client_id, type] of [
-      ['m1', 'main'],
-      ['w1', 'sub'],
-    ] as Array<[string, DeviceType]>) {
-      await log.register(
-        createEvent({
-          type: 'DeviceRegistered',
-          shopId: shop,
-          source: 'api',
-          data: { client_id, type, token_id: `${client_id}-t1` },
-        }),
-      );
-    }
-  }
+  const shopWithDevices = (shop: string) => registerAll(world.log, shop, { m1: 'main', w1: 'sub' });
 
   const notify = (shop: string, reqId: string, remember = true) =>
-    log.appendNotify(
-      createEvent({
-        type: 'NotifyRequested',
-        shopId: shop,
-        source: 'edge:e1',
-        data: {
-          req_id: reqId,
-          from_client_id: 'w1',
-          from_type: 'sub',
-          audience: 'mains',
-          recipients: [],
-          table_id: 3,
-          type: 'add_dish',
-          status: 0,
-          data: {},
-          user_info: {},
-        },
-      }),
+    world.log.appendNotify(
+      notifyRequested(shop, { req_id: reqId, from_client_id: 'w1', table_id: 3, type: 'add_dish' }),
       { tokenId: 'w1-t1', type: 'sub', remember },
     );
 
@@ -83,24 +44,24 @@ describe('req_id records', () => {
       const again = await notify('rr-1', reqId);
       expect(again).toMatchObject({ isDuplicate: true, eventId: first[reqIds.length - 1 - i]?.eventId });
     }
-    expect(await ctx.redis.xlen(ctx.keys.streamOfShop('rr-1'))).toBe(2 + 5); // two registrations, five notifies
+    expect(await world.ctx.redis.xlen(world.ctx.keys.streamOfShop('rr-1'))).toBe(2 + 5); // two registrations, five notifies
     const { bucket } = reqRecordOf('w1', reqIds[0]!);
-    const stored = await ctx.redis.hgetBuffer(ctx.keys.requests('rr-1'), bucket);
+    const stored = await world.ctx.redis.hgetBuffer(world.ctx.keys.requests('rr-1'), bucket);
     expect(stored?.length).toBe(5 * ENTRY_BYTES);
   });
 
   it('keeps no key per notify: one hash per shop, 38 bytes per record', async () => {
     await shopWithDevices('rr-2');
     const shopKeys = async () =>
-      (await ctx.redis.keys(`${ctx.keys.devices('rr-2').replace(/devices$/, '')}*`)).sort();
+      (await world.ctx.redis.keys(`${world.ctx.keys.devices('rr-2').replace(/devices$/, '')}*`)).sort();
     await notify('rr-2', 'many-0');
     const afterOne = await shopKeys();
-    expect(afterOne).toContain(ctx.keys.requests('rr-2'));
+    expect(afterOne).toContain(world.ctx.keys.requests('rr-2'));
     for (let i = 1; i < 200; i++) await notify('rr-2', `many-${i}`);
     expect(await shopKeys()).toEqual(afterOne);
-    const buckets = await ctx.redis.hvalsBuffer(ctx.keys.requests('rr-2'));
+    const buckets = await world.ctx.redis.hvalsBuffer(world.ctx.keys.requests('rr-2'));
     expect(buckets.reduce((n, b) => n + b.length, 0)).toBe(200 * ENTRY_BYTES);
-    expect(await ctx.redis.ttl(ctx.keys.requests('rr-2'))).toBeGreaterThan(REQ_ID_TTL_S - 60);
+    expect(await world.ctx.redis.ttl(world.ctx.keys.requests('rr-2'))).toBeGreaterThan(REQ_ID_TTL_S - 60);
   });
 
   it('lets an expired record neither match nor stay: it is cut when its bucket is next written', async () => {
@@ -108,21 +69,25 @@ describe('req_id records', () => {
     const [old, fresh] = sameBucket(2) as [string, string];
     const { bucket, tag } = reqRecordOf('w1', old);
     // A record written 24 h and 1 s ago, as the script lays it out: tag, big-endian seconds, event id.
-    const [seconds] = await ctx.redis.time();
+    const [seconds] = await world.ctx.redis.time();
     const time = Buffer.alloc(4);
     time.writeUInt32BE(Number(seconds) - REQ_ID_TTL_S - 1);
     const staleId = newEventId(Date.now() - (REQ_ID_TTL_S + 1) * 1000);
-    await ctx.redis.hset(ctx.keys.requests('rr-3'), bucket, Buffer.concat([tag, time, Buffer.from(staleId)]));
+    await world.ctx.redis.hset(
+      world.ctx.keys.requests('rr-3'),
+      bucket,
+      Buffer.concat([tag, time, Buffer.from(staleId)]),
+    );
 
     const outcome = await notify('rr-3', old);
     expect(outcome.isDuplicate).toBe(false);
     expect(outcome.eventId).not.toBe(staleId);
-    let stored = await ctx.redis.hgetBuffer(ctx.keys.requests('rr-3'), bucket);
+    let stored = await world.ctx.redis.hgetBuffer(world.ctx.keys.requests('rr-3'), bucket);
     expect(stored?.length).toBe(ENTRY_BYTES); // the stale entry went, the new one is there
     expect(stored?.subarray(12).toString()).toBe(outcome.eventId);
 
     await notify('rr-3', fresh);
-    stored = await ctx.redis.hgetBuffer(ctx.keys.requests('rr-3'), bucket);
+    stored = await world.ctx.redis.hgetBuffer(world.ctx.keys.requests('rr-3'), bucket);
     expect(stored?.length).toBe(2 * ENTRY_BYTES);
     expect(await notify('rr-3', old)).toMatchObject({ isDuplicate: true, eventId: outcome.eventId });
   });
@@ -130,7 +95,7 @@ describe('req_id records', () => {
   it('still honours a record an earlier version kept as a key of its own', async () => {
     await shopWithDevices('rr-4');
     const earlier = newEventId();
-    await ctx.redis.set(ctx.keys.dedup('rr-4', 'w1', 'from-before'), earlier, 'EX', 600);
+    await world.ctx.redis.set(world.ctx.keys.dedup('rr-4', 'w1', 'from-before'), earlier, 'EX', 600);
     expect(await notify('rr-4', 'from-before')).toEqual({ eventId: earlier, isDuplicate: true });
   });
 
@@ -139,6 +104,6 @@ describe('req_id records', () => {
     const a = await notify('rr-5', 'stand-in', false);
     const b = await notify('rr-5', 'stand-in', false);
     expect(a.isDuplicate || b.isDuplicate).toBe(false);
-    expect(await ctx.redis.exists(ctx.keys.requests('rr-5'))).toBe(0);
+    expect(await world.ctx.redis.exists(world.ctx.keys.requests('rr-5'))).toBe(0);
   });
 });

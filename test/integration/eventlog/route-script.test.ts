@@ -1,15 +1,14 @@
 // The route script on a real Redis (SPEC §3): in one round trip it finds each message's connection and counts the
 // push; an acked message, a device without a connection and a spent budget push nothing.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, Inbox, type Presence } from '#eventlog';
-import { createEvent, type DeviceType, messageIdOf, newEventId } from '#events';
-import { createTestContext, type TestContext } from '#test-support';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Inbox, type Presence } from '#eventlog';
+import { messageIdOf, newEventId } from '#events';
+import { eventLogOnRedis, notifyRequested, registerAll } from '#test-support';
 
 const SHOP = 'shop-route';
 
 describe('when the dispatcher routes pushes', () => {
-  let ctx: TestContext;
-  let log: EventLog;
+  const world = eventLogOnRedis();
   let inbox: Inbox;
   let eventId = '';
   const online: Presence = {
@@ -23,45 +22,13 @@ describe('when the dispatcher routes pushes', () => {
   };
 
   beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-    inbox = new Inbox(ctx.redis, ctx.keys);
-    const register = (client_id: string, type: DeviceType) =>
-      log.register(
-        createEvent({
-          type: 'DeviceRegistered',
-          shopId: SHOP,
-          source: 'api',
-          data: { client_id, type, token_id: `${client_id}-t1` },
-        }),
-      );
-    await register('pos-1', 'main');
-    await register('pos-2', 'main');
-    await register('waiter', 'sub');
-    ({ eventId } = await log.appendNotify(
-      createEvent({
-        type: 'NotifyRequested',
-        shopId: SHOP,
-        source: 'edge:e1',
-        data: {
-          req_id: 'r1',
-          from_client_id: 'waiter',
-          from_type: 'sub',
-          audience: 'mains',
-          recipients: [],
-          table_id: 'A1',
-          type: 'checkout',
-          status: 0,
-          data: {},
-          user_info: {},
-        },
-      }),
-      { tokenId: 'waiter-t1', type: 'sub' },
-    ));
-    await ctx.redis.hset(ctx.keys.presence(SHOP), 'pos-1', JSON.stringify(online));
-  });
-  afterAll(async () => {
-    await ctx?.cleanup();
+    inbox = new Inbox(world.ctx.redis, world.ctx.keys);
+    await registerAll(world.log, SHOP, { 'pos-1': 'main', 'pos-2': 'main', waiter: 'sub' });
+    ({ eventId } = await world.log.appendNotify(notifyRequested(SHOP, { req_id: 'r1' }), {
+      tokenId: 'waiter-t1',
+      type: 'sub',
+    }));
+    await world.ctx.redis.hset(world.ctx.keys.presence(SHOP), 'pos-1', JSON.stringify(online));
   });
 
   const items = (limit: number) => [
@@ -79,7 +46,9 @@ describe('when the dispatcher routes pushes', () => {
       { attempt: 0, route: null },
     ]);
     // Not counted while offline: the next login's backlog starts it again.
-    expect(await ctx.redis.hget(ctx.keys.attempts(SHOP), messageIdOf(eventId, 'pos-2'))).toBeNull();
+    expect(
+      await world.ctx.redis.hget(world.ctx.keys.attempts(SHOP), messageIdOf(eventId, 'pos-2')),
+    ).toBeNull();
   });
 
   it('answers the spent budget as a negative count, and pushes nothing', async () => {
@@ -87,7 +56,7 @@ describe('when the dispatcher routes pushes', () => {
   });
 
   it('pushes nothing once the message is acked', async () => {
-    await log.ack(SHOP, 'pos-1', 'edge:e1', [messageIdOf(eventId, 'pos-1')], newEventId(), Date.now());
+    await world.log.ack(SHOP, 'pos-1', 'edge:e1', [messageIdOf(eventId, 'pos-1')], newEventId(), Date.now());
     expect((await inbox.routePushes(SHOP, items(10)))[0]).toEqual({ attempt: 0, route: null });
   });
 });
