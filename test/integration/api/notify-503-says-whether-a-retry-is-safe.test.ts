@@ -13,7 +13,7 @@ import {
   type TestContext,
   waitFor,
 } from '#test-support';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 import { eventsOf } from './harness';
 
 const SHOP = 'stalled-shop';
@@ -25,11 +25,9 @@ describe('when Redis stalls in the middle of a REST notify', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext();
-    const redisUrl = new URL(ctx.env.REDIS_URL!);
-    proxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
-    redisUrl.hostname = '127.0.0.1';
-    redisUrl.port = String(proxy.port);
-    const { config } = loadConfig({ ...ctx.env, REDIS_URL: redisUrl.toString() });
+    const redis = await proxyInFrontOf(ctx.env.REDIS_URL!);
+    proxy = redis.proxy;
+    const { config } = loadConfig({ ...ctx.env, REDIS_URL: redis.url });
     api = await startTestApi({ ...ctx, config });
     await registerDevice(ctx, SHOP, 'waiter-1', 'sub');
     await registerDevice(ctx, SHOP, 'pos-1', 'main');

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EdgeHandle, start } from '#edge';
 import { createTestContext, openRaw, spawnService, type TestContext, waitFor } from '#test-support';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 import {
   type EdgeWorld,
   listeningPort,
@@ -69,10 +69,9 @@ describe('when a notify is in flight as the drain begins', () => {
   let edge: EdgeHandle;
   beforeAll(async () => {
     ctx = await createTestContext();
-    const target = new URL(ctx.config.redis.url);
-    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    const viaProxy = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
-    edge = await start({ ...ctx.config, redis: { ...ctx.config.redis, url: viaProxy } }, { log: ctx.log });
+    const redis = await proxyInFrontOf(ctx.config.redis.url);
+    proxy = redis.proxy;
+    edge = await start({ ...ctx.config, redis: { ...ctx.config.redis, url: redis.url } }, { log: ctx.log });
   });
   afterAll(async () => {
     proxy?.resume();

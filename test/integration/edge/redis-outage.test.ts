@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import { type EdgeHandle, start } from '#edge';
 import { createTestContext, openRaw, type TestContext, waitFor } from '#test-support';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 import { loggedIn, notifyFrame, registered, shopEvents } from './fixture';
 
 const UNAVAILABLE = {
@@ -19,10 +19,9 @@ let edge: EdgeHandle;
 let url: string;
 beforeAll(async () => {
   ctx = await createTestContext();
-  const target = new URL(ctx.config.redis.url);
-  proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-  const viaProxy = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
-  edge = await start({ ...ctx.config, redis: { ...ctx.config.redis, url: viaProxy } }, { log: ctx.log });
+  const redis = await proxyInFrontOf(ctx.config.redis.url);
+  proxy = redis.proxy;
+  edge = await start({ ...ctx.config, redis: { ...ctx.config.redis, url: redis.url } }, { log: ctx.log });
   url = `ws://127.0.0.1:${edge.port}/ws`;
 });
 afterEach(async () => {
