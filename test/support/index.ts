@@ -1,4 +1,5 @@
 export * from './api';
+export * from './block-fixture';
 export * from './broker';
 export * from './context';
 export * from './devices';

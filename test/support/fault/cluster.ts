@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll } from 'vitest';
 import { type Config, createLogger, type Env, loadConfig, type ServiceHandle } from '#runtime';
 import {
+  blockFixture,
   createTestContext,
   type SpawnedService,
   spawnService,
@@ -313,15 +313,14 @@ export interface ClusterUnderTest {
 
 /** Registers the beforeAll that starts the cluster with `options` and the afterAll that stops it and drops the context. */
 export function clusterUnderTest(options: ClusterOptions = {}): ClusterUnderTest {
-  // Empty until beforeAll fills it in; tests read it only from their hooks and it() bodies.
-  const world = {} as ClusterUnderTest;
-  beforeAll(async () => {
-    world.ctx = await createTestContext();
-    world.cluster = await FaultCluster.start(world.ctx, options);
-  });
-  afterAll(async () => {
-    await world.cluster?.stop();
-    await world.ctx?.cleanup();
-  });
-  return world;
+  return blockFixture<ClusterUnderTest>(
+    async (world) => {
+      world.ctx = await createTestContext();
+      world.cluster = await FaultCluster.start(world.ctx, options);
+    },
+    async (world) => {
+      await world.cluster?.stop();
+      await world.ctx?.cleanup();
+    },
+  );
 }
