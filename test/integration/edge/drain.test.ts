@@ -5,15 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EdgeHandle, start } from '#edge';
 import { createTestContext, openRaw, spawnService, type TestContext, waitFor } from '#test-support';
 import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
-import {
-  type EdgeWorld,
-  listeningPort,
-  loggedIn,
-  notifyFrame,
-  registered,
-  shopEvents,
-  startEdgeWorld,
-} from './fixture';
+import { edgeWorld, listeningPort, loggedIn, notifyFrame, registered, shopEvents } from './fixture';
 
 async function status(port: number, path: string): Promise<number> {
   return (await fetch(`http://127.0.0.1:${port}${path}`)).status;
@@ -21,11 +13,7 @@ async function status(port: number, path: string): Promise<number> {
 
 describe('when the edge drains', () => {
   const DRAIN_MS = 1000;
-  let world: EdgeWorld;
-  beforeAll(async () => {
-    world = await startEdgeWorld({ EDGE_DRAIN_MS: String(DRAIN_MS) });
-  });
-  afterAll(() => world?.stop());
+  const world = edgeWorld({ EDGE_DRAIN_MS: String(DRAIN_MS) });
 
   it('turns /readyz 503, refuses upgrades, and closes every socket with 1001 over the window', async () => {
     const port = world.edge.port;

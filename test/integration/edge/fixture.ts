@@ -14,6 +14,7 @@ import {
 } from '#events';
 import { DeviceTokens, type Env } from '#runtime';
 import {
+  blockFixture,
   createTestContext,
   openRaw,
   type RawSocket,
@@ -49,6 +50,18 @@ export async function startEdgeWorld(overrides: Env = {}): Promise<EdgeWorld> {
       await ctx.cleanup();
     },
   };
+}
+
+/** The block's edge world: started before its tests (after the block's earlier hooks), stopped after them. */
+export function edgeWorld(overrides: Env = {}): EdgeWorld {
+  return blockFixture<EdgeWorld>(
+    async (world) => {
+      Object.assign(world, await startEdgeWorld(overrides));
+    },
+    async (world) => {
+      await world.stop?.();
+    },
+  );
 }
 
 /** Opens a socket and logs it in; fails the test unless the login is answered with code 0. */
