@@ -5,6 +5,7 @@ export * from './context';
 export * from './devices';
 export * from './event-log';
 export * from './events';
+export * from './frames';
 export * from './log';
 export * from './raw-socket';
 export * from './spawn';

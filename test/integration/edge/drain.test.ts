@@ -3,9 +3,16 @@
 // in the `broker start edge` process, which then exits 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EdgeHandle, start } from '#edge';
-import { createTestContext, openRaw, spawnService, type TestContext, waitFor } from '#test-support';
+import {
+  createTestContext,
+  notifyFrame,
+  openRaw,
+  spawnService,
+  type TestContext,
+  waitFor,
+} from '#test-support';
 import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
-import { edgeWorld, listeningPort, loggedIn, notifyFrame, registered, shopEvents } from './fixture';
+import { edgeWorld, listeningPort, loggedIn, registered, shopEvents } from './fixture';
 
 async function status(port: number, path: string): Promise<number> {
   return (await fetch(`http://127.0.0.1:${port}${path}`)).status;

@@ -111,19 +111,6 @@ export async function revokeQuietly(world: EdgeWorld, shopId: string, clientId: 
   );
 }
 
-export function notifyFrame(reqId: string, extra: Record<string, unknown> = {}) {
-  return {
-    op: 'notify',
-    req_id: reqId,
-    table_id: 7,
-    type: 'add_dish',
-    status: 1,
-    data: { dish: 'noodles' },
-    user_info: { name: 'A' },
-    ...extra,
-  };
-}
-
 /** The port an edge started with `broker start edge` listens on, from its 'edge listening' log line. */
 export async function listeningPort(service: SpawnedService): Promise<number> {
   await waitForLog(service, '"msg":"edge listening"');

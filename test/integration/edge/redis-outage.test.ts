@@ -4,9 +4,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import { type EdgeHandle, start } from '#edge';
-import { createTestContext, openRaw, type TestContext, waitFor } from '#test-support';
+import { createTestContext, notifyFrame, openRaw, type TestContext, waitFor } from '#test-support';
 import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
-import { loggedIn, notifyFrame, registered, shopEvents } from './fixture';
+import { loggedIn, registered, shopEvents } from './fixture';
 
 const UNAVAILABLE = {
   code: 503,
