@@ -9,12 +9,12 @@ import {
   type Api,
   createTestContext,
   registerDevice,
+  shopEvents,
   startTestApi,
   type TestContext,
   waitFor,
 } from '#test-support';
 import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
-import { eventsOf } from './harness';
 
 const SHOP = 'stalled-shop';
 
@@ -51,7 +51,7 @@ describe('when Redis stalls in the middle of a REST notify', () => {
 
   /** The shop's notifies that carry `marker`, as recorded in its stream. */
   async function recorded(marker: string): Promise<Array<EventOf<'NotifyRequested'>>> {
-    return (await eventsOf(ctx, SHOP)).filter(
+    return (await shopEvents(ctx, SHOP)).filter(
       (e): e is EventOf<'NotifyRequested'> => e.type === 'NotifyRequested' && e.data.data.marker === marker,
     );
   }

@@ -7,12 +7,13 @@ import {
   createTestContext,
   notifyFrame,
   openRaw,
+  shopEvents,
   spawnService,
   type TestContext,
   waitFor,
 } from '#test-support';
 import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
-import { edgeWorld, listeningPort, loggedIn, registered, shopEvents } from './fixture';
+import { edgeWorld, listeningPort, loggedIn, registered } from './fixture';
 
 async function status(port: number, path: string): Promise<number> {
   return (await fetch(`http://127.0.0.1:${port}${path}`)).status;

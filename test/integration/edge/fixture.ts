@@ -1,17 +1,10 @@
-// What the edge's integration tests share: an edge started in-process on its own key prefix, logged-in raw
-// sockets, and the shop's events as the stream holds them (each one checked against the catalogue).
+// What the edge's integration tests share: an edge started in-process on its own key prefix, and logged-in raw
+// sockets. The shop's events as the stream holds them are shopEvents in test/support/log.ts.
 
 import type { ClientOptions } from 'ws';
 import { type EdgeHandle, start } from '#edge';
 import { EventLog } from '#eventlog';
-import {
-  type BrokerEvent,
-  createEvent,
-  type DeviceType,
-  decodeEntry,
-  type EventOf,
-  type EventType,
-} from '#events';
+import { createEvent, type DeviceType } from '#events';
 import { DeviceTokens, type Env } from '#runtime';
 import {
   blockFixture,
@@ -83,25 +76,6 @@ export async function registered(ctx: TestContext, shopId: string, clientId: str
   const token = await registerDevice(ctx, shopId, clientId, type);
   const entry = await ctx.redis.hget(ctx.keys.devices(shopId), clientId);
   return { token, tokenId: (JSON.parse(entry!) as { token_id: string }).token_id };
-}
-
-/** The shop's events in log order; throws if the stream holds an entry that fails the catalogue. */
-export async function shopEvents<T extends EventType>(
-  ctx: TestContext,
-  shopId: string,
-  type: T,
-): Promise<Array<EventOf<T>>>;
-export async function shopEvents(ctx: TestContext, shopId: string): Promise<BrokerEvent[]>;
-export async function shopEvents(ctx: TestContext, shopId: string, type?: EventType): Promise<BrokerEvent[]> {
-  const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
-  const events: BrokerEvent[] = [];
-  for (const [id, fields] of entries) {
-    const decoded = decodeEntry(fields);
-    if (!decoded.ok) throw new Error(`stream entry ${id} is invalid: ${decoded.reason}`);
-    if (decoded.event.shop_id === shopId && (type === undefined || decoded.event.type === type))
-      events.push(decoded.event);
-  }
-  return events;
 }
 
 /** Revokes a device the way the api does, without closing its sockets (the api publishes that separately). */

@@ -3,8 +3,8 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_OPS } from '#events';
-import { notifyFrame, waitFor } from '#test-support';
-import { edgeWorld, loggedIn, registered, shopEvents } from './fixture';
+import { notifyFrame, shopEvents, waitFor } from '#test-support';
+import { edgeWorld, loggedIn, registered } from './fixture';
 
 const FRAMES = 400;
 

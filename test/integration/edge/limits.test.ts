@@ -3,8 +3,8 @@
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { encodeEdgeCommand } from '#events';
-import { openRaw, type RawSocket, waitFor } from '#test-support';
-import { type EdgeWorld, edgeWorld, loggedIn, registered, shopEvents } from './fixture';
+import { openRaw, type RawSocket, shopEvents, waitFor } from '#test-support';
+import { type EdgeWorld, edgeWorld, loggedIn, registered } from './fixture';
 
 async function expectAlive(socket: RawSocket) {
   socket.send({ op: 'ping', req_id: 'alive?' });

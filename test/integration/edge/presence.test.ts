@@ -4,8 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import { start as startEdge } from '#edge';
 import { EDGE_HEARTBEAT_TTL_MS, PresenceBook } from '#eventlog';
-import { notifyFrame, spawnService, waitFor } from '#test-support';
-import { edgeWorld, listeningPort, loggedIn, registered, shopEvents } from './fixture';
+import { notifyFrame, shopEvents, spawnService, waitFor } from '#test-support';
+import { edgeWorld, listeningPort, loggedIn, registered } from './fixture';
 
 const world = edgeWorld();
 let book: PresenceBook;

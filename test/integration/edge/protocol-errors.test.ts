@@ -1,7 +1,7 @@
 // SPEC §3's error list, row by row, against a live edge on real Redis.
 import { describe, expect, it } from 'vitest';
-import { notifyFrame, openRaw, waitFor } from '#test-support';
-import { edgeWorld, loggedIn, registered, shopEvents } from './fixture';
+import { notifyFrame, openRaw, shopEvents, waitFor } from '#test-support';
+import { edgeWorld, loggedIn, registered } from './fixture';
 
 const world = edgeWorld();
 

@@ -4,9 +4,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import { type EdgeHandle, start } from '#edge';
-import { createTestContext, notifyFrame, openRaw, type TestContext, waitFor } from '#test-support';
+import {
+  createTestContext,
+  notifyFrame,
+  openRaw,
+  shopEvents,
+  type TestContext,
+  waitFor,
+} from '#test-support';
 import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
-import { loggedIn, registered, shopEvents } from './fixture';
+import { loggedIn, registered } from './fixture';
 
 const UNAVAILABLE = {
   code: 503,

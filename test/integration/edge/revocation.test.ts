@@ -3,8 +3,8 @@
 // close be lost (pub/sub is at most once). An operator's disconnect closes with 4000.
 import { describe, expect, it } from 'vitest';
 import { createEvent, encodeEdgeCommand } from '#events';
-import { notifyFrame, openRaw, waitFor } from '#test-support';
-import { edgeWorld, loggedIn, registered, revokeQuietly, shopEvents } from './fixture';
+import { notifyFrame, openRaw, shopEvents, waitFor } from '#test-support';
+import { edgeWorld, loggedIn, registered, revokeQuietly } from './fixture';
 
 const world = edgeWorld();
 
