@@ -2,7 +2,6 @@
 // received are answered, and every socket is closed with 1001, spread over EDGE_DRAIN_MS. SIGTERM does it
 // in the `broker start edge` process, which then exits 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EdgeHandle, start } from '#edge';
 import {
   createTestContext,
   notifyFrame,
@@ -12,8 +11,7 @@ import {
   type TestContext,
   waitFor,
 } from '#test-support';
-import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
-import { edgeWorld, listeningPort, loggedIn, registered } from './fixture';
+import { edgeBehindRedisProxy, edgeWorld, listeningPort, loggedIn, registered } from './fixture';
 
 async function status(port: number, path: string): Promise<number> {
   return (await fetch(`http://127.0.0.1:${port}${path}`)).status;
@@ -60,37 +58,23 @@ describe('when the edge drains', () => {
 });
 
 describe('when a notify is in flight as the drain begins', () => {
-  let ctx: TestContext;
-  let proxy: TcpProxy;
-  let edge: EdgeHandle;
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    const redis = await proxyInFrontOf(ctx.config.redis.url);
-    proxy = redis.proxy;
-    edge = await start({ ...ctx.config, redis: { ...ctx.config.redis, url: redis.url } }, { log: ctx.log });
-  });
-  afterAll(async () => {
-    proxy?.resume();
-    await edge?.stop();
-    await proxy?.close();
-    await ctx?.cleanup();
-  });
+  const world = edgeBehindRedisProxy();
 
   it('answers it before closing the socket with 1001', async () => {
-    const sub = await registered(ctx, 'inflight', 'w1', 'sub');
-    await registered(ctx, 'inflight', 'm1', 'main');
-    const socket = await loggedIn(`ws://127.0.0.1:${edge.port}/ws`, sub.token);
-    proxy.stall(); // holds the notify's append in flight
+    const sub = await registered(world.ctx, 'inflight', 'w1', 'sub');
+    await registered(world.ctx, 'inflight', 'm1', 'main');
+    const socket = await loggedIn(world.url, sub.token);
+    world.proxy.stall(); // holds the notify's append in flight
     socket.send(notifyFrame('r1'));
     socket.send({ op: 'ping' });
     await socket.next((f) => f.op === 'pong'); // frames are handled in order: the notify is in flight now
-    const drained = edge.drain();
-    proxy.resume();
+    const drained = world.edge.drain();
+    world.proxy.resume();
     const reply = await socket.next((f) => f.op === 'notify');
     expect(reply).toMatchObject({ code: 0, req_id: 'r1' });
     expect((await socket.closed).code).toBe(1001);
     await drained;
-    const [event] = await shopEvents(ctx, 'inflight', 'NotifyRequested');
+    const [event] = await shopEvents(world.ctx, 'inflight', 'NotifyRequested');
     expect(event?.id).toBe((reply.data as { event_id: string }).event_id);
   });
 });

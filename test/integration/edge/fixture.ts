@@ -16,6 +16,7 @@ import {
   type TestContext,
   waitForLog,
 } from '#test-support';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 
 export interface EdgeWorld {
   ctx: TestContext;
@@ -53,6 +54,37 @@ export function edgeWorld(overrides: Env = {}): EdgeWorld {
     },
     async (world) => {
       await world.stop?.();
+    },
+  );
+}
+
+export interface EdgeBehindProxy {
+  ctx: TestContext;
+  edge: EdgeHandle;
+  url: string;
+  /** Between the edge and Redis: the test stalls or cuts it. */
+  proxy: TcpProxy;
+}
+
+/** The block's edge reaching Redis through a proxy; the proxy lets traffic through again before the edge stops. */
+export function edgeBehindRedisProxy(): EdgeBehindProxy {
+  return blockFixture<EdgeBehindProxy>(
+    async (world) => {
+      const ctx = await createTestContext();
+      world.ctx = ctx;
+      const redis = await proxyInFrontOf(ctx.config.redis.url);
+      world.proxy = redis.proxy;
+      world.edge = await start(
+        { ...ctx.config, redis: { ...ctx.config.redis, url: redis.url } },
+        { log: ctx.log },
+      );
+      world.url = `ws://127.0.0.1:${world.edge.port}/ws`;
+    },
+    async (world) => {
+      world.proxy?.resume();
+      await world.edge?.stop();
+      await world.proxy?.close();
+      await world.ctx?.cleanup();
     },
   );
 }
