@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { brokerInProcess, openRaw, registerDevice, waitFor } from '#test-support';
+import { brokerInProcess, notifyFrame, openRaw, registerDevice, waitFor } from '#test-support';
 
 describe('when a sub device notifies', () => {
   const broker = brokerInProcess({ edge: true, dispatcher: true });
@@ -20,15 +20,7 @@ describe('when a sub device notifies', () => {
     sub.send({ op: 'login', token: subToken });
     expect(await sub.next((f) => f.op === 'login')).toMatchObject({ code: 0 });
 
-    sub.send({
-      op: 'notify',
-      req_id: 'r1',
-      table_id: 7,
-      type: 'add_dish',
-      status: 1,
-      data: { dish: 'noodles' },
-      user_info: { name: 'A' },
-    });
+    sub.send(notifyFrame('r1'));
     const reply = await sub.next((f) => f.op === 'notify');
     expect(reply).toMatchObject({ code: 0, req_id: 'r1' });
     const eventId = (reply.data as { event_id: string }).event_id;

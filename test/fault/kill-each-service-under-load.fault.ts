@@ -2,21 +2,11 @@
 // (20 shops × 1 sub + 2 mains, 100 notifies/s over sockets, 10/s over HTTP with an Idempotency-Key), each
 // service in turn is SIGKILLed and started again, then all of them at once; after each, the checker proves
 // nothing was lost or doubled. The cases share one broker; each has its own shops.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestContext, type TestContext, waitFor } from '#test-support';
-import { allBackOnline, FaultCluster, type Load, runUnderLoad } from '../support/fault';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '#test-support';
+import { allBackOnline, clusterUnderTest, type Load, runUnderLoad } from '../support/fault';
 
-let ctx: TestContext;
-let cluster: FaultCluster;
-
-beforeAll(async () => {
-  ctx = await createTestContext();
-  cluster = await FaultCluster.start(ctx);
-});
-afterAll(async () => {
-  await cluster?.stop();
-  await ctx?.cleanup();
-});
+const world = clusterUnderTest();
 
 const received = (load: Load) => load.recording.receivedAt.length;
 const accepted = (load: Load) => load.recording.notifies.filter((r) => r.outcome === 'ok').length;
@@ -28,18 +18,18 @@ const unanswered = (load: Load) =>
 
 describe('when an edge is SIGKILLed under load', () => {
   it('its devices reconnect to the other edge and nothing acknowledged is lost or doubled', async () => {
-    const doomed = cluster.edgeId('edge-a');
+    const doomed = world.cluster.edgeId('edge-a');
     const result = await runUnderLoad(
-      ctx,
-      cluster,
+      world.ctx,
+      world.cluster,
       { label: 'kill-edge', httpNotifiesPerS: 10 },
       async (load) => {
         const onIt = load.devices.filter((d) => d.client.session?.edge_id === doomed).length;
         const startedAt = Date.now();
-        await cluster.kill('edge-a');
-        await allBackOnline(ctx, load, doomed);
+        await world.cluster.kill('edge-a');
+        await allBackOnline(world.ctx, load, doomed);
         const tookMs = Date.now() - startedAt;
-        await cluster.start('edge-a');
+        await world.cluster.start('edge-a');
         return `SIGKILL edge-a holding ${onIt} of ${load.devices.length} devices; all back on edge-b in ${tookMs} ms; edge-a restarted`;
       },
     );
@@ -51,11 +41,11 @@ describe('when an edge is SIGKILLed under load', () => {
 describe('when the persister is SIGKILLed under load', () => {
   it('live delivery goes on, the restarted persister catches up, and nothing is lost or doubled', async () => {
     const result = await runUnderLoad(
-      ctx,
-      cluster,
+      world.ctx,
+      world.cluster,
       { label: 'kill-persister', httpNotifiesPerS: 10 },
       async (load) => {
-        await cluster.kill('persister');
+        await world.cluster.kill('persister');
         const before = received(load);
         // SPEC §5.6: projections wait, live delivery does not.
         await waitFor(() => received(load) >= before + 200, {
@@ -63,7 +53,7 @@ describe('when the persister is SIGKILLed under load', () => {
           what: 'deliveries while the persister is down',
         });
         const during = received(load) - before;
-        await cluster.start('persister');
+        await world.cluster.start('persister');
         return `SIGKILL persister; ${during} messages delivered while it was down; restarted`;
       },
     );
@@ -75,18 +65,18 @@ describe('when the persister is SIGKILLed under load', () => {
 describe('when the dispatcher is SIGKILLed under load', () => {
   it('notifies are still accepted and the restarted dispatcher delivers everything once', async () => {
     const result = await runUnderLoad(
-      ctx,
-      cluster,
+      world.ctx,
+      world.cluster,
       { label: 'kill-dispatcher', httpNotifiesPerS: 10 },
       async (load) => {
         const before = accepted(load);
-        await cluster.kill('dispatcher');
+        await world.cluster.kill('dispatcher');
         await waitFor(() => accepted(load) >= before + 200, {
           timeoutMs: 60_000,
           what: 'notifies accepted while the dispatcher is down',
         });
         const during = accepted(load) - before;
-        await cluster.start('dispatcher');
+        await world.cluster.start('dispatcher');
         return `SIGKILL dispatcher; ${during} notifies accepted while it was down; restarted`;
       },
     );
@@ -98,17 +88,17 @@ describe('when the dispatcher is SIGKILLed under load', () => {
 describe('when the api is SIGKILLed while notifies come over HTTP', () => {
   it('the back office retries with the same Idempotency-Key and each notify is recorded once', async () => {
     const result = await runUnderLoad(
-      ctx,
-      cluster,
+      world.ctx,
+      world.cluster,
       { label: 'kill-api', httpNotifiesPerS: 20 },
       async (load) => {
         const before = unanswered(load);
-        await cluster.kill('api');
+        await world.cluster.kill('api');
         await waitFor(() => unanswered(load) >= before + 10, {
           timeoutMs: 60_000,
           what: 'HTTP notifies failing while the api is down',
         });
-        await cluster.start('api');
+        await world.cluster.start('api');
         return `SIGKILL api; ${unanswered(load) - before} HTTP attempts unanswered meanwhile; restarted`;
       },
     );
@@ -122,13 +112,13 @@ describe('when the api is SIGKILLed while notifies come over HTTP', () => {
 describe('when every service is SIGKILLed at once under load', () => {
   it('after they restart, devices log in again and nothing acknowledged is lost or doubled', async () => {
     const result = await runUnderLoad(
-      ctx,
-      cluster,
+      world.ctx,
+      world.cluster,
       { label: 'kill-all', httpNotifiesPerS: 10, settleMs: 90_000 },
       async (load) => {
-        await cluster.killAll();
-        await cluster.startAll();
-        await allBackOnline(ctx, load);
+        await world.cluster.killAll();
+        await world.cluster.startAll();
+        await allBackOnline(world.ctx, load);
         return 'SIGKILL edge-a, edge-b, persister, dispatcher and api together; all restarted';
       },
     );

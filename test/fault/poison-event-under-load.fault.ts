@@ -2,28 +2,18 @@
 // dropped, and never blocks the ones behind it. Under load, garbage is written straight into a loaded shop's
 // stream (XADD: not JSON, JSON that is no event, no body at all), plus a valid event PostgreSQL cannot store;
 // both consumer groups park what they cannot handle and every event behind them is still delivered and stored.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { listDeadLetters } from '#eventlog';
 import { createEvent, encodeEvent } from '#events';
-import { createTestContext, type TestContext, waitFor } from '#test-support';
-import { FaultCluster, runUnderLoad } from '../support/fault';
+import { waitFor } from '#test-support';
+import { clusterUnderTest, runUnderLoad } from '../support/fault';
 
-let ctx: TestContext;
-let cluster: FaultCluster;
-
-beforeAll(async () => {
-  ctx = await createTestContext();
-  cluster = await FaultCluster.start(ctx, { services: ['edge-a', 'persister', 'dispatcher'], processes: [] });
-});
-afterAll(async () => {
-  await cluster?.stop();
-  await ctx?.cleanup();
-});
+const world = clusterUnderTest({ services: ['edge-a', 'persister', 'dispatcher'], processes: [] });
 
 /** A shop outside the load whose events share the stream of `shop`, so a poison of its own sits in that stream. */
 function neighbourOf(shop: string): string {
   for (let i = 0; ; i++) {
-    if (ctx.keys.shardOf(`stranger-${i}`) === ctx.keys.shardOf(shop)) return `stranger-${i}`;
+    if (world.ctx.keys.shardOf(`stranger-${i}`) === world.ctx.keys.shardOf(shop)) return `stranger-${i}`;
   }
 }
 
@@ -31,8 +21,8 @@ describe('when garbage is written straight into a stream under load', () => {
   it('each consumer group parks it with the reason and the events behind it are delivered and stored', async () => {
     let garbage: string[] = [];
     let unstorable = '';
-    const result = await runUnderLoad(ctx, cluster, { label: 'poison' }, async () => {
-      const stream = ctx.keys.streamOfShop('poison-0');
+    const result = await runUnderLoad(world.ctx, world.cluster, { label: 'poison' }, async () => {
+      const stream = world.ctx.keys.streamOfShop('poison-0');
       const neighbour = neighbourOf('poison-0');
       // PostgreSQL's jsonb refuses the NUL character that JSON (and so the event schema) allows.
       const cannotStore = createEvent({
@@ -53,9 +43,9 @@ describe('when garbage is written straight into a stream under load', () => {
         },
       });
       garbage = [
-        String(await ctx.redis.xadd(stream, '*', 't', 'NotifyRequested', 'e', '{"id": "not json')),
+        String(await world.ctx.redis.xadd(stream, '*', 't', 'NotifyRequested', 'e', '{"id": "not json')),
         String(
-          await ctx.redis.xadd(
+          await world.ctx.redis.xadd(
             stream,
             '*',
             't',
@@ -64,12 +54,12 @@ describe('when garbage is written straight into a stream under load', () => {
             '{"id":"x","type":"NotifyRequested"}',
           ),
         ),
-        String(await ctx.redis.xadd(stream, '*', 'garbage', '1')),
+        String(await world.ctx.redis.xadd(stream, '*', 'garbage', '1')),
       ];
-      unstorable = String(await ctx.redis.xadd(stream, '*', ...encodeEvent(cannotStore)));
+      unstorable = String(await world.ctx.redis.xadd(stream, '*', ...encodeEvent(cannotStore)));
       await waitFor(
         async () => {
-          const parked = await listDeadLetters(ctx.redis, ctx.keys, 1000);
+          const parked = await listDeadLetters(world.ctx.redis, world.ctx.keys, 1000);
           const has = (group: string, id: string) =>
             parked.some((d) => d.group === group && d.stream_id === id);
           return (
@@ -84,7 +74,7 @@ describe('when garbage is written straight into a stream under load', () => {
     expect(result.violations).toEqual([]);
     expect(result.counts.acknowledged).toBe(result.counts.sent);
 
-    const parked = await listDeadLetters(ctx.redis, ctx.keys, 1000);
+    const parked = await listDeadLetters(world.ctx.redis, world.ctx.keys, 1000);
     const reasons = parked
       .filter((d) => [...garbage, unstorable].includes(d.stream_id))
       .map((d) => `${d.group}: ${d.reason}`);

@@ -2,24 +2,14 @@
 // persister and the api reach PostgreSQL through a proxy that the test cuts for a while under load: messages
 // keep reaching the mains and HTTP notifies keep being accepted while it is cut, the persister reports itself
 // unready and the edge does not, and once PostgreSQL is back the projections catch up with every message.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestContext, type TestContext, waitFor } from '#test-support';
-import { FaultCluster, runUnderLoad } from '../support/fault';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '#test-support';
+import { clusterUnderTest, runUnderLoad } from '../support/fault';
 
-let ctx: TestContext;
-let cluster: FaultCluster;
-
-beforeAll(async () => {
-  ctx = await createTestContext();
-  cluster = await FaultCluster.start(ctx, {
-    cutPostgres: true,
-    services: ['edge-a', 'persister', 'dispatcher', 'api'],
-    processes: [],
-  });
-});
-afterAll(async () => {
-  await cluster?.stop();
-  await ctx?.cleanup();
+const world = clusterUnderTest({
+  cutPostgres: true,
+  services: ['edge-a', 'persister', 'dispatcher', 'api'],
+  processes: [],
 });
 
 async function readyStatus(port: number): Promise<number> {
@@ -30,12 +20,12 @@ async function readyStatus(port: number): Promise<number> {
 
 describe('when PostgreSQL is cut off from the persister and the api under load', () => {
   it('live delivery goes on, projections catch up afterwards, and nothing is lost', async () => {
-    const proxy = cluster.postgresProxy!;
+    const proxy = world.cluster.postgresProxy!;
     let deliveredWhileCut = 0;
     let acceptedWhileCut = 0;
     const result = await runUnderLoad(
-      ctx,
-      cluster,
+      world.ctx,
+      world.cluster,
       { label: 'pg-cut', httpNotifiesPerS: 10 },
       async (load) => {
         const ok = () => load.recording.notifies.filter((r) => r.outcome === 'ok');
@@ -43,11 +33,11 @@ describe('when PostgreSQL is cut off from the persister and the api under load',
         const acceptedBefore = ok().filter((r) => r.via === 'http').length;
         proxy.cut();
         // The persister notices (readiness names PostgreSQL); the edge needs Redis only and stays ready.
-        await waitFor(async () => (await readyStatus(cluster.ports.persister)) === 503, {
+        await waitFor(async () => (await readyStatus(world.cluster.ports.persister)) === 503, {
           timeoutMs: 30_000,
           what: 'the persister to report PostgreSQL down',
         });
-        expect(await readyStatus(cluster.ports['edge-a'])).toBe(200);
+        expect(await readyStatus(world.cluster.ports['edge-a'])).toBe(200);
         const before = load.recording.receivedAt.length;
         await waitFor(() => load.recording.receivedAt.length >= before + 500, {
           timeoutMs: 60_000,
@@ -61,7 +51,7 @@ describe('when PostgreSQL is cut off from the persister and the api under load',
         proxy.resume();
         deliveredWhileCut = load.receivedBetween(cutAt, resumedAt);
         acceptedWhileCut = ok().filter((r) => r.via === 'http').length - acceptedBefore;
-        await waitFor(async () => (await readyStatus(cluster.ports.persister)) === 200, {
+        await waitFor(async () => (await readyStatus(world.cluster.ports.persister)) === 200, {
           timeoutMs: 30_000,
           what: 'the persister to be ready again',
         });

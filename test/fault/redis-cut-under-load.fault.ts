@@ -2,46 +2,36 @@
 // a false ack; logins are refused the same way; open sockets stay open until it is back. Both edges reach
 // Redis through a proxy the test cuts under load, long enough for the dispatcher to count the edges as dead. The
 // devices' retries (same req_id) must land exactly once after the cut.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { DeviceClient } from '#client';
-import { createTestContext, readLog, registerDevice, type TestContext, waitFor } from '#test-support';
-import { FaultCluster, runUnderLoad } from '../support/fault';
-
-let ctx: TestContext;
-let cluster: FaultCluster;
+import { readLog, registerDevice, waitFor } from '#test-support';
+import { clusterUnderTest, runUnderLoad } from '../support/fault';
 
 // The proxy stands for one Redis node; a Redis Cluster redirects clients to its nodes' own addresses.
 describe.skipIf(Boolean(inject('redisClusterNodes')))(
   'when Redis is cut off from the edges under load',
   () => {
-    beforeAll(async () => {
-      ctx = await createTestContext();
-      cluster = await FaultCluster.start(ctx, {
-        cutRedisForEdges: true,
-        services: ['edge-a', 'edge-b', 'persister', 'dispatcher'],
-        processes: [],
-      });
-    });
-    afterAll(async () => {
-      await cluster?.stop();
-      await ctx?.cleanup();
+    const world = clusterUnderTest({
+      cutRedisForEdges: true,
+      services: ['edge-a', 'edge-b', 'persister', 'dispatcher'],
+      processes: [],
     });
 
     it('edges answer 503 and never a false ack, logins wait, and every retried notify lands once', async () => {
-      const proxy = cluster.redisProxy!;
+      const proxy = world.cluster.redisProxy!;
       let cutAt = 0;
       let resumedAt = 0;
       let closesDuringCut = -1;
       const newcomerReplies: number[] = [];
       const newcomer = new DeviceClient({
-        url: cluster.wsUrl,
-        token: await registerDevice(ctx, 'redis-cut-newcomer', 'w9', 'sub'),
+        url: world.cluster.wsUrl,
+        token: await registerDevice(world.ctx, 'redis-cut-newcomer', 'w9', 'sub'),
         backoff: { baseMs: 100, maxMs: 1000 },
       });
       newcomer.on('reply', (reply) => {
         if (reply.op === 'login') newcomerReplies.push(reply.code);
       });
-      const result = await runUnderLoad(ctx, cluster, { label: 'redis-cut' }, async (load) => {
+      const result = await runUnderLoad(world.ctx, world.cluster, { label: 'redis-cut' }, async (load) => {
         const closes = () => [...load.recording.closes.values()].reduce((a, b) => a + b, 0);
         const replies503 = () =>
           load.recording.notifies.reduce((sum, r) => sum + r.replies.filter((x) => x.code === 503).length, 0);
@@ -54,7 +44,7 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
           what: 'notifies and a login refused with 503',
         });
         // Long enough for the dispatcher to count both edges as dead and sweep their connections.
-        await waitFor(() => cluster.logLines('dead edge swept').length >= 2, {
+        await waitFor(() => world.cluster.logLines('dead edge swept').length >= 2, {
           timeoutMs: 30_000,
           what: 'the dispatcher to sweep the silent edges',
         });
@@ -87,10 +77,10 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
     // answers, after the dispatcher swept the silent edge, so the edge never saw itself unlisted and its devices
     // stayed connected with no presence. upkeep.ts now checks its listing after any failed heartbeat.
     it('when Redis hangs instead, notifies time out with 503 and their retries still land exactly once', async () => {
-      const proxy = cluster.redisProxy!;
+      const proxy = world.cluster.redisProxy!;
       const result = await runUnderLoad(
-        ctx,
-        cluster,
+        world.ctx,
+        world.cluster,
         { label: 'redis-stall', settleMs: 20_000, flowTimeoutMs: 20_000 },
         async (load) => {
           const replies503 = () =>
@@ -98,8 +88,8 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
               (sum, r) => sum + r.replies.filter((x) => x.code === 503).length,
               0,
             );
-          const sweptBefore = cluster.logLines('dead edge swept').length;
-          const failedBefore = cluster.logLines('heartbeat failed').length;
+          const sweptBefore = world.cluster.logLines('dead edge swept').length;
+          const failedBefore = world.cluster.logLines('heartbeat failed').length;
           const stalledAt = Date.now();
           proxy.stall();
           await waitFor(() => replies503() >= 20, {
@@ -110,8 +100,8 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
           // heartbeat that Redis will still run once it answers again.
           await waitFor(
             () =>
-              cluster.logLines('dead edge swept').length >= sweptBefore + 2 &&
-              cluster.logLines('heartbeat failed').length >= failedBefore + 2,
+              world.cluster.logLines('dead edge swept').length >= sweptBefore + 2 &&
+              world.cluster.logLines('heartbeat failed').length >= failedBefore + 2,
             { timeoutMs: 30_000, what: 'both edges swept and their heartbeats timed out' },
           );
           const resumedAt = Date.now();
@@ -124,7 +114,7 @@ describe.skipIf(Boolean(inject('redisClusterNodes')))(
       // recorded" was then not true. The device's retry with the same req_id finds that event (no duplicate,
       // which the checker proves); counted here for the report.
       const recordedAt = new Map(
-        (await readLog(ctx, 'NotifyRequested')).flatMap((e) =>
+        (await readLog(world.ctx, 'NotifyRequested')).flatMap((e) =>
           e.type === 'NotifyRequested' ? [[`${e.shop_id}|${e.data.req_id}`, Date.parse(e.at)] as const] : [],
         ),
       );

@@ -3,23 +3,13 @@
 // its shop's other main keeps receiving every one of them, the other shops' load keeps flowing, the edge closes
 // the stuck socket with 1013 instead of growing its memory, and the device gets the whole backlog when it
 // comes back. The edge runs as a process of its own so that its memory can be read.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestContext, loginRaw, readLog, type TestContext, waitFor } from '#test-support';
-import { checkNothingLost, FaultCluster, Load, runUnderLoad } from '../support/fault';
+import { describe, expect, it } from 'vitest';
+import { loginRaw, readLog, type TestContext, waitFor } from '#test-support';
+import { checkNothingLost, clusterUnderTest, Load, runUnderLoad } from '../support/fault';
 
-let ctx: TestContext;
-let cluster: FaultCluster;
-
-beforeAll(async () => {
-  ctx = await createTestContext();
-  cluster = await FaultCluster.start(ctx, {
-    services: ['edge-a', 'persister', 'dispatcher'],
-    processes: ['edge-a'],
-  });
-});
-afterAll(async () => {
-  await cluster?.stop();
-  await ctx?.cleanup();
+const world = clusterUnderTest({
+  services: ['edge-a', 'persister', 'dispatcher'],
+  processes: ['edge-a'],
 });
 
 /** Just under the 64 KiB frame limit once wrapped in a message frame. */
@@ -29,9 +19,9 @@ const MAX_BIG_NOTIFIES = 1_000;
 describe('when a main device stops reading its socket under load', () => {
   it('the edge closes it with 1013 without growing, others are not held up, and its backlog waits for it', async () => {
     let slow: Load | undefined;
-    const result = await runUnderLoad(ctx, cluster, { label: 'slow-reader' }, async (load) => {
-      slow = await Load.connect(ctx, {
-        url: cluster.wsUrl,
+    const result = await runUnderLoad(world.ctx, world.cluster, { label: 'slow-reader' }, async (load) => {
+      slow = await Load.connect(world.ctx, {
+        url: world.cluster.wsUrl,
         shopPrefix: 'stuck',
         shops: 1,
         mainsPerShop: 2,
@@ -42,12 +32,15 @@ describe('when a main device stops reading its socket under load', () => {
       const sub = slow.subs[0]!;
       // The stuck main's own client gives way to a bare socket that logs in and then stops reading.
       await slow.disconnect(stuck!);
-      const reader = await loginRaw(`ws://127.0.0.1:${cluster.ports['edge-a']}/ws`, stuck!.token);
+      const reader = await loginRaw(`ws://127.0.0.1:${world.cluster.ports['edge-a']}/ws`, stuck!.token);
       reader.ws.pause(); // ws stops reading its TCP socket: what a stuck device looks like to the edge
       const connId = String((reader.frames[0]?.data as { conn_id?: unknown } | undefined)?.conn_id);
       const isOpen = async () =>
-        (await ctx.redis.hexists(ctx.keys.edgeConnections(cluster.edgeId('edge-a')), connId)) === 1;
-      const rssBeforeKiB = cluster.residentKiB('edge-a');
+        (await world.ctx.redis.hexists(
+          world.ctx.keys.edgeConnections(world.cluster.edgeId('edge-a')),
+          connId,
+        )) === 1;
+      const rssBeforeKiB = world.cluster.residentKiB('edge-a');
       const othersBefore = load.recording.receivedAt.length;
       const fastReceived = () => slow!.recording.received.get(`${fast!.shop}/${fast!.clientId}`)!.size;
 
@@ -58,9 +51,9 @@ describe('when a main device stops reading its socket under load', () => {
         // The shop's other main takes every big message as it comes: the stuck one holds nobody up.
         const sent = big;
         await waitFor(() => fastReceived() >= sent, { timeoutMs: 30_000, what: 'the fast main to keep up' });
-        peakKiB = Math.max(peakKiB, cluster.residentKiB('edge-a'));
+        peakKiB = Math.max(peakKiB, world.cluster.residentKiB('edge-a'));
       }
-      const closeCode = await closeCodeOf(ctx, stuck!.shop, connId);
+      const closeCode = await closeCodeOf(world.ctx, stuck!.shop, connId);
       const othersDuring = load.recording.receivedAt.length - othersBefore;
       expect(closeCode).toBe(1013);
       // Nothing unbounded: the edge held at most its 1 MiB send buffer, plus what the big messages cost it.
@@ -78,7 +71,9 @@ describe('when a main device stops reading its socket under load', () => {
       );
     });
     expect(result.violations).toEqual([]);
-    const stuckShop = await checkNothingLost(ctx, slow!.recording, { label: 'slow-reader (stuck shop)' });
+    const stuckShop = await checkNothingLost(world.ctx, slow!.recording, {
+      label: 'slow-reader (stuck shop)',
+    });
     await slow!.close();
     expect(stuckShop.violations).toEqual([]);
     expect(stuckShop.counts.acknowledged).toBe(stuckShop.counts.sent);

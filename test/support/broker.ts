@@ -1,12 +1,12 @@
 // A describe block's own broker: a fresh test context and the services the block asks for, started in-process
 // through their start() before its tests, stopped after them (the api and the edge first, so nothing new comes in)
 // and the context dropped. Hooks the block registers later run inside this: their afterAll runs first.
-import { afterAll, beforeAll } from 'vitest';
 import { type DispatcherHandle, start as startDispatcher } from '#dispatcher';
 import { type EdgeHandle, start as startEdge } from '#edge';
 import { type PersisterHandle, start as startPersister } from '#persister';
 import type { Env } from '#runtime';
 import { type Api, startTestApi } from './api';
+import { blockFixture } from './block-fixture';
 import { createTestContext, type TestContext } from './context';
 
 export interface BrokerServices {
@@ -29,25 +29,24 @@ export interface InProcessBroker {
 
 /** Registers the beforeAll that starts the services (with the context's settings plus `overrides`) and the afterAll. */
 export function brokerInProcess(services: BrokerServices, overrides: Env = {}): InProcessBroker {
-  // Empty until beforeAll fills it in; tests read it only from their hooks and it() bodies.
-  const broker = {} as InProcessBroker;
-  beforeAll(async () => {
-    const ctx = await createTestContext(overrides);
-    broker.ctx = ctx;
-    if (services.api) broker.api = await startTestApi(ctx);
-    if (services.edge) {
-      broker.edge = await startEdge(ctx.config, { log: ctx.log });
-      broker.wsUrl = `ws://127.0.0.1:${broker.edge.port}/ws`;
-    }
-    if (services.persister) broker.persister = await startPersister(ctx.config, { log: ctx.log });
-    if (services.dispatcher) broker.dispatcher = await startDispatcher(ctx.config, { log: ctx.log });
-  });
-  afterAll(async () => {
-    await broker.api?.handle.stop();
-    await broker.edge?.stop();
-    await broker.dispatcher?.stop();
-    await broker.persister?.stop();
-    await broker.ctx?.cleanup();
-  });
-  return broker;
+  return blockFixture<InProcessBroker>(
+    async (broker) => {
+      const ctx = await createTestContext(overrides);
+      broker.ctx = ctx;
+      if (services.api) broker.api = await startTestApi(ctx);
+      if (services.edge) {
+        broker.edge = await startEdge(ctx.config, { log: ctx.log });
+        broker.wsUrl = `ws://127.0.0.1:${broker.edge.port}/ws`;
+      }
+      if (services.persister) broker.persister = await startPersister(ctx.config, { log: ctx.log });
+      if (services.dispatcher) broker.dispatcher = await startDispatcher(ctx.config, { log: ctx.log });
+    },
+    async (broker) => {
+      await broker.api?.handle.stop();
+      await broker.edge?.stop();
+      await broker.dispatcher?.stop();
+      await broker.persister?.stop();
+      await broker.ctx?.cleanup();
+    },
+  );
 }

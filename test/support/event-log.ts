@@ -1,9 +1,9 @@
 // The log on a real Redis for the eventlog tests: a describe block's own context (key prefix, database) and an
 // EventLog over it, and the devices a shop starts with, registered through the log as the api would.
-import { afterAll, beforeAll } from 'vitest';
 import { EventLog } from '#eventlog';
 import type { DeviceType } from '#events';
 import type { Env } from '#runtime';
+import { blockFixture } from './block-fixture';
 import { createTestContext, type TestContext } from './context';
 import { deviceRegistered } from './events';
 
@@ -15,16 +15,15 @@ export interface LogUnderTest {
 
 /** Registers the beforeAll that creates the context and the log, and the afterAll that drops the context. */
 export function eventLogOnRedis(overrides: Env = {}): LogUnderTest {
-  // Empty until beforeAll fills it in; tests read it only from their hooks and it() bodies.
-  const world = {} as LogUnderTest;
-  beforeAll(async () => {
-    world.ctx = await createTestContext(overrides);
-    world.log = new EventLog(world.ctx.redis, world.ctx.keys);
-  });
-  afterAll(async () => {
-    await world.ctx?.cleanup();
-  });
-  return world;
+  return blockFixture<LogUnderTest>(
+    async (world) => {
+      world.ctx = await createTestContext(overrides);
+      world.log = new EventLog(world.ctx.redis, world.ctx.keys);
+    },
+    async (world) => {
+      await world.ctx?.cleanup();
+    },
+  );
 }
 
 /** Registers each device (client id → type) of the shop in turn, token ids `<client_id>-t1`. */

@@ -7,7 +7,7 @@ import { fixedEventId } from './shop-log';
 type NotifyDetails = Partial<EventOf<'NotifyRequested'>['data']>;
 
 /** Builders of the shop's events; ids follow the order the events are built in, as in the log. */
-export function shopEvents(shopId: string, t0 = Date.UTC(2025, 0, 1, 12)) {
+export function eventsFor(shopId: string, t0 = Date.UTC(2025, 0, 1, 12)) {
   let built = 0;
   const at = (offsetMs: number) => ({
     nowMs: t0 + offsetMs,

@@ -1,5 +1,5 @@
 // Reading what the log holds, for assertions.
-import { type BrokerEvent, decodeEntry, type EventType } from '#events';
+import { type BrokerEvent, decodeEntry, type EventOf, type EventType } from '#events';
 import type { TestContext } from './context';
 
 /** Every valid event of every shard, in stream order per shard. */
@@ -11,6 +11,25 @@ export async function readLog(ctx: TestContext, type?: EventType): Promise<Broke
       const decoded = decodeEntry(fields);
       if (decoded.ok && (type === undefined || decoded.event.type === type)) events.push(decoded.event);
     }
+  }
+  return events;
+}
+
+/** The shop's events in log order; throws if the stream holds an entry that fails the catalogue. */
+export async function shopEvents<T extends EventType>(
+  ctx: TestContext,
+  shopId: string,
+  type: T,
+): Promise<Array<EventOf<T>>>;
+export async function shopEvents(ctx: TestContext, shopId: string): Promise<BrokerEvent[]>;
+export async function shopEvents(ctx: TestContext, shopId: string, type?: EventType): Promise<BrokerEvent[]> {
+  const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
+  const events: BrokerEvent[] = [];
+  for (const [id, fields] of entries) {
+    const decoded = decodeEntry(fields);
+    if (!decoded.ok) throw new Error(`stream entry ${id} is invalid: ${decoded.reason}`);
+    if (decoded.event.shop_id === shopId && (type === undefined || decoded.event.type === type))
+      events.push(decoded.event);
   }
   return events;
 }

@@ -95,3 +95,17 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
   };
 }
+
+const DEFAULT_PORTS: Record<string, number> = { 'redis:': 6379, 'postgres:': 5432, 'postgresql:': 5432 };
+
+/** A proxy in front of the server a Redis or PostgreSQL URL names, and the same URL through the proxy. */
+export async function proxyInFrontOf(url: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const target = new URL(url);
+  const proxy = await startTcpProxy({
+    host: target.hostname,
+    port: Number(target.port || DEFAULT_PORTS[target.protocol]),
+  });
+  target.hostname = '127.0.0.1';
+  target.port = String(proxy.port);
+  return { proxy, url: target.toString() };
+}

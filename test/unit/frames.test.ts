@@ -1,16 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BrokerError, CLIENT_OPS, MAX_JSON_DEPTH, type ParsedFrame, parseClientFrame } from '#events';
+import { notifyFrame } from '../support/frames';
 
-const VALID_NOTIFY = {
-  op: 'notify',
-  req_id: 'r1',
-  table_id: 7,
-  type: 'add_dish',
-  status: 1,
-  data: { dish: 'noodles' },
-  user_info: { name: 'A' },
-};
+const VALID_NOTIFY = notifyFrame('r1');
 
 function refused(parsed: ParsedFrame) {
   if (parsed.ok) throw new Error(`expected a refusal, got a valid ${parsed.frame.op} frame`);

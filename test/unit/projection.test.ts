@@ -10,7 +10,7 @@ import {
   project,
   type RowChange,
 } from '#persister';
-import { shopEvents } from '../support/events';
+import { eventsFor } from '../support/events';
 import { shopLog, shopOpsArbitrary } from '../support/shop-log';
 
 const SHOP = 'shop-1';
@@ -32,7 +32,7 @@ function given(...history: BrokerEvent[]) {
   };
 }
 
-const { at, registered, revoked, rotated, notify, delivered, failed, handled, loggedIn, closed } = shopEvents(
+const { at, registered, revoked, rotated, notify, delivered, failed, handled, loggedIn, closed } = eventsFor(
   SHOP,
   T0,
 );

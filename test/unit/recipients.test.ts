@@ -15,12 +15,12 @@ import {
   type Registry,
   titleOf,
 } from '#events';
-import { shopEvents } from '../support/events';
+import { eventsFor } from '../support/events';
 import { type ShopOp, shopLog } from '../support/shop-log';
 
 const SHOP = 'shop-1';
 const T0 = Date.UTC(2025, 0, 1, 12);
-const shop = shopEvents(SHOP, T0);
+const shop = eventsFor(SHOP, T0);
 let n = 0; // one step of time per event
 const registered = (client_id: string, type: DeviceType, token_id?: string) =>
   shop.registered(++n, client_id, type, token_id);

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { start as startPersister } from '#persister';
-import { brokerInProcess, registerDevice, requestApi, waitFor } from '#test-support';
-import { eventsOf } from './harness';
+import { brokerInProcess, registerDevice, requestApi, shopEvents, waitFor } from '#test-support';
 
 describe('when a load balancer or Prometheus asks', () => {
   const broker = brokerInProcess({ api: true });
@@ -43,7 +42,7 @@ describe('when the api drains', () => {
       body: { status: 1 },
     });
     await waitFor(
-      async () => (await eventsOf(broker.ctx, 'shop-1')).some((e) => e.type === 'MessageHandled'),
+      async () => (await shopEvents(broker.ctx, 'shop-1')).some((e) => e.type === 'MessageHandled'),
       {
         what: 'MessageHandled appended',
       },

@@ -15,10 +15,10 @@ import {
   type RawSocket,
   registerDevice,
   requestApi,
+  shopEvents,
   startTestApi,
   type TestContext,
 } from '#test-support';
-import { eventsOf } from './harness';
 
 const PREFIX = '/api.php/index/index';
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
@@ -64,7 +64,9 @@ function expectAnswer(answer: Answer, code: 0 | 1): Record<string, unknown> {
 }
 
 const notifies = async (shopId: string) =>
-  (await eventsOf(ctx, shopId)).filter((e): e is EventOf<'NotifyRequested'> => e.type === 'NotifyRequested');
+  (await shopEvents(ctx, shopId)).filter(
+    (e): e is EventOf<'NotifyRequested'> => e.type === 'NotifyRequested',
+  );
 const list = async (shopId: string) => {
   await persister.whenCaughtUp();
   const body = expectAnswer(await api.request('GET', `${PREFIX}/messageList/shop_id/${shopId}`), 0);
@@ -231,7 +233,7 @@ describe('when it handles messages (deal)', () => {
     ];
     for (const answer of answers) expectAnswer(answer, 0);
     expect(answers[0]?.body.data).toMatchObject({ id: a, status: 2, from_client_type: '副' });
-    const handled = (await eventsOf(ctx, 's1')).filter((e) => e.type === 'MessageHandled');
+    const handled = (await shopEvents(ctx, 's1')).filter((e) => e.type === 'MessageHandled');
     expect(handled.map((e) => [e.data, e.source])).toMatchObject([
       [{ id: a, status: 2, by: { kind: 'api' } }, 'api'],
       [{ id: b, status: 3, by: { kind: 'api' } }, 'api'],
@@ -259,14 +261,14 @@ describe('when the request was handled first by someone else (SPEC §10)', () =>
       status: number;
     }>;
     if (!first) throw new Error("the test above handles s1's messages");
-    const before = (await eventsOf(ctx, 's1')).filter((e) => e.type === 'MessageHandled').length;
+    const before = (await shopEvents(ctx, 's1')).filter((e) => e.type === 'MessageHandled').length;
     const answer = await api.request('GET', `${PREFIX}/deal?id=${first.id}&status=${first.status + 1}`);
     expect(expectAnswer(answer, 1).data).toMatchObject({
       handled_by: { kind: 'api' },
       status: first.status,
       handled_at: expect.any(String),
     });
-    expect((await eventsOf(ctx, 's1')).filter((e) => e.type === 'MessageHandled')).toHaveLength(before);
+    expect((await shopEvents(ctx, 's1')).filter((e) => e.type === 'MessageHandled')).toHaveLength(before);
   });
 });
 

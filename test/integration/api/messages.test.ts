@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EventLog } from '#eventlog';
 import { compile, newEventId, rest } from '#events';
 import { start as startPersister } from '#persister';
-import { type Api, brokerInProcess } from '#test-support';
-import { eventsOf } from './harness';
+import { type Api, brokerInProcess, shopEvents } from '#test-support';
 
 const isMessagePage = compile(rest.listOf(rest.Message));
 const isMessage = compile(rest.Message);
@@ -148,7 +147,7 @@ describe('when the back office reads and handles messages', () => {
 
     // The same handle again is a safe retry: 200, nothing recorded. Another status is someone else's word: 409.
     const handledEvents = async () =>
-      (await eventsOf(broker.ctx, 'shop-4')).filter((e) => e.type === 'MessageHandled').length;
+      (await shopEvents(broker.ctx, 'shop-4')).filter((e) => e.type === 'MessageHandled').length;
     const again = await broker.api.request('POST', `/v1/messages/${other}/handle`, { body: { status: 7 } });
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ id: other, state: 'handled', status: 7 });

@@ -9,12 +9,12 @@ import {
   type Api,
   createTestContext,
   registerDevice,
+  shopEvents,
   startTestApi,
   type TestContext,
   waitFor,
 } from '#test-support';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
-import { eventsOf } from './harness';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 
 const SHOP = 'stalled-shop';
 
@@ -25,11 +25,9 @@ describe('when Redis stalls in the middle of a REST notify', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext();
-    const redisUrl = new URL(ctx.env.REDIS_URL!);
-    proxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
-    redisUrl.hostname = '127.0.0.1';
-    redisUrl.port = String(proxy.port);
-    const { config } = loadConfig({ ...ctx.env, REDIS_URL: redisUrl.toString() });
+    const redis = await proxyInFrontOf(ctx.env.REDIS_URL!);
+    proxy = redis.proxy;
+    const { config } = loadConfig({ ...ctx.env, REDIS_URL: redis.url });
     api = await startTestApi({ ...ctx, config });
     await registerDevice(ctx, SHOP, 'waiter-1', 'sub');
     await registerDevice(ctx, SHOP, 'pos-1', 'main');
@@ -53,7 +51,7 @@ describe('when Redis stalls in the middle of a REST notify', () => {
 
   /** The shop's notifies that carry `marker`, as recorded in its stream. */
   async function recorded(marker: string): Promise<Array<EventOf<'NotifyRequested'>>> {
-    return (await eventsOf(ctx, SHOP)).filter(
+    return (await shopEvents(ctx, SHOP)).filter(
       (e): e is EventOf<'NotifyRequested'> => e.type === 'NotifyRequested' && e.data.data.marker === marker,
     );
   }

@@ -1,10 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { EventOf } from '#events';
-import { brokerInProcess, openRaw, registerDevice, type TestContext } from '#test-support';
-import { eventsOf } from './harness';
+import { brokerInProcess, openRaw, registerDevice, shopEvents, type TestContext } from '#test-support';
 
 const notifies = async (ctx: TestContext, shopId: string) =>
-  (await eventsOf(ctx, shopId)).filter((e): e is EventOf<'NotifyRequested'> => e.type === 'NotifyRequested');
+  (await shopEvents(ctx, shopId)).filter(
+    (e): e is EventOf<'NotifyRequested'> => e.type === 'NotifyRequested',
+  );
 
 describe('when the back office notifies over HTTP', () => {
   const broker = brokerInProcess({ api: true });

@@ -8,15 +8,7 @@ import {
   type TestContext,
   waitFor,
 } from '#test-support';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
-
-/** The same URL, reached through the proxy's port. */
-function through(proxy: TcpProxy, url: string): string {
-  const target = new URL(url);
-  target.hostname = '127.0.0.1';
-  target.port = String(proxy.port);
-  return target.toString();
-}
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 
 describe('when Redis or PostgreSQL goes away', () => {
   let ctx: TestContext;
@@ -28,18 +20,11 @@ describe('when Redis or PostgreSQL goes away', () => {
 
   beforeAll(async () => {
     ctx = await createTestContext();
-    const redisUrl = new URL(ctx.env.REDIS_URL!);
-    const databaseUrl = new URL(ctx.databaseUrl);
-    redisProxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
-    postgresProxy = await startTcpProxy({
-      host: databaseUrl.hostname,
-      port: Number(databaseUrl.port || 5432),
-    });
-    const { config } = loadConfig({
-      ...ctx.env,
-      REDIS_URL: through(redisProxy, ctx.env.REDIS_URL!),
-      DATABASE_URL: through(postgresProxy, ctx.databaseUrl),
-    });
+    const redis = await proxyInFrontOf(ctx.env.REDIS_URL!);
+    const postgres = await proxyInFrontOf(ctx.databaseUrl);
+    redisProxy = redis.proxy;
+    postgresProxy = postgres.proxy;
+    const { config } = loadConfig({ ...ctx.env, REDIS_URL: redis.url, DATABASE_URL: postgres.url });
     api = await startTestApi({ ...ctx, config });
     await registerDevice(ctx, 'shop-1', 'waiter-1', 'sub');
     await registerDevice(ctx, 'shop-1', 'pos-1', 'main');

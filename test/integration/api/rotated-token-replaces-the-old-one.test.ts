@@ -7,11 +7,11 @@ import {
   loginRaw,
   openRaw,
   registerDevice,
+  shopEvents,
   tokenIdOf,
   waitFor,
   within,
 } from '#test-support';
-import { eventsOf } from './harness';
 
 const SHOP = 'shop-rot';
 
@@ -36,7 +36,7 @@ describe("when the back office rotates a connected device's token", () => {
       expect(notify.status).toBe(202);
       pending.push(`${notify.body.event_id}.pos-1`);
     }
-    const before = await eventsOf(broker.ctx, SHOP);
+    const before = await shopEvents(broker.ctx, SHOP);
 
     const rotated = await broker.api.request('POST', `/v1/shops/${SHOP}/devices/pos-1/token`);
     expect(rotated.status).toBe(201);
@@ -67,7 +67,7 @@ describe("when the back office rotates a connected device's token", () => {
     fresh.ws.close();
 
     // The rotation is one event; the edge records the old socket's close (4403) beside it.
-    const after = (await eventsOf(broker.ctx, SHOP)).slice(before.length);
+    const after = (await shopEvents(broker.ctx, SHOP)).slice(before.length);
     const rotations = after.filter((e) => e.type === 'DeviceTokenRotated');
     expect(rotations).toEqual([
       expect.objectContaining({
@@ -77,7 +77,7 @@ describe("when the back office rotates a connected device's token", () => {
     ]);
     const closes = await waitFor(
       async () => {
-        const found = (await eventsOf(broker.ctx, SHOP)).filter(
+        const found = (await shopEvents(broker.ctx, SHOP)).filter(
           (e) => e.type === 'ConnectionClosed' && e.data.close_code === 4403 && e.data.client_id === 'pos-1',
         );
         return found.length > 0 ? found : null;
@@ -98,9 +98,9 @@ describe("when the back office rotates a connected device's token", () => {
       body: { client_id: 'gone', type: 'sub' },
     });
     expect((await broker.api.request('DELETE', `/v1/shops/${SHOP}/devices/gone`)).status).toBe(204);
-    const before = await eventsOf(broker.ctx, SHOP);
+    const before = await shopEvents(broker.ctx, SHOP);
     const revoked = await broker.api.request('POST', `/v1/shops/${SHOP}/devices/gone/token`);
     expect(revoked.status).toBe(404);
-    expect(await eventsOf(broker.ctx, SHOP)).toHaveLength(before.length);
+    expect(await shopEvents(broker.ctx, SHOP)).toHaveLength(before.length);
   });
 });

@@ -2,18 +2,16 @@
 // received are answered, and every socket is closed with 1001, spread over EDGE_DRAIN_MS. SIGTERM does it
 // in the `broker start edge` process, which then exits 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EdgeHandle, start } from '#edge';
-import { createTestContext, openRaw, spawnService, type TestContext, waitFor } from '#test-support';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
 import {
-  type EdgeWorld,
-  listeningPort,
-  loggedIn,
+  createTestContext,
   notifyFrame,
-  registered,
+  openRaw,
   shopEvents,
-  startEdgeWorld,
-} from './fixture';
+  spawnService,
+  type TestContext,
+  waitFor,
+} from '#test-support';
+import { edgeBehindRedisProxy, edgeWorld, listeningPort, loggedIn, registered } from './fixture';
 
 async function status(port: number, path: string): Promise<number> {
   return (await fetch(`http://127.0.0.1:${port}${path}`)).status;
@@ -21,11 +19,7 @@ async function status(port: number, path: string): Promise<number> {
 
 describe('when the edge drains', () => {
   const DRAIN_MS = 1000;
-  let world: EdgeWorld;
-  beforeAll(async () => {
-    world = await startEdgeWorld({ EDGE_DRAIN_MS: String(DRAIN_MS) });
-  });
-  afterAll(() => world?.stop());
+  const world = edgeWorld({ EDGE_DRAIN_MS: String(DRAIN_MS) });
 
   it('turns /readyz 503, refuses upgrades, and closes every socket with 1001 over the window', async () => {
     const port = world.edge.port;
@@ -64,38 +58,23 @@ describe('when the edge drains', () => {
 });
 
 describe('when a notify is in flight as the drain begins', () => {
-  let ctx: TestContext;
-  let proxy: TcpProxy;
-  let edge: EdgeHandle;
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    const target = new URL(ctx.config.redis.url);
-    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    const viaProxy = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
-    edge = await start({ ...ctx.config, redis: { ...ctx.config.redis, url: viaProxy } }, { log: ctx.log });
-  });
-  afterAll(async () => {
-    proxy?.resume();
-    await edge?.stop();
-    await proxy?.close();
-    await ctx?.cleanup();
-  });
+  const world = edgeBehindRedisProxy();
 
   it('answers it before closing the socket with 1001', async () => {
-    const sub = await registered(ctx, 'inflight', 'w1', 'sub');
-    await registered(ctx, 'inflight', 'm1', 'main');
-    const socket = await loggedIn(`ws://127.0.0.1:${edge.port}/ws`, sub.token);
-    proxy.stall(); // holds the notify's append in flight
+    const sub = await registered(world.ctx, 'inflight', 'w1', 'sub');
+    await registered(world.ctx, 'inflight', 'm1', 'main');
+    const socket = await loggedIn(world.url, sub.token);
+    world.proxy.stall(); // holds the notify's append in flight
     socket.send(notifyFrame('r1'));
     socket.send({ op: 'ping' });
     await socket.next((f) => f.op === 'pong'); // frames are handled in order: the notify is in flight now
-    const drained = edge.drain();
-    proxy.resume();
+    const drained = world.edge.drain();
+    world.proxy.resume();
     const reply = await socket.next((f) => f.op === 'notify');
     expect(reply).toMatchObject({ code: 0, req_id: 'r1' });
     expect((await socket.closed).code).toBe(1001);
     await drained;
-    const [event] = await shopEvents(ctx, 'inflight', 'NotifyRequested');
+    const [event] = await shopEvents(world.ctx, 'inflight', 'NotifyRequested');
     expect(event?.id).toBe((reply.data as { event_id: string }).event_id);
   });
 });

@@ -1,19 +1,13 @@
-// What the edge's integration tests share: an edge started in-process on its own key prefix, logged-in raw
-// sockets, and the shop's events as the stream holds them (each one checked against the catalogue).
+// What the edge's integration tests share: an edge started in-process on its own key prefix, and logged-in raw
+// sockets. The shop's events as the stream holds them are shopEvents in test/support/log.ts.
 
 import type { ClientOptions } from 'ws';
 import { type EdgeHandle, start } from '#edge';
 import { EventLog } from '#eventlog';
-import {
-  type BrokerEvent,
-  createEvent,
-  type DeviceType,
-  decodeEntry,
-  type EventOf,
-  type EventType,
-} from '#events';
+import { createEvent, type DeviceType } from '#events';
 import { DeviceTokens, type Env } from '#runtime';
 import {
+  blockFixture,
   createTestContext,
   openRaw,
   type RawSocket,
@@ -22,6 +16,7 @@ import {
   type TestContext,
   waitForLog,
 } from '#test-support';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 
 export interface EdgeWorld {
   ctx: TestContext;
@@ -51,6 +46,49 @@ export async function startEdgeWorld(overrides: Env = {}): Promise<EdgeWorld> {
   };
 }
 
+/** The block's edge world: started before its tests (after the block's earlier hooks), stopped after them. */
+export function edgeWorld(overrides: Env = {}): EdgeWorld {
+  return blockFixture<EdgeWorld>(
+    async (world) => {
+      Object.assign(world, await startEdgeWorld(overrides));
+    },
+    async (world) => {
+      await world.stop?.();
+    },
+  );
+}
+
+export interface EdgeBehindProxy {
+  ctx: TestContext;
+  edge: EdgeHandle;
+  url: string;
+  /** Between the edge and Redis: the test stalls or cuts it. */
+  proxy: TcpProxy;
+}
+
+/** The block's edge reaching Redis through a proxy; the proxy lets traffic through again before the edge stops. */
+export function edgeBehindRedisProxy(): EdgeBehindProxy {
+  return blockFixture<EdgeBehindProxy>(
+    async (world) => {
+      const ctx = await createTestContext();
+      world.ctx = ctx;
+      const redis = await proxyInFrontOf(ctx.config.redis.url);
+      world.proxy = redis.proxy;
+      world.edge = await start(
+        { ...ctx.config, redis: { ...ctx.config.redis, url: redis.url } },
+        { log: ctx.log },
+      );
+      world.url = `ws://127.0.0.1:${world.edge.port}/ws`;
+    },
+    async (world) => {
+      world.proxy?.resume();
+      await world.edge?.stop();
+      await world.proxy?.close();
+      await world.ctx?.cleanup();
+    },
+  );
+}
+
 /** Opens a socket and logs it in; fails the test unless the login is answered with code 0. */
 export async function loggedIn(
   url: string,
@@ -72,43 +110,11 @@ export async function registered(ctx: TestContext, shopId: string, clientId: str
   return { token, tokenId: (JSON.parse(entry!) as { token_id: string }).token_id };
 }
 
-/** The shop's events in log order; throws if the stream holds an entry that fails the catalogue. */
-export async function shopEvents<T extends EventType>(
-  ctx: TestContext,
-  shopId: string,
-  type: T,
-): Promise<Array<EventOf<T>>>;
-export async function shopEvents(ctx: TestContext, shopId: string): Promise<BrokerEvent[]>;
-export async function shopEvents(ctx: TestContext, shopId: string, type?: EventType): Promise<BrokerEvent[]> {
-  const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
-  const events: BrokerEvent[] = [];
-  for (const [id, fields] of entries) {
-    const decoded = decodeEntry(fields);
-    if (!decoded.ok) throw new Error(`stream entry ${id} is invalid: ${decoded.reason}`);
-    if (decoded.event.shop_id === shopId && (type === undefined || decoded.event.type === type))
-      events.push(decoded.event);
-  }
-  return events;
-}
-
 /** Revokes a device the way the api does, without closing its sockets (the api publishes that separately). */
 export async function revokeQuietly(world: EdgeWorld, shopId: string, clientId: string) {
   return world.eventLog.revoke(
     createEvent({ type: 'DeviceRevoked', shopId, source: 'api', data: { client_id: clientId } }),
   );
-}
-
-export function notifyFrame(reqId: string, extra: Record<string, unknown> = {}) {
-  return {
-    op: 'notify',
-    req_id: reqId,
-    table_id: 7,
-    type: 'add_dish',
-    status: 1,
-    data: { dish: 'noodles' },
-    user_info: { name: 'A' },
-    ...extra,
-  };
 }
 
 /** The port an edge started with `broker start edge` listens on, from its 'edge listening' log line. */

@@ -1,19 +1,17 @@
 // SPEC §3: no input, however malformed, may crash a process or affect another connection. A few hundred random
 // frames (bytes, JSON, frames that are almost right) go to a live edge over one logged-in socket.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_OPS } from '#events';
-import { waitFor } from '#test-support';
-import { type EdgeWorld, loggedIn, notifyFrame, registered, shopEvents, startEdgeWorld } from './fixture';
+import { notifyFrame, shopEvents, waitFor } from '#test-support';
+import { edgeWorld, loggedIn, registered } from './fixture';
 
 const FRAMES = 400;
 
-let world: EdgeWorld;
 beforeAll(async () => {
   // A rate limit this test does not reach: it is about content, limits.test.ts is about rates.
-  world = await startEdgeWorld({ EDGE_RATE_PER_S: '100000', EDGE_RATE_BURST: '100000' });
 });
-afterAll(() => world?.stop());
+const world = edgeWorld({ EDGE_RATE_PER_S: '100000', EDGE_RATE_BURST: '100000' });
 
 /** Random frames, as text or binary; logout is left out, since it ends the socket by design. */
 function randomFrames(seed: number): Array<string | Buffer> {

@@ -12,9 +12,10 @@ import {
   makeCertificates,
   openLegacy,
   registerDevice,
+  shopEvents,
   waitFor,
 } from '#test-support';
-import { type EdgeWorld, shopEvents, startEdgeWorld } from './fixture';
+import { type EdgeWorld, startEdgeWorld } from './fixture';
 
 const FRAMES = 400;
 const SHOP = 'fz';

@@ -14,10 +14,11 @@ import {
   openRaw,
   refusedUpgrade,
   registerDevice,
+  shopEvents,
   waitFor,
 } from '#test-support';
 import { runBroker } from '../ops/harness';
-import { type EdgeWorld, loggedIn, shopEvents, startEdgeWorld } from './fixture';
+import { type EdgeWorld, loggedIn, startEdgeWorld } from './fixture';
 
 const LEGACY_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
 

@@ -1,10 +1,10 @@
 // SPEC §3's limits, each set small so the test reaches it: frame size, rate, login timeout, dead peers and
 // slow readers. Each closes only the offending socket; a neighbour on the same edge carries on.
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeEdgeCommand } from '#events';
-import { openRaw, type RawSocket, waitFor } from '#test-support';
-import { type EdgeWorld, loggedIn, registered, shopEvents, startEdgeWorld } from './fixture';
+import { openRaw, type RawSocket, shopEvents, waitFor } from '#test-support';
+import { type EdgeWorld, edgeWorld, loggedIn, registered } from './fixture';
 
 async function expectAlive(socket: RawSocket) {
   socket.send({ op: 'ping', req_id: 'alive?' });
@@ -18,11 +18,7 @@ async function closeOf(world: EdgeWorld, shopId: string, connId: string) {
 }
 
 describe('when a frame is over EDGE_MAX_FRAME_BYTES', () => {
-  let world: EdgeWorld;
-  beforeAll(async () => {
-    world = await startEdgeWorld({ EDGE_MAX_FRAME_BYTES: '1024' });
-  });
-  afterAll(() => world?.stop());
+  const world = edgeWorld({ EDGE_MAX_FRAME_BYTES: '1024' });
 
   it('closes that socket with 1009 and records why', async () => {
     const { token } = await registered(world.ctx, 'big', 'w1', 'sub');
@@ -42,11 +38,7 @@ describe('when a frame is over EDGE_MAX_FRAME_BYTES', () => {
 });
 
 describe('when a connection sends more than EDGE_RATE_PER_S with bursts of EDGE_RATE_BURST', () => {
-  let world: EdgeWorld;
-  beforeAll(async () => {
-    world = await startEdgeWorld({ EDGE_RATE_PER_S: '1', EDGE_RATE_BURST: '5' });
-  });
-  afterAll(() => world?.stop());
+  const world = edgeWorld({ EDGE_RATE_PER_S: '1', EDGE_RATE_BURST: '5' });
 
   it('answers 429 past the burst, then closes with 1008 if it persists', async () => {
     const neighbour = await openRaw(world.url);
@@ -67,11 +59,7 @@ describe('when a connection sends more than EDGE_RATE_PER_S with bursts of EDGE_
 });
 
 describe('when a socket does not log in within EDGE_LOGIN_TIMEOUT_MS', () => {
-  let world: EdgeWorld;
-  beforeAll(async () => {
-    world = await startEdgeWorld({ EDGE_LOGIN_TIMEOUT_MS: '300' });
-  });
-  afterAll(() => world?.stop());
+  const world = edgeWorld({ EDGE_LOGIN_TIMEOUT_MS: '300' });
 
   it('closes it with 4408, and leaves a socket that logged in open', async () => {
     const { token } = await registered(world.ctx, 'slow-login', 'w1', 'sub');
@@ -85,11 +73,7 @@ describe('when a socket does not log in within EDGE_LOGIN_TIMEOUT_MS', () => {
 });
 
 describe('when a peer stops answering pings', () => {
-  let world: EdgeWorld;
-  beforeAll(async () => {
-    world = await startEdgeWorld({ EDGE_PING_INTERVAL_MS: '50' });
-  });
-  afterAll(() => world?.stop());
+  const world = edgeWorld({ EDGE_PING_INTERVAL_MS: '50' });
 
   it('cuts it after two missed pongs and records it, while a live peer stays', async () => {
     const dead = await registered(world.ctx, 'pings', 'w1', 'sub');
@@ -110,11 +94,7 @@ describe('when a peer stops answering pings', () => {
 });
 
 describe('when a device stops reading', () => {
-  let world: EdgeWorld;
-  beforeAll(async () => {
-    world = await startEdgeWorld({ EDGE_MAX_BUFFERED_BYTES: '65536' });
-  });
-  afterAll(() => world?.stop());
+  const world = edgeWorld({ EDGE_MAX_BUFFERED_BYTES: '65536' });
 
   it('closes it (1013) once its send buffer passes EDGE_MAX_BUFFERED_BYTES, instead of growing memory', async () => {
     const { token } = await registered(world.ctx, 'slow', 'm1', 'main');

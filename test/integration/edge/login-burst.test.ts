@@ -1,21 +1,19 @@
 // A fresh edge meets a crowd: after a deploy every device of a shop reconnects at once, and each login's
 // listing, script and reply interleave with the others'.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openRaw, registerDevice } from '#test-support';
-import { type EdgeWorld, startEdgeWorld } from './fixture';
+import { edgeWorld } from './fixture';
 
 const DEVICES = 60;
 
 describe('when many devices log in to a fresh edge at once', () => {
-  let world: EdgeWorld;
+  const world = edgeWorld();
   let tokens: string[];
   beforeAll(async () => {
-    world = await startEdgeWorld();
     tokens = await Promise.all(
       Array.from({ length: DEVICES }, (_, i) => registerDevice(world.ctx, 'crowd', `d${i}`, 'sub')),
     );
   });
-  afterAll(() => world?.stop());
 
   it('logs every one of them in', async () => {
     const sockets = await Promise.all(tokens.map(() => openRaw(world.url)));

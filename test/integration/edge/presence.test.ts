@@ -1,27 +1,17 @@
 // Presence: which device is on which edge and connection, cleaned up when a socket closes, when the device logs
 // in again (here or on another edge: the older socket gets 4409), and when a whole edge dies.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import { start as startEdge } from '#edge';
 import { EDGE_HEARTBEAT_TTL_MS, PresenceBook } from '#eventlog';
-import { spawnService, waitFor } from '#test-support';
-import {
-  type EdgeWorld,
-  listeningPort,
-  loggedIn,
-  notifyFrame,
-  registered,
-  shopEvents,
-  startEdgeWorld,
-} from './fixture';
+import { notifyFrame, shopEvents, spawnService, waitFor } from '#test-support';
+import { edgeWorld, listeningPort, loggedIn, registered } from './fixture';
 
-let world: EdgeWorld;
+const world = edgeWorld();
 let book: PresenceBook;
 beforeAll(async () => {
-  world = await startEdgeWorld();
   book = new PresenceBook(world.ctx.redis, world.ctx.keys);
 });
-afterAll(() => world?.stop());
 
 async function onlineIn(shopId: string) {
   return book.online(shopId, await book.liveEdges(Date.now()));

@@ -1,15 +1,9 @@
 // SPEC §3's error list, row by row, against a live edge on real Redis.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openRaw, waitFor } from '#test-support';
-import { type EdgeWorld, loggedIn, notifyFrame, registered, shopEvents, startEdgeWorld } from './fixture';
+import { describe, expect, it } from 'vitest';
+import { notifyFrame, openRaw, shopEvents, waitFor } from '#test-support';
+import { edgeWorld, loggedIn, registered } from './fixture';
 
-let world: EdgeWorld;
-beforeAll(async () => {
-  world = await startEdgeWorld();
-});
-afterAll(async () => {
-  await world?.stop();
-});
+const world = edgeWorld();
 
 describe('when a frame is refused', () => {
   it('answers a frame before login with 401 and keeps the socket open', async () => {

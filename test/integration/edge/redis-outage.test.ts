@@ -1,57 +1,39 @@
 // SPEC §5.6: Redis away makes the edge refuse writes with 503 "event log unavailable" (the outcome is unknown:
 // retry with the same req_id), never a false ack, while open sockets stay open. The edge reaches Redis through a
 // TCP proxy the test cuts.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
-import { type EdgeHandle, start } from '#edge';
-import { createTestContext, openRaw, type TestContext, waitFor } from '#test-support';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
-import { loggedIn, notifyFrame, registered, shopEvents } from './fixture';
+import { notifyFrame, openRaw, shopEvents, waitFor } from '#test-support';
+import { edgeBehindRedisProxy, loggedIn, registered } from './fixture';
 
 const UNAVAILABLE = {
   code: 503,
   msg: 'event log unavailable: the outcome is unknown; retry with the same req_id',
 };
 
-let ctx: TestContext;
-let proxy: TcpProxy;
-let edge: EdgeHandle;
-let url: string;
-beforeAll(async () => {
-  ctx = await createTestContext();
-  const target = new URL(ctx.config.redis.url);
-  proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-  const viaProxy = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
-  edge = await start({ ...ctx.config, redis: { ...ctx.config.redis, url: viaProxy } }, { log: ctx.log });
-  url = `ws://127.0.0.1:${edge.port}/ws`;
-});
+const world = edgeBehindRedisProxy();
 afterEach(async () => {
-  proxy.resume();
+  world.proxy.resume();
   await waitFor(async () => (await health('/readyz')) === 200, { what: 'the edge ready again' });
-});
-afterAll(async () => {
-  await edge?.stop();
-  await proxy?.close();
-  await ctx?.cleanup();
 });
 
 async function health(path: string): Promise<number> {
-  return (await fetch(`http://127.0.0.1:${edge.port}${path}`)).status;
+  return (await fetch(`http://127.0.0.1:${world.edge.port}${path}`)).status;
 }
 
 describe('when Redis is unreachable', () => {
   it('answers writes and logins with 503, keeps every socket open, and records nothing', async () => {
-    const sub = await registered(ctx, 'down', 'w1', 'sub');
-    const main = await registered(ctx, 'down', 'm1', 'main');
-    const waiter = await loggedIn(url, sub.token);
-    const leaving = await loggedIn(url, main.token);
+    const sub = await registered(world.ctx, 'down', 'w1', 'sub');
+    const main = await registered(world.ctx, 'down', 'm1', 'main');
+    const waiter = await loggedIn(world.url, sub.token);
+    const leaving = await loggedIn(world.url, main.token);
 
-    proxy.cut();
+    world.proxy.cut();
     waiter.send(notifyFrame('r1'));
     expect(await waiter.next()).toMatchObject({ op: 'notify', req_id: 'r1', ...UNAVAILABLE });
     waiter.send({ op: 'ack', id: `${'0'.repeat(26)}.w1`, req_id: 'a1' });
     expect(await waiter.next()).toMatchObject({ op: 'ack', req_id: 'a1', ...UNAVAILABLE });
-    const late = await openRaw(url);
+    const late = await openRaw(world.url);
     late.send({ op: 'login', token: sub.token, req_id: 'l1' });
     expect(await late.next()).toMatchObject({ op: 'login', req_id: 'l1', ...UNAVAILABLE });
     for (const socket of [waiter, late]) {
@@ -63,7 +45,7 @@ describe('when Redis is unreachable', () => {
     leaving.ws.close(); // its ConnectionClosed is owed until Redis is back
     await leaving.closed;
 
-    proxy.resume();
+    world.proxy.resume();
     await waitFor(async () => (await health('/readyz')) === 200, { what: 'the edge ready again' });
     waiter.send(notifyFrame('r1'));
     const accepted = await waiter.next();
@@ -71,10 +53,12 @@ describe('when Redis is unreachable', () => {
     late.send({ op: 'login', token: main.token });
     expect(await late.next()).toMatchObject({ op: 'login', code: 0 });
 
-    const notifies = await shopEvents(ctx, 'down', 'NotifyRequested');
+    const notifies = await shopEvents(world.ctx, 'down', 'NotifyRequested');
     expect(notifies.map((e) => e.id)).toEqual([(accepted.data as { event_id: string }).event_id]);
     const closed = await waitFor(async () =>
-      (await shopEvents(ctx, 'down', 'ConnectionClosed')).find((e) => e.data.conn_id === leaving.connId),
+      (await shopEvents(world.ctx, 'down', 'ConnectionClosed')).find(
+        (e) => e.data.conn_id === leaving.connId,
+      ),
     );
     expect(closed.data.reason).toBe('closed');
     waiter.ws.close();
@@ -82,48 +66,48 @@ describe('when Redis is unreachable', () => {
   });
 
   it('makes a notify whose outcome is unknown (Redis stalled) safe to retry with its req_id', async () => {
-    const sub = await registered(ctx, 'stalled', 'w1', 'sub');
-    await registered(ctx, 'stalled', 'm1', 'main');
-    const waiter = await loggedIn(url, sub.token);
-    proxy.stall();
+    const sub = await registered(world.ctx, 'stalled', 'w1', 'sub');
+    await registered(world.ctx, 'stalled', 'm1', 'main');
+    const waiter = await loggedIn(world.url, sub.token);
+    world.proxy.stall();
     waiter.send(notifyFrame('r2'));
     // The command timed out, but its bytes may reach Redis later: the reply cannot know, the req_id can.
     expect(await waiter.next((f) => f.op === 'notify', 10_000)).toMatchObject({
       req_id: 'r2',
       ...UNAVAILABLE,
     });
-    proxy.resume();
+    world.proxy.resume();
     await waitFor(async () => (await health('/readyz')) === 200, { what: 'the edge ready again' });
     waiter.send(notifyFrame('r2'));
     const retried = await waiter.next((f) => f.op === 'notify');
     expect(retried).toMatchObject({ code: 0, req_id: 'r2' });
-    const notifies = await shopEvents(ctx, 'stalled', 'NotifyRequested');
+    const notifies = await shopEvents(world.ctx, 'stalled', 'NotifyRequested');
     expect(notifies.map((e) => e.id)).toEqual([(retried.data as { event_id: string }).event_id]);
     waiter.ws.close();
   });
 
   it('asks its devices to reconnect when a dispatcher swept the edge as dead meanwhile', async () => {
-    const { token } = await registered(ctx, 'swept', 'm1', 'main');
-    const socket = await loggedIn(url, token);
-    proxy.cut();
+    const { token } = await registered(world.ctx, 'swept', 'm1', 'main');
+    const socket = await loggedIn(world.url, token);
+    world.proxy.cut();
     // The edge's heartbeat is now failing: age it, as if its TTL had passed, and let a dispatcher sweep it.
-    await ctx.redis.zadd(ctx.keys.edges(), 0, edge.edgeId);
-    const dispatcher = await startDispatcher(ctx.config, { log: ctx.log, healthServer: false });
+    await world.ctx.redis.zadd(world.ctx.keys.edges(), 0, world.edge.edgeId);
+    const dispatcher = await startDispatcher(world.ctx.config, { log: world.ctx.log, healthServer: false });
     try {
-      await waitFor(async () => (await shopEvents(ctx, 'swept', 'ConnectionClosed')).length > 0, {
+      await waitFor(async () => (await shopEvents(world.ctx, 'swept', 'ConnectionClosed')).length > 0, {
         what: 'the sweep',
       });
     } finally {
       await dispatcher.stop();
     }
-    proxy.resume();
+    world.proxy.resume();
     expect((await socket.closed).code).toBe(1012);
-    const closes = await shopEvents(ctx, 'swept', 'ConnectionClosed');
+    const closes = await shopEvents(world.ctx, 'swept', 'ConnectionClosed');
     expect(closes.map((e) => e.data)).toEqual([
       expect.objectContaining({ conn_id: socket.connId, reason: 'edge_lost' }),
     ]);
-    const again = await loggedIn(url, token);
-    expect(await ctx.redis.hget(ctx.keys.presence('swept'), 'm1')).toContain(again.connId);
+    const again = await loggedIn(world.url, token);
+    expect(await world.ctx.redis.hget(world.ctx.keys.presence('swept'), 'm1')).toContain(again.connId);
     again.ws.close();
   });
 });

@@ -1,24 +1,12 @@
 // Closes ordered from outside the edge. Revoked devices: refused at login (4403), closed while connected when
 // the api publishes the close over the edge's channel (4403), and refused by the notify script should that
 // close be lost (pub/sub is at most once). An operator's disconnect closes with 4000.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEvent, encodeEdgeCommand } from '#events';
-import { openRaw, waitFor } from '#test-support';
-import {
-  type EdgeWorld,
-  loggedIn,
-  notifyFrame,
-  registered,
-  revokeQuietly,
-  shopEvents,
-  startEdgeWorld,
-} from './fixture';
+import { notifyFrame, openRaw, shopEvents, waitFor } from '#test-support';
+import { edgeWorld, loggedIn, registered, revokeQuietly } from './fixture';
 
-let world: EdgeWorld;
-beforeAll(async () => {
-  world = await startEdgeWorld();
-});
-afterAll(() => world?.stop());
+const world = edgeWorld();
 
 describe('when a revoked device logs in', () => {
   it('refuses it with 403 and closes 4403, recording nothing', async () => {

@@ -2,8 +2,7 @@
 // registration, type and pending messages) with the newest token id, and the fold of the log agrees with it.
 import { describe, expect, it } from 'vitest';
 import { connectPostgres } from '#runtime';
-import { brokerInProcess, loginRaw, tokenIdOf, waitFor, within } from '#test-support';
-import { eventsOf } from '../api/harness';
+import { brokerInProcess, loginRaw, shopEvents, tokenIdOf, waitFor, within } from '#test-support';
 import { parseLines, runBroker } from './harness';
 
 const SHOP = 'shop-audit-rot';
@@ -27,9 +26,12 @@ describe('when a connected main has its token rotated twice with messages pendin
     const latest = await broker.api.request('POST', `/v1/shops/${SHOP}/devices/pos-1/token`);
     expect(latest.status).toBe(201);
     expect((await within(socket.closed, { timeoutMs: 1000, what: 'old socket closed' })).code).toBe(4403);
-    await waitFor(async () => (await eventsOf(broker.ctx, SHOP)).some((e) => e.type === 'ConnectionClosed'), {
-      what: 'the old socket recorded closed',
-    });
+    await waitFor(
+      async () => (await shopEvents(broker.ctx, SHOP)).some((e) => e.type === 'ConnectionClosed'),
+      {
+        what: 'the old socket recorded closed',
+      },
+    );
     await broker.persister.whenCaughtUp();
 
     const pool = await connectPostgres(broker.ctx.databaseUrl, broker.ctx.log);

@@ -4,7 +4,7 @@ import { type PersisterHandle, start } from '#persister';
 import { connectPostgres, inTransaction, loadConfig, type Pool } from '#runtime';
 import { createTestContext, type TestContext, waitFor } from '#test-support';
 import { busyShopOps, shopLog } from '../../support/shop-log';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 import { type Appended, appendAll, expectedRows, projectedTables, tablesOf } from './harness';
 
 // SPEC §5.6: PostgreSQL being down or slow delays projections but loses nothing.
@@ -37,11 +37,7 @@ async function archivedCount(events: Appended[]): Promise<number> {
 
 beforeAll(async () => {
   ctx = await createTestContext({ CONSUMER_BATCH: '25' });
-  const upstream = new URL(ctx.databaseUrl);
-  proxy = await startTcpProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
-  const proxied = new URL(ctx.databaseUrl);
-  proxied.host = `127.0.0.1:${proxy.port}`;
-  proxiedUrl = proxied.toString();
+  ({ proxy, url: proxiedUrl } = await proxyInFrontOf(ctx.databaseUrl));
   const { config } = loadConfig({ ...ctx.env, DATABASE_URL: proxiedUrl });
   persister = await start(config, { log: ctx.log, healthServer: false });
   pool = await connectPostgres(ctx.databaseUrl, ctx.log);

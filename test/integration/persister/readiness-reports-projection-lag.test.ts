@@ -3,7 +3,7 @@ import { type PersisterHandle, start } from '#persister';
 import { loadConfig } from '#runtime';
 import { createTestContext, type TestContext, waitFor } from '#test-support';
 import { busyShopOps, shopLog } from '../../support/shop-log';
-import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
+import { proxyInFrontOf, type TcpProxy } from '../../support/tcp-proxy';
 import { appendAll } from './harness';
 
 let ctx: TestContext;
@@ -12,11 +12,9 @@ let persister: PersisterHandle;
 
 beforeAll(async () => {
   ctx = await createTestContext();
-  const upstream = new URL(ctx.databaseUrl);
-  proxy = await startTcpProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
-  const proxied = new URL(ctx.databaseUrl);
-  proxied.host = `127.0.0.1:${proxy.port}`;
-  const { config } = loadConfig({ ...ctx.env, DATABASE_URL: proxied.toString() });
+  const postgres = await proxyInFrontOf(ctx.databaseUrl);
+  proxy = postgres.proxy;
+  const { config } = loadConfig({ ...ctx.env, DATABASE_URL: postgres.url });
   persister = await start(config, { log: ctx.log });
 });
 afterAll(async () => {

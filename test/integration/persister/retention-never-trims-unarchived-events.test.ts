@@ -3,7 +3,7 @@ import { type PersisterHandle, start } from '#persister';
 import { connectPostgres, loadConfig, type Pool } from '#runtime';
 import { createTestContext, type TestContext, waitFor } from '#test-support';
 import { busyShopOps, shopLog } from '../../support/shop-log';
-import { startTcpProxy } from '../../support/tcp-proxy';
+import { proxyInFrontOf } from '../../support/tcp-proxy';
 import { type Appended, appendAll } from './harness';
 
 // SPEC §4: streams are trimmed only after every event in the trimmed range is archived in PostgreSQL, and the
@@ -95,11 +95,8 @@ describe('while PostgreSQL is down', () => {
   it('trims nothing unarchived, reports the stream growing in /metrics, and trims again once it is back', async () => {
     const ctx = await createTestContext({ STREAM_RETENTION_MS: '0' });
     contexts.push(ctx);
-    const upstream = new URL(ctx.databaseUrl);
-    const proxy = await startTcpProxy({ host: upstream.hostname, port: Number(upstream.port || 5432) });
-    const proxied = new URL(ctx.databaseUrl);
-    proxied.host = `127.0.0.1:${proxy.port}`;
-    const { config } = loadConfig({ ...ctx.env, DATABASE_URL: proxied.toString() });
+    const { proxy, url: proxiedUrl } = await proxyInFrontOf(ctx.databaseUrl);
+    const { config } = loadConfig({ ...ctx.env, DATABASE_URL: proxiedUrl });
     const shopId = 'shop-down';
     const stream = ctx.keys.streamOfShop(shopId);
     const shard = ctx.keys.shardOf(shopId);

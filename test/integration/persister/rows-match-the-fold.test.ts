@@ -4,7 +4,7 @@ import type { ConsumedEntry } from '#eventlog';
 import { type BrokerEvent, createEvent, type EventOf, messageIdOf } from '#events';
 import { batchProjector, emptyView, evolve, groupCommittedProjector, type ProjectionView } from '#persister';
 import { connectPostgres, type Pool, registry } from '#runtime';
-import { createTestContext, shopEvents, type TestContext } from '#test-support';
+import { createTestContext, eventsFor, type TestContext } from '#test-support';
 import { busyShopOps, fixedEventId, shopLog, shopOpsArbitrary } from '../../support/shop-log';
 import { projectedTables, tablesOf } from './harness';
 
@@ -75,7 +75,7 @@ describe('when a batch holds several changes to the same rows', () => {
 });
 
 describe('when one batch creates a row and changes it', () => {
-  const { registered, loggedIn, closed, failed, handled, ...shop } = shopEvents('shop-b');
+  const { registered, loggedIn, closed, failed, handled, ...shop } = eventsFor('shop-b');
   const notify = (offsetMs: number, recipients: string[], table_id: string | number | null) =>
     shop.notify(offsetMs, recipients, {
       table_id,

@@ -7,7 +7,14 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { type Config, createLogger, type Env, loadConfig, type ServiceHandle } from '#runtime';
-import { type SpawnedService, spawnService, type TestContext, waitForLog } from '#test-support';
+import {
+  blockFixture,
+  createTestContext,
+  type SpawnedService,
+  spawnService,
+  type TestContext,
+  waitForLog,
+} from '#test-support';
 import { startTcpProxy, type TcpProxy } from '../tcp-proxy';
 import { type Balancer, startBalancer } from './balancer';
 
@@ -296,4 +303,24 @@ async function startService(name: ServiceName, config: Config, log: ReturnType<t
 
 function tail(output: string, lines = 20): string {
   return output.split('\n').slice(-lines).join('\n');
+}
+
+/** A fault file's (or describe block's) broker: its own context and a FaultCluster, set once beforeAll has run. */
+export interface ClusterUnderTest {
+  ctx: TestContext;
+  cluster: FaultCluster;
+}
+
+/** Registers the beforeAll that starts the cluster with `options` and the afterAll that stops it and drops the context. */
+export function clusterUnderTest(options: ClusterOptions = {}): ClusterUnderTest {
+  return blockFixture<ClusterUnderTest>(
+    async (world) => {
+      world.ctx = await createTestContext();
+      world.cluster = await FaultCluster.start(world.ctx, options);
+    },
+    async (world) => {
+      await world.cluster?.stop();
+      await world.ctx?.cleanup();
+    },
+  );
 }
