@@ -5,6 +5,7 @@ import { isBrokerError } from '#events';
 import { ConfigError } from '#runtime';
 import { registerAudit } from './commands/audit';
 import { registerMigrate } from './commands/migrate';
+import { OperatorError } from './commands/operator';
 import { registerRebuild } from './commands/rebuild';
 import { registerReplay } from './commands/replay';
 import { registerStart } from './commands/start';
@@ -34,6 +35,10 @@ try {
 } catch (err) {
   // Commander's own refusals (unknown option, missing argument) exit 1; a bad argument is 2 here. Help exits 0.
   if (err instanceof CommanderError) process.exit(err.exitCode === 1 ? 2 : err.exitCode);
+  if (err instanceof OperatorError) {
+    process.stderr.write(`broker: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
   if (err instanceof ConfigError) {
     process.stderr.write(`broker: configuration error: ${err.message}\n`);
     process.exit(2);

@@ -198,11 +198,11 @@ export async function openPostgres(session: OperatorSession, url: string, max = 
 }
 
 /** PostgreSQL refused a statement over the tables themselves (class 42: a missing table or column, a type). */
-function isSchemaConflict(err: unknown): boolean {
+export function isSchemaConflict(err: unknown): boolean {
   return /^42/.test((err as { code?: string }).code ?? '');
 }
 
-function notTheBrokers(target: string, err: unknown): OperatorError {
+export function notTheBrokers(target: string, err: unknown): OperatorError {
   return new OperatorError(`${target} is not the broker's database (${(err as Error).message})`, EXIT.usage);
 }
 

@@ -257,6 +257,14 @@ const CASES: Case[] = [
       /^broker migrate: .*_other_app is not the broker's database \(column "shop_id" does not exist\)$/,
   },
   {
+    // A service waits for PostgreSQL to come back, but not for a database of another shape.
+    what: "start: another application's database",
+    args: ['start', 'persister'],
+    env: () => ({ DATABASE_URL: otherApp }),
+    exit: 2,
+    stderr: () => /^broker: .*_other_app is not the broker's database \(column "shop_id" does not exist\)$/,
+  },
+  {
     what: 'token: a device already registered',
     args: ['token', '--shop', 'shop-1', '--client', 'taken', '--type', 'main'],
     exit: 2,
