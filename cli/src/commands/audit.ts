@@ -25,7 +25,7 @@ Examples:
   $ DATABASE_URL=postgres://postgres@127.0.0.1:5432/rebuilt broker audit
 
 Prints one line per difference (table, row, field, expected and found), then a summary line. Shops are audited
-one at a time (a progress bar on a terminal), so memory holds one shop's events and rows, not the whole log.
+one at a time (a progress bar on a terminal): memory holds one shop's events and rows, and one shard's live tail.
 ${EXIT_HELP}`;
 
 export function registerAudit(program: Command): void {

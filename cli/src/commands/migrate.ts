@@ -1,16 +1,20 @@
-// `broker migrate`: applies db/schema.sql (idempotent, under an advisory lock) and exits.
+// `broker migrate`: applies db/schema.sql (idempotent, under an advisory lock) and exits. Unlike a service, it
+// gives up after a few seconds when PostgreSQL is unreachable, and refuses a database that is another's.
 import type { Command } from 'commander';
-import { connectPostgres, describePostgres } from '#runtime';
-import { setup } from './setup';
+import { describePostgres } from '#runtime';
+import { createPostgres, EXIT, EXIT_HELP, exitingTwoOnBadArguments, runOperator } from './operator';
 
 export function registerMigrate(program: Command): void {
-  program
+  const command = program
     .command('migrate')
     .description('apply the database schema to DATABASE_URL (creating the database when missing) and exit')
-    .action(async () => {
-      const { config, log } = setup({ logsTo: 'stderr' });
-      const pool = await connectPostgres(config.databaseUrl, log);
-      await pool.end();
+    .addHelpText('after', EXIT_HELP);
+  exitingTwoOnBadArguments(command).action(() =>
+    runOperator('migrate', async (session) => {
+      const { config, log } = session;
+      await createPostgres(session, config.databaseUrl, 1);
       log.info({ postgres: describePostgres(config.databaseUrl) }, 'schema applied');
-    });
+      return EXIT.ok;
+    }),
+  );
 }

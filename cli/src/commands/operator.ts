@@ -24,16 +24,17 @@ import {
 /** Exit codes of the operator commands, listed in each command's --help. */
 export const EXIT = {
   ok: 0,
-  /** Audit: the projections diverge from the log. Rebuild: refused or failed. */
+  /** Audit: the projections diverge from the log. */
   failed: 1,
-  /** A bad argument. */
+  /** A bad argument, or a conflict: a database that is not the broker's, a rebuild target that is not empty. */
   usage: 2,
   /** Redis or PostgreSQL could not be reached. */
   unreachable: 3,
 } as const;
 
 export const EXIT_HELP =
-  '\nExit codes: 0 ok, 1 failed (audit: a divergence), 2 bad argument, 3 Redis or PostgreSQL unreachable.';
+  '\nExit codes: 0 ok, 1 failed (audit: a divergence), 2 bad argument or conflict (a database that is not the\n' +
+  "broker's, a rebuild target that is not empty), 3 Redis or PostgreSQL unreachable.";
 
 /** An expected failure: printed as one line, `broker <command>: <message>`, with its exit code. */
 export class OperatorError extends Error {
@@ -161,25 +162,48 @@ export async function openRedis(session: OperatorSession, name: string): Promise
   return redis;
 }
 
+/**
+ * The columns the operator commands read, table by table: a database that lacks one is not the broker's (another
+ * application's, or one from before a migration). Fixed text, `LIMIT 0`: it reads no rows.
+ */
+const BROKER_SCHEMA = `
+  SELECT id, shard, stream_ms, stream_seq, shop_id, type, v, at, source, data FROM events LIMIT 0;
+  SELECT shop_id, client_id, type, token_id, registered_at, token_rotated_at, revoked_at, last_seen_at
+    FROM devices LIMIT 0;
+  SELECT conn_id, edge_id, shop_id, client_id, type, remote_addr, connected_at, closed_at, close_reason
+    FROM connections LIMIT 0;
+  SELECT id, event_id, shop_id, state, attempts, created_at, delivered_at, handled_at, failed_at FROM messages LIMIT 0;
+  SELECT shard, stream_ms, stream_seq FROM projection_checkpoints LIMIT 0`;
+
 /** Connects to an existing database that holds the broker's schema; never creates anything. */
 export async function openPostgres(session: OperatorSession, url: string, max = 4): Promise<Pool> {
   const target = describePostgres(url);
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   pool.on('error', (err) => session.log.debug({ reason: err.message }, 'idle postgres client lost'));
   try {
-    await pool.query('SELECT 1 FROM events LIMIT 0');
+    await pool.query(BROKER_SCHEMA);
   } catch (err) {
     await pool.end();
     const code = (err as { code?: string }).code;
-    if (code === '3D000') throw new OperatorError(`no database at ${target}`, EXIT.failed);
-    if (code === '42P01') {
-      throw new OperatorError(`no broker schema in ${target} (run \`broker migrate\`?)`, EXIT.failed);
+    if (code === '3D000') throw new OperatorError(`no database at ${target}`, EXIT.usage);
+    if (code === '42P01' && /relation "events"/.test((err as Error).message)) {
+      throw new OperatorError(`no broker schema in ${target} (run \`broker migrate\`?)`, EXIT.usage);
     }
+    if (isSchemaConflict(err)) throw notTheBrokers(target, err);
     throw unreachablePostgres(target, err);
   }
   session.closeLater(() => pool.end());
   session.watch(`PostgreSQL at ${target}`, () => pool.query('SELECT 1'));
   return pool;
+}
+
+/** PostgreSQL refused a statement over the tables themselves (class 42: a missing table or column, a type). */
+export function isSchemaConflict(err: unknown): boolean {
+  return /^42/.test((err as { code?: string }).code ?? '');
+}
+
+export function notTheBrokers(target: string, err: unknown): OperatorError {
+  return new OperatorError(`${target} is not the broker's database (${(err as Error).message})`, EXIT.usage);
 }
 
 /** Connects to a database, creating it and applying the schema when missing (as the services do). */
@@ -192,6 +216,8 @@ export async function createPostgres(session: OperatorSession, url: string, max:
       signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
     });
   } catch (err) {
+    // Applying the schema failed on tables of another shape: a conflict, not an outage.
+    if (isSchemaConflict(err)) throw notTheBrokers(target, err);
     throw unreachablePostgres(target, err);
   }
   pool.on('error', (err) => session.log.debug({ reason: err.message }, 'idle postgres client lost'));

@@ -156,7 +156,7 @@ async function makeEmpty(target: Pool, url: string, force: boolean): Promise<voi
   if (!force) {
     throw new OperatorError(
       `${describePostgres(url)} is not empty; rebuild into an empty database, or add --force to empty it first`,
-      EXIT.failed,
+      EXIT.usage,
     );
   }
   await target.query(`TRUNCATE ${TABLES}`);

@@ -6,7 +6,7 @@
 import { type ArchivedEventRow, eventOfArchivedRow, type HistoryEntry, type HistorySource } from '#eventlog';
 import { decodeEntry, parseStreamId } from '#events';
 
-const PAGE = 1000;
+const DEFAULT_PAGE = 1000;
 
 /** A shard's live tail, by shop; `start` is its oldest entry (null: the stream is empty). */
 export interface ShardTail {
@@ -27,11 +27,12 @@ export async function readShardTail(
   shopId?: string,
 ): Promise<ShardTail> {
   const stream = source.keys.stream(shard);
+  const pageSize = source.pageSize ?? DEFAULT_PAGE;
   const byShop = new Map<string, HistoryEntry[]>();
   let start: string | null = null;
   let before = '+';
   for (;;) {
-    const page = await source.redis.xrevrange(stream, before, '-', 'COUNT', PAGE);
+    const page = await source.redis.xrevrange(stream, before, '-', 'COUNT', pageSize);
     for (const [streamId, fields] of page) {
       const decoded = decodeEntry(fields);
       if (!decoded.ok) {
@@ -46,7 +47,7 @@ export async function readShardTail(
       else entries.push(entry);
     }
     if (page.length > 0) start = page[page.length - 1]![0];
-    if (page.length < PAGE) break;
+    if (page.length < pageSize) break;
     before = `(${start}`;
   }
   for (const entries of byShop.values()) entries.reverse(); // read newest first; the log order is oldest first
@@ -66,13 +67,14 @@ export async function* shopHistory(
   shopId: string,
 ): AsyncGenerator<HistoryEntry> {
   const { shard } = tail;
+  const pageSize = source.pageSize ?? DEFAULT_PAGE;
   const upper = tail.start === null ? { ms: MAX_BIGINT, seq: MAX_BIGINT } : parseStreamId(tail.start);
   let cursor = { ms: '0', seq: '0' };
   for (;;) {
     const { rows } = await source.db.query<ArchivedEventRow>({
       name: 'audit-shop-archive-page',
       text: ARCHIVE_PAGE,
-      values: [shopId, shard, cursor.ms, cursor.seq, String(upper.ms), String(upper.seq), PAGE],
+      values: [shopId, shard, cursor.ms, cursor.seq, String(upper.ms), String(upper.seq), pageSize],
     });
     for (const row of rows) {
       const streamId = `${row.stream_ms}-${row.stream_seq}`;
@@ -80,7 +82,7 @@ export async function* shopHistory(
       if (decoded.ok) yield { shard, streamId, event: decoded.event, from: 'archive' };
       else source.onInvalid?.({ shard, streamId, reason: `archived row: ${decoded.reason}` });
     }
-    if (rows.length < PAGE) break;
+    if (rows.length < pageSize) break;
     const last = rows[rows.length - 1]!;
     cursor = { ms: last.stream_ms, seq: last.stream_seq };
   }

@@ -4,11 +4,13 @@ import type { Command } from 'commander';
 import {
   type Config,
   closeServer,
+  describePostgres,
   type Logger,
   type ReadinessProbe,
   type ServiceHandle,
   serveHealth,
 } from '#runtime';
+import { isSchemaConflict, notTheBrokers } from './operator';
 import { setup } from './setup';
 
 const SERVICES = ['edge', 'persister', 'dispatcher', 'api'] as const;
@@ -83,7 +85,14 @@ export function registerStart(program: Command): void {
       const sharesHealth = names.includes('persister') && names.includes('dispatcher');
       for (const name of names) {
         if (isStopping) break;
-        handles.push(await startOne(name, config, log, !sharesHealth));
+        try {
+          handles.push(await startOne(name, config, log, !sharesHealth));
+        } catch (err) {
+          // A service waits for Redis and PostgreSQL to come back, but a database of another shape never will.
+          if (!isSchemaConflict(err)) throw err;
+          for (const handle of handles) await handle.stop();
+          throw notTheBrokers(describePostgres(config.databaseUrl), err);
+        }
       }
       let health: Awaited<ReturnType<typeof serveHealth>> | undefined;
       if (sharesHealth) {

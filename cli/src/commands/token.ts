@@ -4,11 +4,14 @@ import type { Command } from 'commander';
 import { closeOnEdge, EventLog, rotateDeviceToken } from '#eventlog';
 import { BrokerError, createEvent, ERRORS, Identifier, Keys, newEventId, normaliseDeviceType } from '#events';
 import {
+  type Config,
   closeRedis,
   createRedis,
   DeviceTokens,
+  describeRedis,
   type Logger,
   type RedisClient,
+  START_HINT,
   whenRedisReady,
 } from '#runtime';
 import { exitingTwoOnBadArguments } from './operator';
@@ -52,9 +55,9 @@ export function registerToken(program: Command): void {
       command.error('broker token: --type is main, sub, 主 or 副', { exitCode: 2 });
     }
     const { config, log } = setup({ logsTo: 'stderr' });
-    const redis = createRedis(config.redis, log, { name: 'cli-token' });
+    const redis = createRedis(config.redis, log.child({}, { level: 'silent' }), { name: 'cli-token' });
     try {
-      await whenRedisReady(redis);
+      await whenRedisReadyOrGiveUp(redis, config);
       const keys = new Keys(config.redis.prefix, config.shards);
       const tokens = new DeviceTokens(config.tokens.secret, config.tokens.ttlS);
       const token = options.rotate
@@ -65,6 +68,25 @@ export function registerToken(program: Command): void {
       await closeRedis(redis);
     }
   });
+}
+
+const CONNECT_TIMEOUT_MS = 5000;
+
+/** Like the operator commands, a token command gives up on Redis after a few seconds, in one line (exit 3). */
+async function whenRedisReadyOrGiveUp(redis: RedisClient, config: Config): Promise<void> {
+  let reason = 'no answer';
+  redis.on('error', (err: Error) => {
+    reason = err.message;
+  });
+  try {
+    await whenRedisReady(redis, AbortSignal.timeout(CONNECT_TIMEOUT_MS));
+  } catch {
+    throw new BrokerError(
+      'LOG_UNAVAILABLE',
+      `Redis unreachable at ${describeRedis(config.redis)} (${reason}); gave up after ` +
+        `${CONNECT_TIMEOUT_MS / 1000} s, nothing was recorded — ${START_HINT}`,
+    );
+  }
 }
 
 async function register(redis: RedisClient, keys: Keys, tokens: DeviceTokens, options: TokenOptions) {

@@ -53,7 +53,14 @@ export async function connectPostgres(
       pool.on('error', (err) =>
         log.warn({ postgres: target, reason: err.message }, 'idle postgres client lost'),
       );
-      if (options.applySchema !== false) await migrate(pool);
+      if (options.applySchema !== false) {
+        // A pool whose schema failed is not handed out: closed, so it neither leaks on a retry nor keeps a command
+        // that reports the failure alive for the idle timeout.
+        await migrate(pool).catch(async (err: unknown) => {
+          await pool.end();
+          throw err;
+        });
+      }
       if (hasWarned) log.info({ postgres: target }, 'postgres reachable again');
       return pool;
     } catch (err) {

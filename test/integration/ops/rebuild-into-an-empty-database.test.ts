@@ -53,7 +53,7 @@ describe('when the target database is not empty', () => {
   it('refuses it, and with --force empties it and rebuilds', async () => {
     const refused = await runBroker(ctx, ['rebuild', '--into', target]);
     expect(refused.stderr).toMatch(/^broker rebuild: postgres:\/\/.* is not empty; .* --force/m);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2); // SPEC §7: a conflict
 
     const forced = await runBroker(ctx, ['rebuild', '--into', target, '--force']);
     expect(forced.code).toBe(0);
