@@ -1,6 +1,7 @@
 // A device of the original system, as bare as its firmware: it sends text exactly as given (the original's frames
 // byte for byte) and keeps every text it receives as is, JSON or not (the echo is not JSON).
 import WebSocket from 'ws';
+import { receive } from './received';
 
 export interface LegacyDevice {
   ws: WebSocket;
@@ -14,50 +15,13 @@ export interface LegacyDevice {
 
 export async function openLegacy(url: string, options: WebSocket.ClientOptions = {}): Promise<LegacyDevice> {
   const ws = new WebSocket(url, options);
-  const texts: string[] = [];
-  const waiters: Array<() => void> = [];
-  let taken = 0;
-  const wake = () => {
-    for (const resolve of waiters.splice(0)) resolve();
-  };
-  ws.on('message', (data) => {
-    texts.push(String(data));
-    wake();
-  });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.on('close', (code, reason) => {
-      resolve({ code, reason: String(reason) });
-      wake();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
+  const received = await receive(ws, (data) => String(data));
   return {
     ws,
-    texts,
-    closed,
+    texts: received.items,
+    closed: received.closed,
     send: (text) => ws.send(text),
-    async next(predicate = () => true, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        while (taken < texts.length) {
-          const text = texts[taken++]!;
-          if (predicate(text)) return text;
-        }
-        if (ws.readyState === WebSocket.CLOSED) throw new Error('socket closed while waiting for a frame');
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error('timed out waiting for a frame');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    },
+    next: received.next,
   };
 }
 

@@ -1,5 +1,6 @@
 // A bare WebSocket for protocol tests: send raw text, wait for the next frame or the close, nothing automatic.
 import WebSocket from 'ws';
+import { receive } from './received';
 
 export interface RawSocket {
   ws: WebSocket;
@@ -15,49 +16,15 @@ export interface RawSocket {
 
 export async function openRaw(url: string, options: WebSocket.ClientOptions = {}): Promise<RawSocket> {
   const ws = new WebSocket(url, options);
-  const frames: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  let taken = 0;
-  ws.on('message', (data) => {
-    frames.push(JSON.parse(String(data)) as Record<string, unknown>);
-    for (const wake of waiters.splice(0)) wake();
-  });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.on('close', (code, reason) => {
-      resolve({ code, reason: String(reason) });
-      for (const wake of waiters.splice(0)) wake();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
+  const received = await receive(ws, (data) => JSON.parse(String(data)) as Record<string, unknown>);
   return {
     ws,
-    frames,
-    closed,
+    frames: received.items,
+    closed: received.closed,
     send(value) {
       ws.send(typeof value === 'string' ? value : JSON.stringify(value));
     },
-    async next(predicate = () => true, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        while (taken < frames.length) {
-          const frame = frames[taken++]!;
-          if (predicate(frame)) return frame;
-        }
-        if (ws.readyState === WebSocket.CLOSED) throw new Error('socket closed while waiting for a frame');
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error('timed out waiting for a frame');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    },
+    next: received.next,
   };
 }
 
