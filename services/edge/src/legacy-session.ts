@@ -5,7 +5,6 @@
 import {
   BrokerError,
   createEvent,
-  isBrokerError,
   isNoticeId,
   LEGACY_NO_MAIN_DEVICE,
   type LegacyFrame,
@@ -148,35 +147,29 @@ export class LegacySession extends Session {
     }
   }
 
-  private async dispatchLegacy(frame: LegacyFrame): Promise<void> {
-    this.inFlight += 1;
-    try {
-      if (frame.op === 'login') return await this.legacyLogin(frame);
-      const identity = this.identity;
-      if (frame.op === 'logout') {
-        if (identity === null) return this.close(1000, 'logout');
-        return await this.logout(identity);
-      }
-      if (identity === null) throw new BrokerError('NOT_LOGGED_IN');
-      return await this.legacyNotify(identity, frame);
-    } catch (err) {
-      this.refuseLegacy(frame, err);
-    } finally {
-      this.inFlight -= 1;
-      if (this.inFlight === 0) this.whenIdle?.();
-    }
+  /** Errors in the original's shape. A refused login closes with 4401 (SPEC §9.1); else as v1 closes. */
+  private dispatchLegacy(frame: LegacyFrame): Promise<void> {
+    return this.runFrame(
+      frame.op,
+      () => this.answerLegacy(frame),
+      (error) => legacyErrorFrame(legacyMessageOf(error), this.ctx.now()),
+      (error) => {
+        // SPEC §9.1: a login of a device not registered, revoked or not marked legacy is closed with 4401.
+        const isRefusedLogin = error.code === 'TOKEN_INVALID' || error.code === 'DEVICE_REVOKED';
+        return frame.op === 'login' && isRefusedLogin ? 4401 : error.spec.close;
+      },
+    );
   }
 
-  /** Errors in the original's shape. A refused login closes with 4401 (SPEC §9.1); else as v1 closes. */
-  private refuseLegacy(frame: LegacyFrame, err: unknown): void {
-    const error = isBrokerError(err) ? err : new BrokerError('INTERNAL');
-    if (!isBrokerError(err)) this.log.error({ err, conn_id: this.connId, op: frame.op }, 'frame failed');
-    this.ctx.metrics.refused.inc({ code: error.code });
-    this.send(legacyErrorFrame(legacyMessageOf(error), this.ctx.now()));
-    // SPEC §9.1: a login of a device not registered, revoked or not marked legacy is closed with 4401.
-    const isRefusedLogin = error.code === 'TOKEN_INVALID' || error.code === 'DEVICE_REVOKED';
-    const close = frame.op === 'login' && isRefusedLogin ? 4401 : error.spec.close;
-    if (close === 4401 || close === 4403 || close === 4409) this.close(close, error.message);
+  private async answerLegacy(frame: LegacyFrame): Promise<void> {
+    if (frame.op === 'login') return await this.legacyLogin(frame);
+    const identity = this.identity;
+    if (frame.op === 'logout') {
+      if (identity === null) return this.close(1000, 'logout');
+      return await this.logout(identity);
+    }
+    if (identity === null) throw new BrokerError('NOT_LOGGED_IN');
+    return await this.legacyNotify(identity, frame);
   }
 
   private async legacyLogin(frame: LegacyLogin): Promise<void> {

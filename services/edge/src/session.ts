@@ -68,8 +68,8 @@ export class Session {
   private closeReason: string | undefined;
   /** ConnectionClosed was already recorded (logout) or by someone else (a dead-edge sweep). */
   private isCloseRecorded = false;
-  protected inFlight = 0;
-  protected whenIdle: (() => void) | undefined;
+  private inFlight = 0;
+  private whenIdle: (() => void) | undefined;
   /**
    * SPEC §3, at most once per connection: the message ids written on this connection and not acked yet, with when
    * each was written (insertion order is write order, so the first entry is the oldest: the ack-timeout check).
@@ -277,43 +277,60 @@ export class Session {
     this.ctx.track(this.dispatch(parsed.frame));
   }
 
-  private async dispatch(frame: ClientFrame): Promise<void> {
+  private dispatch(frame: ClientFrame): Promise<void> {
+    return this.runFrame(
+      frame.op,
+      () => this.answer(frame),
+      (error) => replyError(frame.op, error, this.time(), 'req_id' in frame ? frame.req_id : undefined),
+    );
+  }
+
+  private async answer(frame: ClientFrame): Promise<void> {
+    if (frame.op === 'ping') return void this.send(replyOk('pong', this.time(), frame.req_id));
+    if (frame.op === 'login') return await this.login(frame);
+    const identity = this.identity;
+    if (identity === null) throw new BrokerError('NOT_LOGGED_IN');
+    switch (frame.op) {
+      case 'notify':
+        return await this.notify(identity, frame);
+      case 'ack':
+        return await this.ack(identity, ackedIds(frame), ackedNotices(frame));
+      case 'handle':
+        return await this.handle(identity, frame);
+      case 'logout':
+        return await this.logout(identity);
+      default: {
+        const never: never = frame;
+        return never;
+      }
+    }
+  }
+
+  /**
+   * Runs one frame's work, counted in flight (drain and stop wait for it). A failure is answered with `reply`, the
+   * protocol's own error frame, and ends the connection when its condition does (`closeOf`: a bad token, a revoked
+   * device, a newer login of the device).
+   */
+  protected async runFrame(
+    op: string,
+    work: () => Promise<void>,
+    reply: (error: BrokerError) => string,
+    closeOf: (error: BrokerError) => number | undefined = (error) => error.spec.close,
+  ): Promise<void> {
     this.inFlight += 1;
     try {
-      if (frame.op === 'ping') return void this.send(replyOk('pong', this.time(), frame.req_id));
-      if (frame.op === 'login') return await this.login(frame);
-      const identity = this.identity;
-      if (identity === null) throw new BrokerError('NOT_LOGGED_IN');
-      switch (frame.op) {
-        case 'notify':
-          return await this.notify(identity, frame);
-        case 'ack':
-          return await this.ack(identity, ackedIds(frame), ackedNotices(frame));
-        case 'handle':
-          return await this.handle(identity, frame);
-        case 'logout':
-          return await this.logout(identity);
-        default: {
-          const never: never = frame;
-          return never;
-        }
-      }
+      await work();
     } catch (err) {
-      this.refuse(frame, err);
+      const error = isBrokerError(err) ? err : new BrokerError('INTERNAL');
+      if (!isBrokerError(err)) this.log.error({ err, conn_id: this.connId, op }, 'frame failed');
+      this.ctx.metrics.refused.inc({ code: error.code });
+      this.send(reply(error));
+      const close = closeOf(error);
+      if (close === 4401 || close === 4403 || close === 4409) this.close(close, error.message);
     } finally {
       this.inFlight -= 1;
       if (this.inFlight === 0) this.whenIdle?.();
     }
-  }
-
-  private refuse(frame: ClientFrame, err: unknown): void {
-    const error = isBrokerError(err) ? err : new BrokerError('INTERNAL');
-    if (!isBrokerError(err)) this.log.error({ err, conn_id: this.connId, op: frame.op }, 'frame failed');
-    this.ctx.metrics.refused.inc({ code: error.code });
-    this.send(replyError(frame.op, error, this.time(), 'req_id' in frame ? frame.req_id : undefined));
-    // Conditions that end the connection: a bad token, a revoked device, a newer login of the device.
-    const close = error.spec.close;
-    if (close === 4401 || close === 4403 || close === 4409) this.close(close, error.message);
   }
 
   private async login(frame: LoginFrame): Promise<void> {
