@@ -28,45 +28,28 @@ export function makeCertificates(): Certificates {
   const pem = (name: string) => readFileSync(file(name));
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  /** A key, its request, and the certificate x509 makes of them with `signing` (self-signed, or by a CA). */
+  const signed = (name: string, signing: string[]) => {
+    openssl('genrsa', '-out', `${name}.key`, '2048');
+    openssl('req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `${SUBJECT}/CN=${name}`);
+    openssl('x509', '-req', '-days', '2', '-in', `${name}.csr`, ...signing, '-out', `${name}.crt`);
+  };
   return {
     dir,
     file,
     pem,
     makeCa(name) {
-      openssl('genrsa', '-out', `${name}.key`, '2048');
-      openssl('req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `${SUBJECT}/CN=${name}`);
-      openssl(
-        'x509',
-        '-req',
-        '-days',
-        '2',
-        '-in',
-        `${name}.csr`,
-        '-signkey',
-        `${name}.key`,
-        '-out',
-        `${name}.crt`,
-      );
+      signed(name, ['-signkey', `${name}.key`]);
     },
     makeSigned(name, ca, options = {}) {
-      openssl('genrsa', '-out', `${name}.key`, '2048');
-      openssl('req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `${SUBJECT}/CN=${name}`);
-      openssl(
-        'x509',
-        '-req',
-        '-days',
-        '2',
-        '-in',
-        `${name}.csr`,
+      signed(name, [
         '-CA',
         `${ca}.crt`,
         '-CAkey',
         `${ca}.key`,
         '-CAcreateserial',
-        '-out',
-        `${name}.crt`,
         ...(options.isServer ? ['-extfile', 'server.ext'] : []),
-      );
+      ]);
     },
     clientOptions(name, trust) {
       return {
