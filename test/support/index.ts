@@ -9,6 +9,7 @@ export * from './events';
 export * from './frames';
 export * from './legacy-device';
 export * from './log';
+export * from './ports';
 export * from './raw-socket';
 export * from './spawn';
 export * from './wait';

@@ -1,11 +1,10 @@
 // SPEC §7: every command's expected failure (a bad argument, a conflict, Redis or PostgreSQL unreachable, a
 // database that is not the broker's) is one line on stderr, nothing on stdout, and an exit code: 2 for a bad
 // argument or a conflict, 3 for a dependency unreachable. Never a stack trace, never the usage text.
-import { createServer } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPostgres, type Env } from '#runtime';
-import { createTestContext, databaseUrlFor, dropDatabase, type TestContext } from '#test-support';
+import { createTestContext, databaseUrlFor, dropDatabase, type TestContext, unusedPort } from '#test-support';
 import { runBroker } from './harness';
 
 let ctx: TestContext;
@@ -13,15 +12,6 @@ let closedPort: number;
 let otherApp: string;
 let noSchema: string;
 let notEmpty: string;
-
-/** A port nothing listens on: bound, then released. */
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number }; // a TCP server's address is an object
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function createDatabase(url: string, statements: string[] = []): Promise<void> {
   const admin = new pg.Client({ connectionString: databaseUrlFor(url, 'postgres') });

@@ -1,22 +1,12 @@
 // Replay, audit and rebuild give up after a few seconds when Redis or PostgreSQL is unreachable: one line naming
 // the URL, no stack trace, a non-zero exit (3), instead of retrying forever like a service.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPostgres } from '#runtime';
-import { createTestContext, type TestContext } from '#test-support';
+import { createTestContext, type TestContext, unusedPort } from '#test-support';
 import { runBroker } from './harness';
 
 let ctx: TestContext;
 let closedPort: number;
-
-/** A port nothing listens on: bound, then released. */
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number }; // a TCP server's address is an object
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   ctx = await createTestContext();

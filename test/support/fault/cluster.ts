@@ -4,7 +4,6 @@
 // start-up (seconds of module loading each on a small machine). Optional TCP proxies put PostgreSQL (persister and
 // api) or Redis (the edges) on a path the test can cut.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { type Config, createLogger, type Env, loadConfig, type ServiceHandle } from '#runtime';
 import {
@@ -15,6 +14,7 @@ import {
   type TestContext,
   waitForLog,
 } from '#test-support';
+import { unusedPort } from '../ports';
 import { startTcpProxy, type TcpProxy } from '../tcp-proxy';
 import { type Balancer, startBalancer } from './balancer';
 
@@ -54,14 +54,6 @@ const FAULT_ENV: Env = {
 /** A service start on a loaded 2-core machine (module loading alone takes seconds). */
 const START_TIMEOUT_MS = 120_000;
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port; // a TCP server's address is an object
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** A running service, in a child process or in this one; output() is its log (JSON lines). */
 interface Member {
   name: ServiceName;
@@ -89,7 +81,7 @@ export class FaultCluster {
 
   static async start(ctx: TestContext, options: ClusterOptions = {}): Promise<FaultCluster> {
     const ports = {} as Record<ServiceName, number>; // filled for every name just below
-    for (const name of ALL_SERVICES) ports[name] = await freePort();
+    for (const name of ALL_SERVICES) ports[name] = await unusedPort();
     const database = new URL(ctx.databaseUrl);
     const postgresProxy = options.cutPostgres
       ? await startTcpProxy({ host: database.hostname, port: Number(database.port || 5432) })
