@@ -29,6 +29,11 @@ const noticesFiled = counter(
   "'handled' notices filed for the other cashiers of a handled request (SPEC §10)",
 );
 const noticesAcked = counter('broker_handled_notice_acks_total', "'handled' notices acked by their device");
+const handles = counter(
+  'broker_handles_total',
+  'Handles of a request (SPEC §10), by outcome: handled, repeat (same handler again), conflict (409)',
+  ['outcome'],
+);
 
 /** A notify not yet projected is waited for this long before its message counts as unknown. */
 const PROJECTION_WAIT_MS = 2000;
@@ -134,6 +139,12 @@ async function copiesFromRegistry(deps: HandleDeps, shopId: string, requestId: s
 
 /** Handles the request `input.messageId` belongs to; NOT_FOUND when the shop has no such message. */
 export async function handleRequest(deps: HandleDeps, input: HandleInput): Promise<HandleOutcome> {
+  const outcome = await decide(deps, input);
+  handles.inc({ outcome: outcome.kind });
+  return outcome;
+}
+
+async function decide(deps: HandleDeps, input: HandleInput): Promise<HandleOutcome> {
   const parsed = parseMessageId(input.messageId);
   if (parsed === null) throw new BrokerError('NOT_FOUND', `no message ${input.messageId}`);
   const requestId = parsed.eventId;

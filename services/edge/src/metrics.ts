@@ -16,11 +16,6 @@ export function edgeMetrics() {
       'broker_edge_bounced_total',
       'Pushes for connections this edge no longer holds, handed back for a retry',
     ),
-    handles: counter(
-      'broker_handles_total',
-      'Handles of a request (SPEC §10), by outcome: handled, repeat (same handler again), conflict (409)',
-      ['outcome'],
-    ),
     notifyMs: histogram(
       'broker_edge_notify_append_ms',
       'Notify append latency (ms)',

@@ -499,7 +499,6 @@ export class Session {
       nowMs: this.ctx.now(),
     });
     if (outcome.kind === 'conflict') {
-      this.ctx.metrics.handles.inc({ outcome: 'conflict' });
       const { by, at, status } = outcome.first;
       throw new BrokerError('ALREADY_HANDLED', `already handled by ${describeHandler(by)}`, {
         handled_by: by,
@@ -507,7 +506,6 @@ export class Session {
         status,
       });
     }
-    this.ctx.metrics.handles.inc({ outcome: outcome.kind });
     // The device handled its copy: it needs no ack timeout for it any more.
     this.unacked?.delete(frame.id);
     if (this.unacked?.size === 0) this.unacked = undefined;

@@ -3,17 +3,11 @@
 import { Type } from '@sinclair/typebox';
 import { handleRequest } from '#eventlog';
 import { BrokerError, compareStreamIds, MessageId, rest } from '#events';
-import { counter, delay } from '#runtime';
+import { delay } from '#runtime';
 import type { ApiContext } from '../context';
 import { DEFAULT_LIMIT, decodeCursor, pageOf } from '../cursor';
 import { type MessageRow, messageOf, selectCheckpoint, selectMessage, selectMessages } from '../queries';
 import { defineRoute, type Route, ShopPath } from '../route';
-
-const handles = counter(
-  'broker_handles_total',
-  'Handles of a request (SPEC §10), by outcome: handled, repeat (same handler again), conflict (409)',
-  ['outcome'],
-);
 
 /** How often `handle` looks at the projection checkpoint while it waits. */
 const PROJECTION_POLL_MS = 10;
@@ -108,7 +102,6 @@ export function messageRoutes(ctx: ApiContext): Route[] {
           nowMs: ctx.nowMs(),
         },
       );
-      handles.inc({ outcome: outcome.kind });
       if (outcome.kind === 'conflict') {
         const { by, at, status } = outcome.first;
         throw new BrokerError(
