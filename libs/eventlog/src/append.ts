@@ -14,6 +14,7 @@ import {
 } from '#events';
 import type { RedisClient } from '#runtime';
 import { asLogError } from './failures';
+import { backlogFramesOf } from './inbox';
 import { defineScripts, runScript } from './scripts';
 
 /** SPEC §3: the same req_id from the same device within 24 h is a duplicate. */
@@ -140,22 +141,30 @@ export class EventLog {
   }
 
   /**
-   * Logs a device in; answers the connection it replaces, if any. `credential` is the token id the device's token
+   * Logs a device in; answers the connection it replaces, if any, and the device's backlog as frames to write
+   * (messages, then `handled` notices; each push counted), read in the same step. `credential` is the token id the device's token
    * carries, or LEGACY_LOGIN for a device of the original protocol (no token: it must be registered as legacy).
    */
   async login(
     event: EventOf<'DeviceLoggedIn'>,
     credential: string | typeof LEGACY_LOGIN,
     presence: Presence,
-  ): Promise<{ replaced: Presence | null }> {
+  ): Promise<{ replaced: Presence | null; backlog: string[] }> {
     const isLegacy = credential === LEGACY_LOGIN;
     const shop = event.shop_id;
     let reply: Array<string | number>;
     try {
       reply = await runScript(
         this.redis,
-        'login-3',
-        [this.keys.streamOfShop(shop), this.keys.devices(shop), this.keys.presence(shop)],
+        'login-6',
+        [
+          this.keys.streamOfShop(shop),
+          this.keys.devices(shop),
+          this.keys.presence(shop),
+          this.keys.inbox(shop),
+          this.keys.inboxOrder(shop),
+          this.keys.attempts(shop),
+        ],
         [
           event.data.client_id,
           isLegacy ? '' : credential,
@@ -169,8 +178,15 @@ export class EventLog {
       throw asLogError(err);
     }
     switch (reply[0]) {
-      case 0:
-        return { replaced: reply[2] ? (JSON.parse(String(reply[2])) as Presence) : null };
+      case 0: {
+        const entries: Array<{ id: string; attempt: number; value: string }> = [];
+        for (let i = 3; i + 2 < reply.length; i += 3)
+          entries.push({ id: String(reply[i]), attempt: Number(reply[i + 1]), value: String(reply[i + 2]) });
+        return {
+          replaced: reply[2] ? (JSON.parse(String(reply[2])) as Presence) : null,
+          backlog: backlogFramesOf(entries),
+        };
+      }
       case -3:
         throw new BrokerError('TOKEN_INVALID', 'token belongs to an older registration of this device');
       case -4:

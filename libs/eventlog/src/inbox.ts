@@ -52,6 +52,23 @@ export function frameOf(item: Pending, attempt: number): string {
   );
 }
 
+/**
+ * The frames of a backlog read with its pushes counted (`id`, `attempt`, inbox value, in log order): messages
+ * first, then `handled` notices (SPEC §10).
+ */
+export function backlogFramesOf(
+  entries: ReadonlyArray<{ id: string; attempt: number; value: string }>,
+): string[] {
+  const messages: string[] = [];
+  const notices: string[] = [];
+  for (const { id, attempt, value } of entries) {
+    if (attempt <= 0) continue;
+    const pending = pendingOf(id, value);
+    (pending.kind === 'message' ? messages : notices).push(frameOf(pending, attempt));
+  }
+  return messages.concat(notices);
+}
+
 /** A first push (live, or a backlog at login) always goes out unless acked; a retry budget counts from it. */
 export const FIRST_PUSH_LIMIT = Number.MAX_SAFE_INTEGER;
 

@@ -5,7 +5,7 @@ import { packageFile, type RedisClient } from '#runtime';
 
 export const SCRIPTS = [
   'notify-7',
-  'login-3',
+  'login-6',
   'ack-4',
   'register-2',
   'revoke-3',

@@ -21,6 +21,11 @@ export interface EdgeContext {
   track(work: Promise<void>): void;
   /** Lists a connection on this edge before its login is recorded; LOG_UNAVAILABLE when Redis is away. */
   list(presence: Presence): Promise<void>;
+  /**
+   * Whether a listing sent before a login script is applied before it without waiting for its reply: true on one
+   * Redis (one connection, one write, in order), false on a Cluster (the two keys live on different nodes).
+   */
+  listsInOrder: boolean;
   /** Unlists a connection whose login was refused. */
   unlist(connId: string): void;
   /** A login is being recorded: deliveries to the connection go to the session from now on. */

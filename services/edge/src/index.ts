@@ -115,6 +115,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     },
     bounce,
     list: (entry) => table.list(entry),
+    listsInOrder: !redis.isCluster,
     unlist: (connId) => table.unlist(connId),
     adopt(session, replaced) {
       table.adopt(session);

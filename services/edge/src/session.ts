@@ -169,9 +169,10 @@ export class Session {
    * Pushes the device's backlog: every message still undelivered and not written on this connection, oldest
    * first, then the deliveries that arrived meanwhile. Run after the login, and again after the edge's
    * subscription was interrupted (what was published meanwhile is lost, SPEC §3). Keeps trying while Redis is
-   * away, as long as the socket is open. Returns the frames that could not be written.
+   * away, as long as the socket is open. Returns the frames that could not be written. `read`: the backlog as the
+   * login read it (its pushes counted), written instead of a first read.
    */
-  async pushBacklog(): Promise<string[]> {
+  async pushBacklog(read?: string[]): Promise<string[]> {
     const identity = this.identity;
     if (identity === null) return [];
     if (this.isPushingBacklog) {
@@ -182,9 +183,11 @@ export class Session {
     this.held ??= [];
     const unwritten: string[] = [];
     try {
+      let frames = read;
       do {
         this.isBacklogAgain = false;
-        unwritten.push(...(await this.readAndWriteBacklog(identity)));
+        unwritten.push(...this.writeBacklog(frames ?? (await this.readBacklog(identity))));
+        frames = undefined;
       } while (this.isBacklogAgain && !this.isClosing);
     } finally {
       this.isPushingBacklog = false;
@@ -195,15 +198,18 @@ export class Session {
     return unwritten;
   }
 
-  private async readAndWriteBacklog(identity: Identity): Promise<string[]> {
+  private writeBacklog(frames: readonly string[]): string[] {
+    const unwritten = this.write(frames);
+    this.ctx.metrics.backlog.inc(frames.length - unwritten.length);
+    return unwritten;
+  }
+
+  private async readBacklog(identity: Identity): Promise<string[]> {
     for (let attempt = 0; !this.isClosing; attempt++) {
       try {
-        const frames = await this.ctx.inbox.backlogFrames(identity.shopId, identity.clientId, (id) =>
+        return await this.ctx.inbox.backlogFrames(identity.shopId, identity.clientId, (id) =>
           this.isUnacked(id),
         );
-        const unwritten = this.write(frames);
-        this.ctx.metrics.backlog.inc(frames.length - unwritten.length);
-        return unwritten;
       } catch (err) {
         if (attempt === 0)
           this.log.warn({ reason: (err as Error).message }, 'backlog not read; trying again');
@@ -379,16 +385,22 @@ export class Session {
       },
     });
     // Listed on this edge before the login is recorded: should the edge die in between, the dead-edge sweep
-    // still finds the connection and records its close.
-    await this.ctx.list(presence);
+    // still finds the connection and records its close. On one Redis the listing and the login go out in one
+    // write, in that order; on a Cluster the listing's reply is awaited first.
+    const listed = this.ctx.list(presence);
+    if (!this.ctx.listsInOrder) await listed;
     // Routed from now on: a push can arrive as soon as the login is in Redis. It is held until the backlog is
     // written (pushBacklog), so nothing overtakes an older message.
     this.held = [];
     this.ctx.route(this);
     let replaced: Presence | null;
+    let backlog: string[];
     try {
       const credential = identity.isLegacy ? LEGACY_LOGIN : identity.tokenId;
-      ({ replaced } = await this.ctx.eventLog.login(event, credential, presence));
+      [, { replaced, backlog }] = await Promise.all([
+        listed,
+        this.ctx.eventLog.login(event, credential, presence),
+      ]);
     } catch (err) {
       const held = this.held;
       this.held = null;
@@ -404,7 +416,7 @@ export class Session {
     // SPEC §5.4: the undelivered messages, oldest first, right after the login reply. Tracked apart from the
     // login frame: while Redis is away it keeps trying until the socket closes, and a drain must not wait for it
     // before closing the socket.
-    this.ctx.track(this.pushBacklog().then((unwritten) => this.ctx.bounce(unwritten)));
+    this.ctx.track(this.pushBacklog(backlog).then((unwritten) => this.ctx.bounce(unwritten)));
     // The socket went away while the login was being recorded: forget it and record its close too.
     if (this.hasClosed && !this.isCloseRecorded) {
       this.isCloseRecorded = true;
