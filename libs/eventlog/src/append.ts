@@ -9,10 +9,11 @@ import {
   encodeEvent,
   type Keys,
   type MessagePayload,
+  messageFrameOf,
   reqRecordOf,
   titleOf,
 } from '#events';
-import type { RedisClient } from '#runtime';
+import { counter, type RedisClient } from '#runtime';
 import { asLogError } from './failures';
 import { backlogFramesOf } from './inbox';
 import { defineScripts, runScript } from './scripts';
@@ -27,6 +28,12 @@ export const CLOSE_MEMORY_MS = 60 * 60 * 1000;
 export const LEGACY_LOGIN: unique symbol = Symbol('legacy login');
 
 export type NotifyOutcome = { eventId: string; isDuplicate: boolean; streamId?: string };
+
+const pushesAtAppend = counter(
+  'broker_pushes_at_append_total',
+  "First pushes of a sub's notify made by its append (notify-8.lua), by whether an edge received them",
+  ['outcome'],
+);
 
 /** A device's presence entry, also the connection shape of the REST API. */
 export interface Presence {
@@ -61,7 +68,9 @@ export class EventLog {
 
   /**
    * Appends a NotifyRequested (its recipients are filled in by Redis from the registry, atomically) and files
-   * one message per recipient in the inbox. A repeated (sender, req_id) answers the first event id; with
+   * one message per recipient in the inbox; a sub's notify is pushed to its recipients' connections in the same
+   * step (notify-8.lua), the dispatcher retrying what reached no edge. A repeated (sender, req_id) answers the first
+   * event id; with
    * `remember: false` (a REST notify that carried no req_id) nothing is recorded to match a repeat. With `connId`,
    * a sender connection that a newer login of the device replaced is refused (REPLACED).
    */
@@ -93,11 +102,15 @@ export class EventLog {
       from_client_id: event.data.from_client_id,
       created_at: event.at,
     };
+    // The first push's frame, cut where the recipient's client id goes (notify-8.lua routes the pushes).
+    const frameHead = `{"op":"message","id":"${event.id}.`;
+    const frame = JSON.stringify(messageFrameOf({ ...payload, id: `${event.id}.`, to_client_id: '' }, 1));
+    if (!frame.startsWith(frameHead)) throw new Error('message frame does not start with its id');
     let reply: Array<string | number>;
     try {
       reply = await runScript(
         this.redis,
-        'notify-7',
+        'notify-8',
         [
           this.keys.streamOfShop(shop),
           this.keys.dedup(shop, senderId || 'api', event.data.req_id),
@@ -106,6 +119,7 @@ export class EventLog {
           this.keys.inboxOrder(shop),
           this.keys.presence(shop),
           this.keys.requests(shop),
+          this.keys.attempts(shop),
         ],
         [
           senderId,
@@ -119,6 +133,10 @@ export class EventLog {
           sender.connId ?? '',
           remember ? record.bucket : '',
           record.tag,
+          this.keys.edgeChannel(''),
+          frameHead,
+          frame.slice(frameHead.length),
+          this.redis.isCluster ? 'node-local' : 'exact',
         ],
       );
     } catch (err) {
@@ -126,6 +144,8 @@ export class EventLog {
     }
     switch (reply[0]) {
       case 0:
+        pushesAtAppend.inc({ outcome: 'reached' }, Number(reply[4] ?? 0));
+        pushesAtAppend.inc({ outcome: 'unreached' }, Number(reply[5] ?? 0));
         return { eventId: String(reply[1]), isDuplicate: false, streamId: String(reply[2]) };
       case 1:
         return { eventId: String(reply[1]), isDuplicate: true };

@@ -23,6 +23,19 @@ import { isTransientFailure } from './failures';
 export interface ConsumedEntry {
   streamId: string;
   event: BrokerEvent;
+  /**
+   * A sub's notify whose append made the first pushes (notify-8.lua, the entry's `u` field): the recipients whose
+   * push reached no edge. Absent when the append did not route the event (the dispatcher routes it).
+   */
+  unreached?: string[];
+}
+
+/** The `u` field of a stream entry, if it has one (see ConsumedEntry.unreached). */
+function unreachedOf(fields: readonly string[]): string[] | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'u') return fields[i + 1] === '' ? [] : fields[i + 1]!.split(' ');
+  }
+  return undefined;
 }
 
 export interface ShardConsumerOptions {
@@ -39,6 +52,12 @@ export interface ShardConsumerOptions {
    * acknowledged without being parsed or validated. Default: every type, each one validated.
    */
   types?: readonly EventType[];
+  /**
+   * The least time between the starts of two reads (ms, default 0): what arrives meanwhile is read in one round.
+   * For a group that skips most of what it reads (the dispatcher), so that it is not woken by every event. A round
+   * that filled a batch is followed at once (a backlog is never slowed).
+   */
+  readIntervalMs?: number;
   /** Handles a batch in log order; resolves when done with it. Throwing retries it (transient) or isolates it. */
   handle(shard: number, entries: ConsumedEntry[]): Promise<void>;
 }
@@ -203,7 +222,10 @@ export class ShardConsumer {
       if (this.types && !this.isWanted(fields)) continue;
       const decoded = decodeEntry(fields);
       if (decoded.ok) {
-        valid.push({ streamId, event: decoded.event });
+        const unreached = unreachedOf(fields);
+        valid.push(
+          unreached ? { streamId, event: decoded.event, unreached } : { streamId, event: decoded.event },
+        );
         fieldsById.set(streamId, fields);
       } else {
         log.warn(
@@ -336,6 +358,9 @@ class Reader {
   private wake: (() => void) | undefined;
   /** CLIENT ID of the blocking connection, so that a change of shards ends a blocked read (CLIENT UNBLOCK). */
   private clientId: number | null = null;
+  /** The last round read a whole batch of some shard, or a shard is still reading its pending history: read again
+   * at once. */
+  private isBehind = false;
 
   constructor(
     private readonly consumer: ShardConsumer,
@@ -392,9 +417,10 @@ class Reader {
   }
 
   private async loop(): Promise<void> {
-    const { log, group } = this.options;
+    const { log, group, readIntervalMs = 0 } = this.options;
     const signal = this.abort.signal;
     let failures = 0;
+    let lastRead = 0;
     while (!signal.aborted) {
       if (this.shards.size === 0) {
         await new Promise<void>((resolve) => {
@@ -403,6 +429,9 @@ class Reader {
         this.wake = undefined;
         continue;
       }
+      const rest = lastRead + readIntervalMs - Date.now();
+      if (rest > 0 && !this.isBehind) await delay(rest, signal);
+      lastRead = Date.now();
       const round = this.readOnce();
       this.round = round.then(
         () => {},
@@ -445,8 +474,13 @@ class Reader {
     const [readError, reply] = results[results.length - 1] ?? [new Error('no reply to XREADGROUP'), null];
     if (readError) throw readError;
     const byStream = new Map<string, Array<[string, string[] | null]>>();
-    for (const [stream, entries] of (reply as Array<[string, Array<[string, string[] | null]>]> | null) ?? [])
+    // A round of pending history is followed at once, as is one that filled a batch.
+    let isBehind = shards.some((owned) => owned.cursor !== '>');
+    for (const [stream, entries] of (reply as Array<[string, Array<[string, string[] | null]>]> | null) ??
+      []) {
       byStream.set(stream, entries);
+      if (entries.length >= batch) isBehind = true;
+    }
     await Promise.all(
       shards.map(async (owned) => {
         const entries = byStream.get(owned.stream) ?? [];
@@ -466,6 +500,7 @@ class Reader {
         }
       }),
     );
+    this.isBehind = isBehind || shards.some((owned) => owned.cursor === null);
   }
 }
 

@@ -72,7 +72,7 @@ export class Keys {
     return `${this.shop(shopId)}:req:${reqDigest(senderId, reqId).toString('hex')}`;
   }
 
-  /** The shop's req_id records: one hash of REQ_BUCKETS buckets (see notify-7.lua for an entry's layout). */
+  /** The shop's req_id records: one hash of REQ_BUCKETS buckets (see notify-8.lua for an entry's layout). */
   requests(shopId: string): string {
     return `${this.shop(shopId)}:reqs`;
   }

@@ -112,8 +112,8 @@ export const VARIABLES: readonly VariableSpec[] = [
   },
   {
     name: 'DISPATCHER_LINGER_MS',
-    default: '0',
-    doc: "how long the dispatcher waits for other shards' events to route them together",
+    default: '20',
+    doc: "least time between the dispatcher's reads of the log; what arrives meanwhile is routed together (a sub's notify is pushed by its append and never waits for it; broadcasts, handled notices and retries may)",
   },
   {
     name: 'STREAM_RETENTION_MS',
@@ -301,7 +301,7 @@ export function loadConfig(env: Env) {
       retentionMs: read('STREAM_RETENTION_MS', int(0)),
     },
     persister: { lingerMs: read('PERSISTER_LINGER_MS', int(0, 1000)) },
-    dispatcher: { lingerMs: read('DISPATCHER_LINGER_MS', int(0, 1000)) },
+    dispatcher: { readIntervalMs: read('DISPATCHER_LINGER_MS', int(0, 1000)) },
   };
   return { config: deepFreeze(config), warnings };
 }

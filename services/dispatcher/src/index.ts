@@ -111,6 +111,7 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
     batch: config.consumer.batch,
     leaseMs: config.consumer.leaseMs,
     types: ROUTED_TYPES,
+    readIntervalMs: config.dispatcher.readIntervalMs,
     handle: dispatchBatch({
       redis,
       keys,
@@ -119,7 +120,6 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       retries,
       attemptBudget: config.delivery.attempts,
       receiverCounts,
-      lingerMs: config.dispatcher.lingerMs,
     }),
   });
   await consumer.start();

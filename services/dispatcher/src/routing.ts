@@ -18,29 +18,38 @@ export interface Push {
   limit: number;
 }
 
-/** A step of the batch, in log order. */
-export type Step = { kind: 'push'; push: Push } | { kind: 'broadcast'; route: Presence; frame: string };
+/**
+ * A step of the batch, in log order. `retry`: a first push made by the notify's append that reached no edge (its
+ * attempt 1 is counted): scheduled in BullMQ, as the dispatcher's own unreached pushes are.
+ */
+export type Step =
+  | { kind: 'push'; push: Push }
+  | { kind: 'retry'; push: Push }
+  | { kind: 'broadcast'; route: Presence; frame: string };
 
 export type OnlineByShop = ReadonlyMap<string, ReadonlyMap<string, Presence>>;
 
 /**
  * The steps one event asks for. A sub's notify: a push per recipient main (SPEC §5.3; one without a connection is
- * skipped when counted). A main's or the back office's notify: a broadcast frame per connected sub (best effort),
- * from `online`, the presence of the shops that `shopsToBroadcast` named.
+ * skipped when counted), or, when its append made the first pushes (`unreached` given, notify-8.lua), a retry of
+ * each that reached no edge. A main's or the back office's notify: a broadcast frame per connected sub (best
+ * effort), from `online`, the presence of the shops that `shopsToBroadcast` named.
  */
-export function stepsOf(event: BrokerEvent, online: OnlineByShop): Step[] {
+export function stepsOf(event: BrokerEvent, online: OnlineByShop, unreached?: readonly string[]): Step[] {
   switch (event.type) {
     case 'NotifyRequested': {
       if (event.data.audience === 'mains')
-        return messagesOf(event).map((payload) => ({
-          kind: 'push',
-          push: {
-            item: { kind: 'message', id: payload.id, payload },
-            shop: payload.shop_id,
-            client: payload.to_client_id,
-            limit: FIRST_PUSH_LIMIT,
-          },
-        }));
+        return messagesOf(event)
+          .filter((payload) => unreached === undefined || unreached.includes(payload.to_client_id))
+          .map((payload) => ({
+            kind: unreached === undefined ? 'push' : 'retry',
+            push: {
+              item: { kind: 'message', id: payload.id, payload },
+              shop: payload.shop_id,
+              client: payload.to_client_id,
+              limit: FIRST_PUSH_LIMIT,
+            },
+          }));
       const shop = online.get(event.shop_id);
       if (!shop) return [];
       const frame = JSON.stringify(broadcastFrameOf(event));

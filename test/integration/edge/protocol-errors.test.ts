@@ -108,6 +108,8 @@ describe('when a device acks', () => {
     const cashier = await loggedIn(world.url, main.token);
     waiter.send(notifyFrame('r1'));
     const { event_id } = (await waiter.next((f) => f.op === 'notify')).data as { event_id: string };
+    // The append pushes it (notify-8.lua), with no dispatcher running.
+    expect(await cashier.next()).toMatchObject({ op: 'message', id: `${event_id}.m1`, attempt: 1 });
     cashier.send({ op: 'ack', id: `${event_id}.m1`, req_id: 'a1' });
     const delivered = await waitFor(() =>
       shopEvents(world.ctx, 'ack-1', 'MessageDelivered').then((events) => events[0]),
@@ -127,6 +129,7 @@ describe('when a device acks', () => {
     const intruder = await loggedIn(world.url, other.token);
     waiter.send(notifyFrame('r1'));
     const { event_id } = (await waiter.next((f) => f.op === 'notify')).data as { event_id: string };
+    expect(await intruder.next()).toMatchObject({ op: 'message', id: `${event_id}.m2` });
     intruder.send({ op: 'ack', ids: [`${event_id}.m2`, `${event_id}.m1`], req_id: 'a1' });
     expect(await intruder.next()).toMatchObject({ op: 'ack', code: 403, req_id: 'a1' });
     expect(await world.ctx.redis.hexists(world.ctx.keys.inbox('ack-2'), `${event_id}.m1`)).toBe(1);

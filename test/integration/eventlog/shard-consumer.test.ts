@@ -235,3 +235,61 @@ describe('when consumers of one group read the log', () => {
     expect(pending[0]).toBe(0);
   });
 });
+
+describe('when a consumer reads at most once per interval (readIntervalMs)', () => {
+  let ctx: TestContext;
+  let log: EventLog;
+  let consumer: ShardConsumer | undefined;
+
+  beforeEach(async () => {
+    ctx = await createTestContext({ SHARDS: '1' });
+    log = new EventLog(ctx.redis, ctx.keys);
+  });
+  afterEach(async () => {
+    await consumer?.stop();
+    await ctx?.cleanup();
+  });
+
+  function reading(batch: number, readIntervalMs: number, rounds: ConsumedEntry[][]): ShardConsumer {
+    consumer = new ShardConsumer({
+      redis: ctx.redis,
+      redisConfig: ctx.config.redis,
+      keys: ctx.keys,
+      log: ctx.log,
+      group: 'interval-group',
+      consumer: 'c1',
+      batch,
+      leaseMs: ctx.config.consumer.leaseMs,
+      readIntervalMs,
+      handle: async (_shard, entries) => {
+        rounds.push(entries);
+      },
+    });
+    return consumer;
+  }
+
+  const revoke = (n: number) =>
+    log.append(
+      createEvent({ type: 'DeviceRevoked', shopId: 'shop-1', source: 'api', data: { client_id: `c-${n}` } }),
+    );
+
+  it('takes the events that arrive one by one within the interval in one round', async () => {
+    const rounds: ConsumedEntry[][] = [];
+    await reading(50, 2_500, rounds).start();
+    await revoke(0);
+    await waitFor(() => rounds.length === 1, { what: 'the first round' });
+    // The next read waits for the rest of the interval: these five arrive while it waits.
+    for (let n = 1; n <= 5; n++) await revoke(n);
+    await waitFor(() => rounds.flat().length === 6, { what: 'all six handled' });
+    expect(rounds.map((round) => round.length)).toEqual([1, 5]);
+  });
+
+  it('reads again at once after a round that filled a batch: a backlog is not slowed', async () => {
+    const rounds: ConsumedEntry[][] = [];
+    for (let n = 0; n < 9; n++) await revoke(n);
+    // An interval far longer than the bound below: only full rounds being followed at once finish in time.
+    await reading(4, 60_000, rounds).start();
+    await waitFor(() => rounds.flat().length === 9, { what: 'the backlog handled', timeoutMs: 10_000 });
+    expect(rounds.map((round) => round.length)).toEqual([4, 4, 1]);
+  });
+});

@@ -1,6 +1,15 @@
 --[[
   Appends a NotifyRequested once per (sender, req_id), deciding its recipients from the shop's registry in the
-  same atomic step (SPEC §5.2), and puts one message per recipient in the shop's inbox.
+  same atomic step (SPEC §5.2), puts one message per recipient in the shop's inbox, and makes the first push of each
+  message to its recipient's connection (issue 18: the routing the dispatcher did after reading the event, done in
+  the append, so a notify costs no dispatcher round trip and no wake-up; nothing can happen in between).
+
+  A push is a PUBLISH to the edge holding the connection (a `deliver` command, edge-commands.ts). The main devices
+  it reached no edge for are written in the stream entry's `u` field (space-separated client ids, '' for none): the
+  dispatcher reads them and schedules their retries in BullMQ (SPEC §3). An entry with a `u` field was routed here;
+  one without it (a main's notify, whose frames for subs the dispatcher broadcasts, or an earlier version's) is
+  routed by the dispatcher. On a Redis Cluster PUBLISH counts only the node's own subscribers: ARGV[15] is then
+  'node-local' and every push is written in `u` (its retry finds it acked).
 
   The req_id records of a shop are one hash of 1,024 buckets (issue 19: no key per notify). A bucket is a string of
   38-byte entries, oldest first: the 8-byte tag of the (sender, req_id) digest, the record's time (4 bytes, big
@@ -16,6 +25,7 @@
     KEYS[5] shop's inbox order (zset, members "<client>|<padded stream id>|<message id>")
     KEYS[6] shop's presence (hash client_id -> connection JSON)
     KEYS[7] shop's req_id records (hash bucket -> entries)
+    KEYS[8] shop's push attempts (hash message id -> count)
 
     ARGV[1] sender client id ('' for the back office)
     ARGV[2] sender token id ('' to skip the check)
@@ -28,9 +38,14 @@
     ARGV[9] sender connection id ('' to skip the check): refused if a newer login of the sender replaced it
     ARGV[10] bucket of the req_id record ('' when the notify has no req_id to remember)
     ARGV[11] tag of the req_id record (8 bytes)
+    ARGV[12] edge channel prefix (an edge's channel is this followed by its id)
+    ARGV[13] message frame up to the recipient's client id (its `id` is "<event id>.<client id>")
+    ARGV[14] message frame after the recipient's client id (attempt 1)
+    ARGV[15] 'exact', or 'node-local' when PUBLISH counts only this node's subscribers (Cluster)
 
   Output:
-     {0, event id, stream id, recipient count}  appended
+     {0, event id, stream id, recipient count,  appended; pushes made (their edge received them),
+      pushed, unreached}                         pushes that reached no edge (retried by the dispatcher)
      {1, event id}                              a duplicate of an earlier notify: its event id
     {-1}                                        a sub's notify, and the shop has no registered main device
     {-2}                                        the sender is not a registered device of the shop (revoked)
@@ -96,12 +111,33 @@ if senderType == 'sub' then
   table.sort(recipients)
 end
 
+-- The first pushes, to the recipients that have a connection.
+local pushed = {}
+local unreached = {}
+for i = 1, #recipients do
+  local route = redis.call('HGET', KEYS[6], recipients[i])
+  if route then
+    local connection = cjson.decode(route)
+    local receivers = redis.call('PUBLISH', ARGV[12] .. connection.edge_id,
+      'deliver ' .. connection.conn_id .. '\n' .. ARGV[13] .. recipients[i] .. ARGV[14])
+    pushed[#pushed + 1] = recipients[i]
+    if receivers == 0 or ARGV[15] == 'node-local' then
+      unreached[#unreached + 1] = recipients[i]
+    end
+  end
+end
+
 local quoted = {}
 for i = 1, #recipients do
   quoted[i] = '"' .. recipients[i] .. '"'
 end
 local body = ARGV[5] .. '[' .. table.concat(quoted, ',') .. ']' .. ARGV[6]
-local streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', body)
+local streamId
+if senderType == 'sub' then
+  streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', body, 'u', table.concat(unreached, ' '))
+else
+  streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', body)
+end
 
 local dash = string.find(streamId, '-', 1, true)
 local padded = string.rep('0', 13 - (dash - 1)) .. string.sub(streamId, 1, dash - 1) .. '-' ..
@@ -110,6 +146,9 @@ for i = 1, #recipients do
   local messageId = ARGV[4] .. '.' .. recipients[i]
   redis.call('HSET', KEYS[4], messageId, padded .. '|' .. ARGV[7])
   redis.call('ZADD', KEYS[5], 0, recipients[i] .. '|' .. padded .. '|' .. messageId)
+end
+for i = 1, #pushed do
+  redis.call('HINCRBY', KEYS[8], ARGV[4] .. '.' .. pushed[i], 1)
 end
 
 if ARGV[10] ~= '' then
@@ -120,4 +159,4 @@ if ARGV[10] ~= '' then
   redis.call('HSET', KEYS[7], ARGV[10], string.sub(bucket, keep) .. ARGV[11] .. struct.pack('>I4', now) .. ARGV[4])
   redis.call('EXPIRE', KEYS[7], ttl + 60)
 end
-return {0, ARGV[4], streamId, #recipients}
+return {0, ARGV[4], streamId, #recipients, #pushed - #unreached, #unreached}

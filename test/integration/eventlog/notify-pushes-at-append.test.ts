@@ -1,0 +1,137 @@
+// A sub's notify is pushed by its append (notify-8.lua, issue 18): in the same atomic step as the event, each main
+// that has a connection gets a `deliver` command on its edge's channel, carrying the same frame the dispatcher and a
+// login backlog would write (attempt 1, counted); the mains whose push reached no edge are named in the stream
+// entry's `u` field for the dispatcher to retry; a main's notify is left to the dispatcher (no `u` field).
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frameOf, type Presence } from '#eventlog';
+import { createEvent, decodeEdgeCommand, type EventOf, messagesOf } from '#events';
+import { eventLogOnRedis, registerAll, waitFor } from '#test-support';
+
+describe("when a sub's notify is appended", () => {
+  const world = eventLogOnRedis();
+  let subscriber: Redis;
+  const heard: Array<{ channel: string; text: string }> = [];
+
+  beforeAll(async () => {
+    subscriber = (world.ctx.redis as Redis).duplicate();
+    subscriber.on('message', (channel: string, text: string) => heard.push({ channel, text }));
+    await subscriber.subscribe(world.ctx.keys.edgeChannel('edge-here'));
+  });
+  afterAll(() => subscriber.disconnect());
+
+  const connect = (shop: string, client: string, edge: string) => {
+    const presence: Presence = {
+      conn_id: `c-${shop}-${client}`,
+      edge_id: edge,
+      shop_id: shop,
+      client_id: client,
+      type: 'main',
+      connected_at: new Date().toISOString(),
+      remote_addr: '127.0.0.1',
+    };
+    return world.ctx.redis.hset(world.ctx.keys.presence(shop), client, JSON.stringify(presence));
+  };
+
+  const notify = (shop: string, from: string, fromType: 'main' | 'sub') =>
+    createEvent({
+      type: 'NotifyRequested',
+      shopId: shop,
+      source: 'edge:e1',
+      data: {
+        req_id: `r-${shop}`,
+        from_client_id: from,
+        from_type: fromType,
+        audience: fromType === 'sub' ? 'mains' : 'subs',
+        recipients: [],
+        table_id: 12,
+        type: 'return_dish',
+        status: 0,
+        data: { dish: '宫保鸡丁', note: 'line\nbreak "quoted"' },
+        user_info: { waiter: '小王' },
+      },
+    });
+
+  /** The stream entry of an event: its fields as Redis holds them. */
+  async function entryFields(shop: string, eventId: string): Promise<Record<string, string>> {
+    for (const [, fields] of await world.ctx.redis.xrange(world.ctx.keys.streamOfShop(shop), '-', '+')) {
+      const record: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+      if (record.e?.includes(eventId)) return record;
+    }
+    throw new Error(`no entry for ${eventId}`);
+  }
+
+  it('pushes it to each connected main on its edge, once, with the frame a backlog would write', async () => {
+    await registerAll(world.log, 'here', {
+      waiter: 'sub',
+      'pos-a': 'main',
+      'pos-b': 'main',
+      'pos-off': 'main',
+    });
+    await connect('here', 'pos-a', 'edge-here');
+    await connect('here', 'pos-b', 'edge-here');
+    const event = notify('here', 'waiter', 'sub');
+    const outcome = await world.log.appendNotify(event, { tokenId: 'waiter-t1', type: 'sub' });
+
+    const deliveries = await waitFor(() => (heard.length >= 2 ? heard.splice(0) : null), { what: 'pushes' });
+    const recorded = { ...event, data: { ...event.data, recipients: ['pos-a', 'pos-b', 'pos-off'] } };
+    const expected = messagesOf(recorded as EventOf<'NotifyRequested'>)
+      .filter((payload) => payload.to_client_id !== 'pos-off')
+      .map((payload) => ({
+        kind: 'deliver',
+        conn_id: `c-here-${payload.to_client_id}`,
+        frames: [frameOf({ kind: 'message', id: payload.id, payload }, 1)],
+      }));
+    expect(deliveries.map((d) => d.channel)).toEqual([
+      world.ctx.keys.edgeChannel('edge-here'),
+      world.ctx.keys.edgeChannel('edge-here'),
+    ]);
+    expect(deliveries.map((d) => decodeEdgeCommand(d.text))).toEqual(expected);
+    // Counted as attempt 1; the main with no connection is left to its next login's backlog.
+    const attempts = world.ctx.keys.attempts('here');
+    expect(await world.ctx.redis.hget(attempts, `${outcome.eventId}.pos-a`)).toBe('1');
+    expect(await world.ctx.redis.hget(attempts, `${outcome.eventId}.pos-b`)).toBe('1');
+    expect(await world.ctx.redis.hget(attempts, `${outcome.eventId}.pos-off`)).toBeNull();
+    expect((await entryFields('here', outcome.eventId)).u).toBe('');
+  });
+
+  it("names in the entry's u field the mains whose push reached no edge", async () => {
+    await registerAll(world.log, 'gone', { waiter: 'sub', 'pos-a': 'main', 'pos-b': 'main' });
+    await connect('gone', 'pos-a', 'edge-nobody-runs');
+    await connect('gone', 'pos-b', 'edge-here');
+    const outcome = await world.log.appendNotify(notify('gone', 'waiter', 'sub'), {
+      tokenId: 'waiter-t1',
+      type: 'sub',
+    });
+    expect((await entryFields('gone', outcome.eventId)).u).toBe('pos-a');
+    expect(await world.ctx.redis.hget(world.ctx.keys.attempts('gone'), `${outcome.eventId}.pos-a`)).toBe('1');
+    const delivery = await waitFor(() => heard.shift(), { what: 'the push that reached an edge' });
+    expect(decodeEdgeCommand(delivery.text)).toMatchObject({ conn_id: 'c-gone-pos-b' });
+  });
+
+  it("leaves a main's notify to the dispatcher, and a repeated req_id pushes nothing", async () => {
+    await registerAll(world.log, 'mainly', { 'pos-a': 'main', 'pos-b': 'main', waiter: 'sub' });
+    await connect('mainly', 'pos-b', 'edge-here');
+    const fromMain = await world.log.appendNotify(notify('mainly', 'pos-a', 'main'), {
+      tokenId: 'pos-a-t1',
+      type: 'main',
+    });
+    expect((await entryFields('mainly', fromMain.eventId)).u).toBeUndefined();
+
+    const first = await world.log.appendNotify(notify('mainly', 'waiter', 'sub'), {
+      tokenId: 'waiter-t1',
+      type: 'sub',
+    });
+    await waitFor(() => heard.shift(), { what: 'the first push' });
+    const again = await world.log.appendNotify(notify('mainly', 'waiter', 'sub'), {
+      tokenId: 'waiter-t1',
+      type: 'sub',
+    });
+    expect(again).toMatchObject({ eventId: first.eventId, isDuplicate: true });
+    // A ping after the repeat: anything the repeat had published would arrive before it.
+    await world.ctx.redis.publish(world.ctx.keys.edgeChannel('edge-here'), 'ping');
+    expect((await waitFor(() => heard.shift(), { what: 'the ping' })).text).toBe('ping');
+    expect(await world.ctx.redis.hget(world.ctx.keys.attempts('mainly'), `${first.eventId}.pos-b`)).toBe('1');
+  });
+});
