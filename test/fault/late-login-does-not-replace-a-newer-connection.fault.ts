@@ -5,7 +5,7 @@
 // its presence; the abandoned one must not close it (4409 is final for the device client: it would stay away).
 //
 // Found by this suite: the late login used to win (the dead socket became the presence and the live one was
-// closed with 4409). login-3.lua now orders logins by connection id (time-ordered): a login never replaces a
+// closed with 4409). login-6.lua (then login-3.lua) orders logins by connection id (time-ordered): a login never replaces a
 // connection opened after its own, and the late one is refused with 4409 instead.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type EdgeHandle, start as startEdge } from '#edge';

@@ -3,6 +3,7 @@
 import {
   BrokerError,
   type BrokerEvent,
+  broadcastFrameOf,
   type DeliveryVia,
   type DeviceType,
   type EventOf,
@@ -69,7 +70,8 @@ export class EventLog {
   /**
    * Appends a NotifyRequested (its recipients are filled in by Redis from the registry, atomically) and files
    * one message per recipient in the inbox; a sub's notify is pushed to its recipients' connections in the same
-   * step (notify-8.lua), the dispatcher retrying what reached no edge. A repeated (sender, req_id) answers the first
+   * step (notify-8.lua), the dispatcher retrying what reached no edge, and a main's or the back office's is
+   * broadcast to the connected subs. A repeated (sender, req_id) answers the first
    * event id; with
    * `remember: false` (a REST notify that carried no req_id) nothing is recorded to match a repeat. With `connId`,
    * a sender connection that a newer login of the device replaced is refused (REPLACED).
@@ -137,6 +139,7 @@ export class EventLog {
           frameHead,
           frame.slice(frameHead.length),
           this.redis.isCluster ? 'node-local' : 'exact',
+          sender.type === 'sub' ? '' : JSON.stringify(broadcastFrameOf(event)),
         ],
       );
     } catch (err) {

@@ -1,6 +1,6 @@
 // Handling a request (SPEC §10), for the edge (a main device's `handle`) and the api (REST handle, legacy deal):
 // the copies of one notify are one request, and of the handles of it the first wins. PostgreSQL's projection says
-// which copies exist and whether the request is handled; the handle script (handle-6.lua) decides the race between
+// which copies exist and whether the request is handled; the handle script (handle-7.lua) decides the race between
 // handles that the projection does not show yet, records the one MessageHandled, and files the `handled` notices.
 import { decodeTime } from 'ulid';
 import {
@@ -204,7 +204,7 @@ async function decide(deps: HandleDeps, input: HandleInput): Promise<HandleOutco
   try {
     reply = await runScript(
       deps.redis,
-      'handle-6',
+      'handle-7',
       [
         deps.keys.streamOfShop(input.shopId),
         deps.keys.handling(input.shopId),
@@ -212,6 +212,7 @@ async function decide(deps: HandleDeps, input: HandleInput): Promise<HandleOutco
         deps.keys.inbox(input.shopId),
         deps.keys.inboxOrder(input.shopId),
         deps.keys.attempts(input.shopId),
+        deps.keys.presence(input.shopId),
       ],
       [
         requestId,
@@ -223,6 +224,8 @@ async function decide(deps: HandleDeps, input: HandleInput): Promise<HandleOutco
         head,
         notice,
         own,
+        deps.keys.edgeChannel(''),
+        deps.redis.isCluster ? 'node-local' : 'exact',
         ...copies,
       ],
     );

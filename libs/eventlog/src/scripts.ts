@@ -12,7 +12,7 @@ export const SCRIPTS = [
   'close-3',
   'push-2',
   'route-3',
-  'handle-6',
+  'handle-7',
   'ack-notices-3',
   'rotate-3',
 ] as const;

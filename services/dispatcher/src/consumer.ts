@@ -40,7 +40,7 @@ export function dispatchBatch(deps: BatchDeps) {
 
 async function dispatchEntries(deps: BatchDeps, entries: ConsumedEntry[]): Promise<void> {
   // Pushes find their connections as they are counted; only broadcasts need the shops' presence read first.
-  const shops = shopsToBroadcast(entries.map((entry) => entry.event));
+  const shops = shopsToBroadcast(entries);
   const online: OnlineByShop = shops.length === 0 ? new Map() : await deps.presence.listedIn(shops);
   const steps: Step[] = [];
   // First pushes made by the append that reached no edge: attempt 1 was counted there.

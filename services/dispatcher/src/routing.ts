@@ -32,8 +32,9 @@ export type OnlineByShop = ReadonlyMap<string, ReadonlyMap<string, Presence>>;
 /**
  * The steps one event asks for. A sub's notify: a push per recipient main (SPEC §5.3; one without a connection is
  * skipped when counted), or, when its append made the first pushes (`unreached` given, notify-8.lua), a retry of
- * each that reached no edge. A main's or the back office's notify: a broadcast frame per connected sub (best
- * effort), from `online`, the presence of the shops that `shopsToBroadcast` named.
+ * each that reached no edge. A main's or the back office's notify: nothing when its append broadcast it, else a
+ * broadcast frame per connected sub (best effort), from `online`, the presence of the shops that
+ * `shopsToBroadcast` named.
  */
 export function stepsOf(event: BrokerEvent, online: OnlineByShop, unreached?: readonly string[]): Step[] {
   switch (event.type) {
@@ -50,6 +51,7 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop, unreached?: re
               limit: FIRST_PUSH_LIMIT,
             },
           }));
+      if (unreached !== undefined) return []; // broadcast by its append
       const shop = online.get(event.shop_id);
       if (!shop) return [];
       const frame = JSON.stringify(broadcastFrameOf(event));
@@ -73,15 +75,19 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop, unreached?: re
       const d = event.data;
       if (d.event_id === undefined || d.by === undefined || !d.notices?.length) return [];
       const notice = { event_id: d.event_id, status: d.status, handled_by: d.by, handled_at: event.at };
-      return d.notices.map((copyId) => ({
-        kind: 'push',
-        push: {
-          item: { kind: 'notice', id: noticeIdOf(copyId), copyId, notice },
-          shop: event.shop_id,
-          client: copyId.slice(copyId.indexOf('.') + 1),
-          limit: FIRST_PUSH_LIMIT,
-        },
-      }));
+      const clientOf = (copyId: string) => copyId.slice(copyId.indexOf('.') + 1);
+      // Pushed by the handle script (handle-7.lua) when `unreached` is given: only those are retried.
+      return d.notices
+        .filter((copyId) => unreached === undefined || unreached.includes(clientOf(copyId)))
+        .map((copyId) => ({
+          kind: unreached === undefined ? 'push' : 'retry',
+          push: {
+            item: { kind: 'notice', id: noticeIdOf(copyId), copyId, notice },
+            shop: event.shop_id,
+            client: clientOf(copyId),
+            limit: FIRST_PUSH_LIMIT,
+          },
+        }));
     }
     default: {
       const never: never = event;
@@ -94,11 +100,18 @@ export function stepsOf(event: BrokerEvent, online: OnlineByShop, unreached?: re
 export const ROUTED_TYPES = ['NotifyRequested', 'MessageHandled'] as const satisfies readonly EventType[];
 const isRouted = (type: EventType): boolean => (ROUTED_TYPES as readonly EventType[]).includes(type);
 
-/** Shops whose presence a batch needs read: those with a broadcast. */
-export function shopsToBroadcast(events: readonly BrokerEvent[]): string[] {
+/** Shops whose presence a batch needs read: those with a broadcast its append did not make (an earlier version's). */
+export function shopsToBroadcast(
+  entries: ReadonlyArray<{ event: BrokerEvent; unreached?: string[] }>,
+): string[] {
   const shops = new Set<string>();
-  for (const event of events) {
-    if (isRouted(event.type) && event.type === 'NotifyRequested' && event.data.audience !== 'mains')
+  for (const { event, unreached } of entries) {
+    if (
+      isRouted(event.type) &&
+      event.type === 'NotifyRequested' &&
+      event.data.audience !== 'mains' &&
+      unreached === undefined
+    )
       shops.add(event.shop_id);
   }
   return [...shops];

@@ -1,11 +1,11 @@
 // A sub's notify is pushed by its append (notify-8.lua, issue 18): in the same atomic step as the event, each main
 // that has a connection gets a `deliver` command on its edge's channel, carrying the same frame the dispatcher and a
 // login backlog would write (attempt 1, counted); the mains whose push reached no edge are named in the stream
-// entry's `u` field for the dispatcher to retry; a main's notify is left to the dispatcher (no `u` field).
+// entry's `u` field for the dispatcher to retry; a main's notify is broadcast to the connected subs.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameOf, type Presence } from '#eventlog';
-import { createEvent, decodeEdgeCommand, type EventOf, messagesOf } from '#events';
+import { broadcastFrameOf, createEvent, decodeEdgeCommand, type EventOf, messagesOf } from '#events';
 import { eventLogOnRedis, registerAll, waitFor } from '#test-support';
 
 describe("when a sub's notify is appended", () => {
@@ -110,20 +110,37 @@ describe("when a sub's notify is appended", () => {
     expect(decodeEdgeCommand(delivery.text)).toMatchObject({ conn_id: 'c-gone-pos-b' });
   });
 
-  it("leaves a main's notify to the dispatcher, and a repeated req_id pushes nothing", async () => {
-    await registerAll(world.log, 'mainly', { 'pos-a': 'main', 'pos-b': 'main', waiter: 'sub' });
-    await connect('mainly', 'pos-b', 'edge-here');
-    const fromMain = await world.log.appendNotify(notify('mainly', 'pos-a', 'main'), {
-      tokenId: 'pos-a-t1',
-      type: 'main',
+  it("broadcasts a main's notify to the connected subs but the sender, and a repeated req_id pushes nothing", async () => {
+    await registerAll(world.log, 'mainly', {
+      'pos-a': 'main',
+      'pos-b': 'main',
+      waiter: 'sub',
+      'waiter-off': 'sub',
     });
-    expect((await entryFields('mainly', fromMain.eventId)).u).toBeUndefined();
+    await connect('mainly', 'pos-a', 'edge-here');
+    await connect('mainly', 'pos-b', 'edge-here');
+    await world.ctx.redis.hset(
+      world.ctx.keys.presence('mainly'),
+      'waiter',
+      JSON.stringify({ conn_id: 'c-mainly-waiter', edge_id: 'edge-here', type: 'sub', client_id: 'waiter' }),
+    );
+    const event = notify('mainly', 'pos-a', 'main');
+    const fromMain = await world.log.appendNotify(event, { tokenId: 'pos-a-t1', type: 'main' });
+    const broadcast = await waitFor(() => heard.shift(), { what: 'the broadcast' });
+    expect(decodeEdgeCommand(broadcast.text)).toEqual({
+      kind: 'deliver',
+      conn_id: 'c-mainly-waiter',
+      frames: [JSON.stringify(broadcastFrameOf(event))],
+    });
+    expect((await entryFields('mainly', fromMain.eventId)).u).toBe('');
 
     const first = await world.log.appendNotify(notify('mainly', 'waiter', 'sub'), {
       tokenId: 'waiter-t1',
       type: 'sub',
     });
-    await waitFor(() => heard.shift(), { what: 'the first push' });
+    await waitFor(() => (heard.length >= 2 ? heard.splice(0) : null), {
+      what: 'the first pushes, one per main',
+    });
     const again = await world.log.appendNotify(notify('mainly', 'waiter', 'sub'), {
       tokenId: 'waiter-t1',
       type: 'sub',

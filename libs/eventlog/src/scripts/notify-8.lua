@@ -6,10 +6,11 @@
 
   A push is a PUBLISH to the edge holding the connection (a `deliver` command, edge-commands.ts). The main devices
   it reached no edge for are written in the stream entry's `u` field (space-separated client ids, '' for none): the
-  dispatcher reads them and schedules their retries in BullMQ (SPEC §3). An entry with a `u` field was routed here;
-  one without it (a main's notify, whose frames for subs the dispatcher broadcasts, or an earlier version's) is
-  routed by the dispatcher. On a Redis Cluster PUBLISH counts only the node's own subscribers: ARGV[15] is then
-  'node-local' and every push is written in `u` (its retry finds it acked).
+  dispatcher reads them and schedules their retries in BullMQ (SPEC §3). A main's or the back office's notify is
+  broadcast here to the shop's connected subs but the sender (best effort: nothing is retried), and its entry has
+  an empty `u`. An entry with a `u` field was routed here; one without it (an earlier version's) is routed by the
+  dispatcher. On a Redis Cluster PUBLISH counts only the node's own subscribers: ARGV[15] is then 'node-local'
+  and every push to a main is written in `u` (its retry finds it acked).
 
   The req_id records of a shop are one hash of 1,024 buckets (issue 19: no key per notify). A bucket is a string of
   38-byte entries, oldest first: the 8-byte tag of the (sender, req_id) digest, the record's time (4 bytes, big
@@ -42,6 +43,7 @@
     ARGV[13] message frame up to the recipient's client id (its `id` is "<event id>.<client id>")
     ARGV[14] message frame after the recipient's client id (attempt 1)
     ARGV[15] 'exact', or 'node-local' when PUBLISH counts only this node's subscribers (Cluster)
+    ARGV[16] the broadcast frame of a main's or the back office's notify (unused for a sub's)
 
   Output:
      {0, event id, stream id, recipient count,  appended; pushes made (their edge received them),
@@ -127,17 +129,25 @@ for i = 1, #recipients do
   end
 end
 
+-- A broadcast, to every connected sub but the sender.
+if senderType ~= 'sub' then
+  local online = redis.call('HGETALL', KEYS[6])
+  for i = 1, #online, 2 do
+    if online[i] ~= ARGV[1] then
+      local connection = cjson.decode(online[i + 1])
+      if connection.type == 'sub' then
+        redis.call('PUBLISH', ARGV[12] .. connection.edge_id, 'deliver ' .. connection.conn_id .. '\n' .. ARGV[16])
+      end
+    end
+  end
+end
+
 local quoted = {}
 for i = 1, #recipients do
   quoted[i] = '"' .. recipients[i] .. '"'
 end
 local body = ARGV[5] .. '[' .. table.concat(quoted, ',') .. ']' .. ARGV[6]
-local streamId
-if senderType == 'sub' then
-  streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', body, 'u', table.concat(unreached, ' '))
-else
-  streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', body)
-end
+local streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', body, 'u', table.concat(unreached, ' '))
 
 local dash = string.find(streamId, '-', 1, true)
 local padded = string.rep('0', 13 - (dash - 1)) .. string.sub(streamId, 1, dash - 1) .. '-' ..

@@ -3,7 +3,9 @@
   MessageHandled; a later one by the same handler with the same status answers the first, any other answers who
   was first. In the same step every copy leaves the inbox (no more pushes of it): a copy its main was written gets
   a `handled` notice in the inbox instead (pushed, backlogged at login and acked like a message), a copy never
-  written is dropped (handled without delivery), and the handler's own copy needs neither.
+  written is dropped (handled without delivery), and the handler's own copy needs neither. Each notice is pushed in
+  the same step to its main's connection, if it has one (a PUBLISH to its edge, as notify-8.lua pushes messages);
+  the mains whose push reached no edge are written in the entry's `u` field for the dispatcher to retry.
 
   Input:
     KEYS[1] shard stream
@@ -12,6 +14,7 @@
     KEYS[4] shop's inbox (hash id -> "<padded stream id>|<payload JSON>")
     KEYS[5] shop's inbox order (zset, members "<client>|<padded stream id>|<id>")
     KEYS[6] shop's push attempts (hash id -> count)
+    KEYS[7] shop's presence (hash client_id -> connection JSON)
 
     ARGV[1] notify event id (the request)
     ARGV[2] handler as JSON ({kind, client_id?})
@@ -22,7 +25,9 @@
     ARGV[7] MessageHandled event JSON up to its data's "notices" value
     ARGV[8] the notice JSON shared by the copies, without op and id ('{"event_id":…,"handled_at":…}')
     ARGV[9] the handler's own copy ('' for the back office)
-    ARGV[10..] the request's copies (message ids "<event id>.<client id>")
+    ARGV[10] edge channel prefix (an edge's channel is this followed by its id)
+    ARGV[11] 'exact', or 'node-local' when PUBLISH counts only this node's subscribers (Cluster)
+    ARGV[12..] the request's copies (message ids "<event id>.<client id>")
 
   Output:
     {0, stream id, notices}  recorded
@@ -50,7 +55,7 @@ end
 
 local notices = {}
 local dropped = {}
-for i = 10, #ARGV do
+for i = 12, #ARGV do
   local id = ARGV[i]
   local client = string.sub(id, 28)
   local entry = redis.call('HGET', KEYS[4], id)
@@ -77,8 +82,26 @@ local function quoted(list)
   end
   return '[' .. table.concat(out, ',') .. ']'
 end
+-- The notices' first pushes, to the mains that have a connection.
+local pushed = {}
+local unreached = {}
+for i = 1, #notices do
+  local client = string.sub(notices[i], 28)
+  local route = redis.call('HGET', KEYS[7], client)
+  if route then
+    local connection = cjson.decode(route)
+    local frame = '{"op":"handled","id":"' .. notices[i] .. '",' .. string.sub(ARGV[8], 2)
+    local receivers = redis.call('PUBLISH', ARGV[10] .. connection.edge_id,
+      'deliver ' .. connection.conn_id .. '\n' .. frame)
+    pushed[#pushed + 1] = notices[i] .. '#h'
+    if receivers == 0 or ARGV[11] == 'node-local' then
+      unreached[#unreached + 1] = client
+    end
+  end
+end
+
 local body = ARGV[7] .. quoted(notices) .. ',"dropped":' .. quoted(dropped) .. '}}'
-local streamId = redis.call('XADD', KEYS[1], '*', 't', 'MessageHandled', 'e', body)
+local streamId = redis.call('XADD', KEYS[1], '*', 't', 'MessageHandled', 'e', body, 'u', table.concat(unreached, ' '))
 
 local dash = string.find(streamId, '-', 1, true)
 local padded = string.rep('0', 13 - (dash - 1)) .. string.sub(streamId, 1, dash - 1) .. '-' ..
@@ -87,6 +110,10 @@ for i = 1, #notices do
   local notice = notices[i] .. '#h'
   redis.call('HSET', KEYS[4], notice, padded .. '|' .. ARGV[8])
   redis.call('ZADD', KEYS[5], 0, string.sub(notices[i], 28) .. '|' .. padded .. '|' .. notice)
+end
+
+for i = 1, #pushed do
+  redis.call('HINCRBY', KEYS[6], pushed[i], 1)
 end
 
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
