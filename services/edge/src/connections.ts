@@ -27,6 +27,9 @@ export class ConnectionTable {
    */
   private readonly routes = new Map<string, Session>();
   private readonly owed: Array<() => Promise<unknown>> = [];
+  /** Connections to unlist with the next HDEL (one command for the closes of a tick: a storm closes hundreds). */
+  private unlisting: string[] = [];
+  private unlisted: Promise<unknown> | null = null;
 
   constructor(private readonly deps: ConnectionTableDeps) {}
 
@@ -94,11 +97,27 @@ export class ConnectionTable {
     this.attempt(() => redis.hdel(keys.edgeConnections(edgeId), connId));
   }
 
-  /** Appends ConnectionClosed and unlists the connection, now or, while Redis is away, as soon as it is back. */
+  /**
+   * Appends ConnectionClosed and unlists the connection, now or, while Redis is away, as soon as it is back. A
+   * connection stays listed until its close is recorded (a sweep after this edge's death records it at most once:
+   * close-3.lua), so the unlisting may wait for the other closes of the tick.
+   */
   async recordClose(event: EventOf<'ConnectionClosed'>): Promise<void> {
-    const { redis, keys, edgeId, eventLog } = this.deps;
+    const { eventLog } = this.deps;
     await this.attempt(() => eventLog.recordClose(event));
-    await this.attempt(() => redis.hdel(keys.edgeConnections(edgeId), event.data.conn_id));
+    await this.attempt(() => this.unlistWithOthers(event.data.conn_id));
+  }
+
+  private unlistWithOthers(connId: string): Promise<unknown> {
+    const { redis, keys, edgeId } = this.deps;
+    this.unlisting.push(connId);
+    this.unlisted ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const ids = this.unlisting;
+      this.unlisting = [];
+      this.unlisted = null;
+      return redis.hdel(keys.edgeConnections(edgeId), ...ids);
+    });
+    return this.unlisted;
   }
 
   /** Runs the owed writes in order; stops at the first that fails (Redis still away). */

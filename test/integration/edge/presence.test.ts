@@ -34,7 +34,29 @@ describe('when a socket closes', () => {
     );
     expect(closed?.data).toMatchObject({ conn_id: socket.connId, reason: 'closed', close_code: 1000 });
     expect((await onlineIn('p-close')).size).toBe(0);
-    expect(await world.ctx.redis.hexists(listed, socket.connId)).toBe(0);
+    // Unlisted once its close is recorded, with the other closes of the tick.
+    await waitFor(async () => (await world.ctx.redis.hexists(listed, socket.connId)) === 0, {
+      what: 'unlisted',
+    });
+  });
+
+  it('unlists many sockets that close at once, each after its close is recorded', async () => {
+    const sockets = [];
+    for (let i = 0; i < 30; i++) {
+      const { token } = await registered(world.ctx, 'p-many', `m${i}`, 'main');
+      sockets.push(await loggedIn(world.url, token));
+    }
+    const listed = world.ctx.keys.edgeConnections(world.edge.edgeId);
+    const ids = sockets.map((socket) => socket.connId);
+    expect(await world.ctx.redis.hmget(listed, ...ids)).not.toContain(null);
+    for (const socket of sockets) socket.ws.close(1000);
+    await waitFor(async () => (await shopEvents(world.ctx, 'p-many', 'ConnectionClosed')).length === 30, {
+      what: '30 closes recorded',
+    });
+    await waitFor(async () => (await world.ctx.redis.hmget(listed, ...ids)).every((v) => v === null), {
+      what: 'all 30 unlisted',
+    });
+    expect((await onlineIn('p-many')).size).toBe(0);
   });
 });
 
