@@ -1,6 +1,7 @@
-// SPEC §10: killing any process between a handle and its notices loses no notice. The notice is filed in Redis in
-// the same step as the MessageHandled, so a dispatcher killed (SIGKILL) before it pushed it leaves the event to the
-// next dispatcher, and an edge killed under the other cashier leaves the notice to that cashier's next login.
+// SPEC §10: killing any process between a handle and its notices loses no notice. The notice is filed in Redis and
+// pushed in the same step as the MessageHandled (handle-7.lua), so it needs no dispatcher; one whose push reached no
+// edge is named in the entry for the dispatcher to retry, and a dispatcher killed (SIGKILL) before it did leaves
+// it to the next; an edge killed under the other cashier leaves the notice to that cashier's next login.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start as startEdge } from '#edge';
 import { start as startPersister } from '#persister';
@@ -68,12 +69,32 @@ describe('a handled notice, when a process dies between the handle and the notic
     expect(await socket.next((f) => f.op === 'handle')).toMatchObject({ code: 0 });
   }
 
-  it('gets the notice from the next dispatcher when the first was killed before it pushed it', async () => {
+  it('gets the notice from the handle itself with no dispatcher running', async () => {
+    const { a, b, waiter, bCopy, aCopy } = await handledLater('no-dispatcher', edge.port);
+    await handle(a, aCopy); // pushed by the handle script (handle-7.lua): no dispatcher runs at all
+    expect(await b.next((f) => f.op === 'handled')).toMatchObject({
+      id: bCopy,
+      handled_by: { kind: 'device', client_id: 'cashier-a' },
+      status: 3,
+    });
+    for (const s of [a, b, waiter]) s.ws.close();
+  });
+
+  it('gets a notice whose push reached no edge from the next dispatcher, when the first was killed before it retried it', async () => {
     const doomed = spawn('dispatcher');
     await waitForLog(doomed, 'dispatcher started');
     const { a, b, waiter, bCopy, aCopy } = await handledLater('kill-dispatcher', edge.port);
     await doomed.kill('SIGKILL');
-    await handle(a, aCopy); // no dispatcher runs now: the notice waits in the log and the inbox
+    // The handle's push goes to an edge nobody runs: only a dispatcher's retry can bring it now.
+    const presence = ctx.keys.presence('kill-dispatcher');
+    const listed = (await ctx.redis.hget(presence, 'cashier-b'))!;
+    await ctx.redis.hset(
+      presence,
+      'cashier-b',
+      JSON.stringify({ ...JSON.parse(listed), edge_id: 'edge-gone' }),
+    );
+    await handle(a, aCopy);
+    await ctx.redis.hset(presence, 'cashier-b', listed);
     const next = spawn('dispatcher');
     await waitForLog(next, 'dispatcher started');
     expect(await b.next((f) => f.op === 'handled', 15_000)).toMatchObject({
@@ -81,6 +102,7 @@ describe('a handled notice, when a process dies between the handle and the notic
       handled_by: { kind: 'device', client_id: 'cashier-a' },
       status: 3,
     });
+    expect(b.frames.filter((f) => f.op === 'handled')).toHaveLength(1);
     for (const s of [a, b, waiter]) s.ws.close();
     await next.kill('SIGTERM');
   });
