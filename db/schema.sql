@@ -1,5 +1,6 @@
--- The projections of the event log and its archive. Idempotent: applied at every service start and by
--- `broker migrate`, under an advisory lock. Only the persister (and `broker rebuild`) writes these tables.
+-- The projections of the event log and its archive. Idempotent: applied under an advisory lock by the first
+-- service start (or `broker migrate`) that does not find this file's digest in `schema_applied` (see migrate() in
+-- libs/runtime/src/postgres.ts). Only the persister (and `broker rebuild`) writes these tables.
 
 -- Every event ever appended, exactly as recorded. Append-only; unique on the event id.
 CREATE TABLE IF NOT EXISTS events (
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS devices (
   PRIMARY KEY (shop_id, client_id)
 );
 -- Databases created before token rotation existed get the column too. Checked first: ALTER TABLE locks the table
--- even when IF NOT EXISTS finds the column, and this file runs at every service start.
+-- even when IF NOT EXISTS finds the column (this file may run beside a running persister: an upgrade).
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM information_schema.columns
                  WHERE table_schema = current_schema() AND table_name = 'devices'

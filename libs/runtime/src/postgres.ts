@@ -1,5 +1,6 @@
 // PostgreSQL: a pool that waits for the server (one quiet line while it is down), creates the database when
 // it is missing, and applies db/schema.sql under an advisory lock so services starting together do not race.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -122,9 +123,32 @@ export async function dropDatabase(url: string): Promise<void> {
   }
 }
 
-/** Applies db/schema.sql (idempotent) under an advisory lock. */
+/**
+ * Applies db/schema.sql (idempotent) under an advisory lock, once per version of the file: the digest of what was
+ * applied is recorded in `schema_applied`, and a start that finds it takes no table lock at all. Replaying the file
+ * at every start is not harmless: CREATE INDEX IF NOT EXISTS takes a SHARE lock on its table before it finds the
+ * index, and the file's statements run as one implicit transaction, so a start beside a running persister can
+ * deadlock with its commits (seen when every service restarted at once). A real migration that still meets one
+ * (40P01, PostgreSQL rolled it back whole) is tried again.
+ */
 export async function migrate(pool: Pool): Promise<void> {
   const sql = readFileSync(SCHEMA_FILE, 'utf8');
+  const digest = createHash('sha256').update(sql).digest('hex');
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await migrateOnce(pool, sql, digest);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== DEADLOCK || attempt >= 5) throw err;
+      await delay(50 * attempt);
+    }
+  }
+}
+
+const DEADLOCK = '40P01';
+const UNDEFINED_TABLE = '42P01';
+
+async function migrateOnce(pool: Pool, sql: string, digest: string): Promise<void> {
   const client = await pool.connect();
   let lost: Error | undefined;
   const onLost = (err: Error) => {
@@ -133,11 +157,26 @@ export async function migrate(pool: Pool): Promise<void> {
   client.on('error', onLost);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [SCHEMA_LOCK]);
+    if (await isApplied(client, digest)) return;
     await client.query(sql);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS schema_applied (digest text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+       INSERT INTO schema_applied (digest) VALUES ('${digest}') ON CONFLICT DO NOTHING`,
+    );
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [SCHEMA_LOCK]).catch(() => undefined); // dropped with the session anyway
     client.off('error', onLost);
     client.release(lost);
+  }
+}
+
+async function isApplied(client: PoolClient, digest: string): Promise<boolean> {
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM schema_applied WHERE digest = $1', [digest]);
+    return rowCount === 1;
+  } catch (err) {
+    if ((err as { code?: string }).code === UNDEFINED_TABLE) return false; // a database from before the record
+    throw err;
   }
 }
 

@@ -79,6 +79,35 @@ describe('when a service connects to PostgreSQL', () => {
     expect(await shapeOf(b!)).toEqual(before);
   });
 
+  it('takes no table lock when this version of the schema is applied (a start beside running commits)', async () => {
+    const [writer, starter] = await Promise.all([connect(), connect()]);
+    const open = await writer!.connect();
+    try {
+      // A persister's transaction in flight: its updates of messages hold ROW EXCLUSIVE on the table, which
+      // conflicts with the SHARE lock of a CREATE INDEX. Replaying the file would wait here until the commit
+      // (or, holding SHARE on events already, deadlock with it).
+      await open.query('BEGIN');
+      await open.query('LOCK TABLE messages IN ROW EXCLUSIVE MODE');
+      const migrated = migrate(starter!).then(() => 'migrated');
+      const waited = new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting after 5 s'));
+      expect(await Promise.race([migrated, waited])).toBe('migrated');
+    } finally {
+      await open.query('ROLLBACK');
+      open.release();
+    }
+  });
+
+  it('applies a schema it has not recorded (an upgrade), and records it', async () => {
+    const pool = await connect();
+    await pool.query('DELETE FROM schema_applied');
+    await pool.query('DROP INDEX messages_failed_pending');
+    await migrate(pool);
+    const { rows } = await pool.query(`SELECT 1 FROM pg_indexes WHERE indexname = 'messages_failed_pending'`);
+    expect(rows).toHaveLength(1);
+    const { rowCount } = await pool.query('SELECT 1 FROM schema_applied');
+    expect(rowCount).toBe(1);
+  });
+
   it('lets services starting together on a missing database all come up', async () => {
     const url = databaseUrlFor(ctx.databaseUrl, `${testName()}_together`);
     extraDatabases.push(url);
