@@ -17,6 +17,7 @@ import {
 import { counter, type RedisClient } from '#runtime';
 import { asLogError } from './failures';
 import { backlogFramesOf } from './inbox';
+import type { NotifyArchive } from './req-archive';
 import { defineScripts, runScript } from './scripts';
 
 /** SPEC §3: the same req_id from the same device within 24 h is a duplicate. */
@@ -32,7 +33,7 @@ export type NotifyOutcome = { eventId: string; isDuplicate: boolean; streamId?: 
 
 const pushesAtAppend = counter(
   'broker_pushes_at_append_total',
-  "First pushes of a sub's notify made by its append (notify-8.lua), by whether an edge received them",
+  "First pushes of a sub's notify made by its append (notify-12.lua), by whether an edge received them",
   ['outcome'],
 );
 
@@ -49,12 +50,30 @@ export interface Presence {
   legacy?: true;
 }
 
+export interface EventLogOptions {
+  /**
+   * Where a req_id the exact records no longer hold is looked up (notify-12.lua). Without one, records are kept
+   * their whole 24 h (`reqWindowS` is ignored) and are then the whole truth: a req_id they do not hold is new.
+   */
+  archive?: NotifyArchive;
+  /** How long exact req_id records stay in Redis once their event is archived (s): the streams' retention tail. */
+  reqWindowS?: number;
+}
+
 export class EventLog {
+  private readonly archive: NotifyArchive | undefined;
+  private readonly reqWindowS: number;
+
   constructor(
     readonly redis: RedisClient,
     readonly keys: Keys,
+    options: EventLogOptions = {},
   ) {
     defineScripts(redis);
+    this.archive = options.archive;
+    this.reqWindowS = options.archive
+      ? Math.min(REQ_ID_TTL_S, options.reqWindowS ?? REQ_ID_TTL_S)
+      : REQ_ID_TTL_S;
   }
 
   /** Appends one event as is; resolves with its stream id once Redis has it. */
@@ -70,7 +89,7 @@ export class EventLog {
   /**
    * Appends a NotifyRequested (its recipients are filled in by Redis from the registry, atomically) and files
    * one message per recipient in the inbox; a sub's notify is pushed to its recipients' connections in the same
-   * step (notify-8.lua), the dispatcher retrying what reached no edge, and a main's or the back office's is
+   * step (notify-12.lua), the dispatcher retrying what reached no edge, and a main's or the back office's is
    * broadcast to the connected subs. A repeated (sender, req_id) answers the first
    * event id; with
    * `remember: false` (a REST notify that carried no req_id) nothing is recorded to match a repeat. With `connId`,
@@ -104,46 +123,63 @@ export class EventLog {
       from_client_id: event.data.from_client_id,
       created_at: event.at,
     };
-    // The first push's frame, cut where the recipient's client id goes (notify-8.lua routes the pushes).
+    // The first push's frame, cut where the recipient's client id goes (notify-12.lua routes the pushes).
     const frameHead = `{"op":"message","id":"${event.id}.`;
     const frame = JSON.stringify(messageFrameOf({ ...payload, id: `${event.id}.`, to_client_id: '' }, 1));
     if (!frame.startsWith(frameHead)) throw new Error('message frame does not start with its id');
-    let reply: Array<string | number>;
-    try {
-      reply = await runScript(
-        this.redis,
-        'notify-8',
-        [
-          this.keys.streamOfShop(shop),
-          this.keys.dedup(shop, senderId || 'api', event.data.req_id),
-          this.keys.devices(shop),
-          this.keys.inbox(shop),
-          this.keys.inboxOrder(shop),
-          this.keys.presence(shop),
-          this.keys.requests(shop),
-          this.keys.attempts(shop),
-        ],
-        [
-          senderId,
-          sender.tokenId,
-          sender.type,
-          event.id,
-          head,
-          tail,
-          JSON.stringify(payload),
-          REQ_ID_TTL_S,
-          sender.connId ?? '',
-          remember ? record.bucket : '',
-          record.tag,
-          this.keys.edgeChannel(''),
-          frameHead,
-          frame.slice(frameHead.length),
-          this.redis.isCluster ? 'node-local' : 'exact',
-          sender.type === 'sub' ? '' : JSON.stringify(broadcastFrameOf(event)),
-        ],
-      );
-    } catch (err) {
-      throw asLogError(err);
+    const shard = this.keys.shardOf(shop);
+    const run = async (archiveChecked: boolean) => {
+      try {
+        return await runScript(
+          this.redis,
+          'notify-12',
+          [
+            this.keys.stream(shard),
+            this.keys.dedup(shop, senderId || 'api', event.data.req_id),
+            this.keys.devices(shop),
+            this.keys.inbox(shop),
+            this.keys.inboxOrder(shop),
+            this.keys.presence(shop),
+            this.keys.requests(shop),
+            this.keys.attempts(shop),
+            this.keys.archivedThrough(shard),
+            this.keys.reqFilter(shard, 0),
+            this.keys.reqFilter(shard, 1),
+            this.keys.earlierRequests(shop),
+          ],
+          [
+            senderId,
+            sender.tokenId,
+            sender.type,
+            event.id,
+            head,
+            tail,
+            JSON.stringify(payload),
+            REQ_ID_TTL_S,
+            sender.connId ?? '',
+            remember ? record.bucket : '',
+            record.tag,
+            this.keys.edgeChannel(''),
+            frameHead,
+            frame.slice(frameHead.length),
+            this.redis.isCluster ? 'node-local' : 'exact',
+            sender.type === 'sub' ? '' : JSON.stringify(broadcastFrameOf(event)),
+            this.reqWindowS,
+            record.probe,
+            archiveChecked ? 'checked' : '',
+            record.earlierBucket,
+          ],
+        );
+      } catch (err) {
+        throw asLogError(err);
+      }
+    };
+    let reply = await run(false);
+    if (reply[0] === 2) {
+      // Not in the exact records, maybe in the shard's filters: a resend after the window, or a false positive.
+      const earlier = this.archive ? await this.archive(shop, senderId, event.data.req_id) : null;
+      if (earlier !== null) return { eventId: earlier, isDuplicate: true };
+      reply = await run(true); // asks the exact records again: a resend appended meanwhile is found there
     }
     switch (reply[0]) {
       case 0:

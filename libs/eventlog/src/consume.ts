@@ -24,7 +24,7 @@ export interface ConsumedEntry {
   streamId: string;
   event: BrokerEvent;
   /**
-   * A sub's notify whose append made the first pushes (notify-8.lua, the entry's `u` field): the recipients whose
+   * A sub's notify whose append made the first pushes (notify-12.lua, the entry's `u` field): the recipients whose
    * push reached no edge. Absent when the append did not route the event (the dispatcher routes it).
    */
   unreached?: string[];

@@ -9,4 +9,5 @@ export * from './handle';
 export * from './history';
 export * from './inbox';
 export * from './presence';
+export * from './req-archive';
 export * from './rotate';

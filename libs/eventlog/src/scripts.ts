@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { packageFile, type RedisClient } from '#runtime';
 
 export const SCRIPTS = [
-  'notify-8',
+  'notify-12',
   'login-6',
   'ack-4',
   'register-2',

@@ -72,8 +72,32 @@ export class Keys {
     return `${this.shop(shopId)}:req:${reqDigest(senderId, reqId).toString('hex')}`;
   }
 
-  /** The shop's req_id records: one hash of REQ_BUCKETS buckets (see notify-8.lua for an entry's layout). */
+  /**
+   * The stream time (ms) of the newest event of the shard archived in PostgreSQL, as the persister's retention last
+   * saw it: the req_id records of older notifies may go (notify-12.lua), the archive answers for them.
+   */
+  archivedThrough(shard: number): string {
+    return `${this.shardTag(shard)}:archived`;
+  }
+
+  /** The shard's req_id filters of even (0) or odd (1) days: scalable Bloom filters (notify-12.lua). */
+  reqFilter(shard: number, parity: 0 | 1): string {
+    return `${this.shardTag(shard)}:req-filter:${parity}`;
+  }
+
+  /**
+   * The shop's exact req_id records: one hash of REQ_BUCKETS buckets, each record kept until its event is archived
+   * and the window is over (see notify-12.lua for an entry's layout).
+   */
   requests(shopId: string): string {
+    return `${this.shop(shopId)}:req-window`;
+  }
+
+  /**
+   * The req_id records as the versions before the window kept them (1,024 buckets, each record 24 h): only read
+   * now, until the hash expires a day after its last write.
+   */
+  earlierRequests(shopId: string): string {
     return `${this.shop(shopId)}:reqs`;
   }
 
@@ -169,8 +193,14 @@ export class Keys {
   }
 }
 
-/** How many buckets a shop's req_id records are spread over (a power of two, at most 65,536). */
-export const REQ_BUCKETS = 1024;
+/**
+ * How many buckets a shop's req_id records are spread over (a power of two, at most 65,536). Few: a bucket holds
+ * only the minutes of the window, and a record is cut when its bucket is next written, so fewer buckets are written
+ * more often and let their records go sooner.
+ */
+export const REQ_BUCKETS = 64;
+/** The buckets of the records the versions before the window kept (keys.earlierRequests). */
+const EARLIER_REQ_BUCKETS = 1024;
 
 function reqDigest(senderId: string, reqId: string): Buffer {
   // Sender ids are identifiers (no newline), so the separator cannot be forged from the req_id side.
@@ -178,14 +208,22 @@ function reqDigest(senderId: string, reqId: string): Buffer {
 }
 
 /**
- * Where a (sender, req_id) record sits among the shop's buckets, and the 8-byte tag that finds it there: the
- * bucket takes 10 bits of the digest's first two bytes, the tag the next 8 bytes, so two records are confused only
- * when 74 bits of
- * SHA-1 agree (within one shop and one day: never, in practice).
+ * Where a (sender, req_id) record sits among the shop's buckets (and among the earlier version's), the 8-byte tag
+ * that finds it there and the 8-byte probe of the shard's filters: the bucket takes bits of the digest's first two
+ * bytes, the tag the next 8 bytes, so two records are confused only when at least 70 bits of SHA-1 agree (within one
+ * shop and one day: never, in practice); the probe is the 8 bytes after.
  */
-export function reqRecordOf(senderId: string, reqId: string): { bucket: string; tag: Buffer } {
+export function reqRecordOf(
+  senderId: string,
+  reqId: string,
+): { bucket: string; earlierBucket: string; tag: Buffer; probe: Buffer } {
   const digest = reqDigest(senderId, reqId);
-  return { bucket: String(digest.readUInt16BE(0) % REQ_BUCKETS), tag: digest.subarray(2, 10) };
+  return {
+    bucket: String(digest.readUInt16BE(0) % REQ_BUCKETS),
+    earlierBucket: String(digest.readUInt16BE(0) % EARLIER_REQ_BUCKETS),
+    tag: digest.subarray(2, 10),
+    probe: digest.subarray(10, 18), // the shard's req_id filters' two hashes (notify-12.lua)
+  };
 }
 
 /** Pads a stream id so that lexical order is log order (13-digit ms, 10-digit sequence). */

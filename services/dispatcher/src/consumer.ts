@@ -1,5 +1,5 @@
 // The dispatcher's batch: route each NotifyRequested of a shard batch to the connections of its recipients, in
-// log order (a sub's notify is pushed by its append, notify-8.lua: only the pushes that reached no edge are left
+// log order (a sub's notify is pushed by its append, notify-12.lua: only the pushes that reached no edge are left
 // to retry). A push that reached its edge is finished (the edge writes it once on the connection, and the device
 // acks it or gets it again with its next login's backlog); only the pushes no edge received are scheduled for a
 // retry in BullMQ (SPEC §3), so the happy path never touches BullMQ.

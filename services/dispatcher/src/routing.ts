@@ -31,7 +31,7 @@ export type OnlineByShop = ReadonlyMap<string, ReadonlyMap<string, Presence>>;
 
 /**
  * The steps one event asks for. A sub's notify: a push per recipient main (SPEC §5.3; one without a connection is
- * skipped when counted), or, when its append made the first pushes (`unreached` given, notify-8.lua), a retry of
+ * skipped when counted), or, when its append made the first pushes (`unreached` given, notify-12.lua), a retry of
  * each that reached no edge. A main's or the back office's notify: nothing when its append broadcast it, else a
  * broadcast frame per connected sub (best effort), from `online`, the presence of the shops that
  * `shopsToBroadcast` named.

@@ -8,6 +8,7 @@ import {
   EventLog,
   handleRequest,
   Inbox,
+  notifyArchiveOn,
   type Presence,
   PresenceBook,
   recordBounces,
@@ -80,17 +81,20 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const redis = createRedis(config.redis, log, { name: `edge-${edgeId}`, failFast: true });
   const subscriber = duplicateRedis(redis, log, config.redis, `edge-${edgeId}-sub`);
   await whenRedisReady(redis);
-  const eventLog = new EventLog(redis, keys);
+  // Only `handle` and the rare req_id that must be looked up in the archive (a resend after the records' window)
+  // read PostgreSQL: connected on first use, so an edge starts, serves and stays ready while PostgreSQL is away
+  // (SPEC §6: the edge needs Redis only).
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2, connectionTimeoutMillis: 2000 });
+  pool.on('error', (err) => log.warn({ reason: err.message }, 'idle postgres client lost'));
+  const eventLog = new EventLog(redis, keys, {
+    archive: notifyArchiveOn(pool),
+    reqWindowS: Math.floor(config.consumer.retentionMs / 1000),
+  });
   const presence = new PresenceBook(redis, keys);
   const metrics = edgeMetrics();
   const table = new ConnectionTable({ redis, keys, eventLog, metrics, log, edgeId, source });
   const inFlight = new Set<Promise<void>>();
   let isDraining = false;
-
-  // Only `handle` reads PostgreSQL (which copies a request has, whether it is handled): connected on first use, so
-  // an edge starts, serves and stays ready while PostgreSQL is away (SPEC §6: the edge needs Redis only).
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2, connectionTimeoutMillis: 2000 });
-  pool.on('error', (err) => log.warn({ reason: err.message }, 'idle postgres client lost'));
 
   const ctx: EdgeContext = {
     config: config.edge,

@@ -1,6 +1,7 @@
 // Stream retention (SPEC §4): a shard's stream is trimmed only below an event that is archived in PostgreSQL,
 // older than STREAM_RETENTION_MS, and that both the dispatcher and the persister groups have finished with.
-// It never trims more than all of those allow; it may trim less. What a stream still holds is in /metrics, so a
+// It never trims more than all of those allow; it may trim less. Each round also tells the notify script how far
+// the shard is archived, so that req_id records of archived notifies can go once their window is over. What a stream still holds is in /metrics, so a
 // stream that cannot be trimmed (PostgreSQL down, a group stuck) shows as a growing length and an old head.
 
 import { groupLag } from '#eventlog';
@@ -85,6 +86,8 @@ async function trimAsAllowed(deps: RetentionDeps, shard: number, nowMs: number, 
   // appended and archived in between could be trimmed before the dispatcher has read it.
   const archived = await newestArchived(deps.pool, shard);
   if (archived === null) return 0;
+  // The req_id records of notifies archived by now may leave Redis after their window (notify-12.lua).
+  await deps.redis.set(deps.keys.archivedThrough(shard), parseStreamId(archived).ms);
   const oldestUnfinished = await Promise.all(
     GROUPS_TO_WAIT_FOR.map(async (group) => (await groupLag(deps.redis, stream, group)).oldestUnfinished),
   );

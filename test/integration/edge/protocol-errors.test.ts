@@ -108,7 +108,7 @@ describe('when a device acks', () => {
     const cashier = await loggedIn(world.url, main.token);
     waiter.send(notifyFrame('r1'));
     const { event_id } = (await waiter.next((f) => f.op === 'notify')).data as { event_id: string };
-    // The append pushes it (notify-8.lua), with no dispatcher running.
+    // The append pushes it (notify-12.lua), with no dispatcher running.
     expect(await cashier.next()).toMatchObject({ op: 'message', id: `${event_id}.m1`, attempt: 1 });
     cashier.send({ op: 'ack', id: `${event_id}.m1`, req_id: 'a1' });
     const delivered = await waitFor(() =>

@@ -1,4 +1,4 @@
-// A sub's notify is pushed by its append (notify-8.lua, issue 18): in the same atomic step as the event, each main
+// A sub's notify is pushed by its append (notify-12.lua, issue 18): in the same atomic step as the event, each main
 // that has a connection gets a `deliver` command on its edge's channel, carrying the same frame the dispatcher and a
 // login backlog would write (attempt 1, counted); the mains whose push reached no edge are named in the stream
 // entry's `u` field for the dispatcher to retry; a main's notify is broadcast to the connected subs.

@@ -1,7 +1,8 @@
 // The req_id records on a real Redis (SPEC §3, issue 19): the same req_id from the same device within 24 h is a
-// duplicate, kept as 38-byte entries in one hash per shop instead of a key per notify. Records that share a
-// bucket are never confused, an expired one neither matches nor stays, a record of an earlier version (a key
-// per req_id) is still honoured, and a notify with nothing to remember leaves nothing.
+// duplicate, kept as 38-byte entries in one hash per shop instead of a key per notify (how long they stay is
+// req-window.test.ts). Records that share a bucket are never confused, an expired one neither matches nor stays,
+// records of earlier versions (a key per req_id; a hash of 1,024 buckets) are still honoured, and a notify with
+// nothing to remember leaves nothing.
 import { describe, expect, it } from 'vitest';
 import { REQ_ID_TTL_S } from '#eventlog';
 import { newEventId, reqRecordOf } from '#events';
@@ -97,6 +98,21 @@ describe('req_id records', () => {
     const earlier = newEventId();
     await world.ctx.redis.set(world.ctx.keys.dedup('rr-4', 'w1', 'from-before'), earlier, 'EX', 600);
     expect(await notify('rr-4', 'from-before')).toEqual({ eventId: earlier, isDuplicate: true });
+  });
+
+  it('still honours a record of the version before the window (1,024 buckets, kept 24 h)', async () => {
+    await shopWithDevices('rr-6');
+    const { earlierBucket, tag } = reqRecordOf('w1', 'from-the-day-before');
+    const [seconds] = await world.ctx.redis.time();
+    const time = Buffer.alloc(4);
+    time.writeUInt32BE(Number(seconds) - 3600);
+    const earlier = newEventId(Date.now() - 3_600_000);
+    await world.ctx.redis.hset(
+      world.ctx.keys.earlierRequests('rr-6'),
+      earlierBucket,
+      Buffer.concat([tag, time, Buffer.from(earlier)]),
+    );
+    expect(await notify('rr-6', 'from-the-day-before')).toEqual({ eventId: earlier, isDuplicate: true });
   });
 
   it('records nothing for a notify that has no req_id to remember', async () => {

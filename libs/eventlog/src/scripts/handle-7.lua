@@ -4,7 +4,7 @@
   was first. In the same step every copy leaves the inbox (no more pushes of it): a copy its main was written gets
   a `handled` notice in the inbox instead (pushed, backlogged at login and acked like a message), a copy never
   written is dropped (handled without delivery), and the handler's own copy needs neither. Each notice is pushed in
-  the same step to its main's connection, if it has one (a PUBLISH to its edge, as notify-8.lua pushes messages);
+  the same step to its main's connection, if it has one (a PUBLISH to its edge, as notify-12.lua pushes messages);
   the mains whose push reached no edge are written in the entry's `u` field for the dispatcher to retry.
 
   Input:
