@@ -102,7 +102,10 @@ describe('when variables are set', () => {
   it('turns the original protocol on with its CA, on its path, and the back-office endpoints off with `off`', () => {
     const tls = { EDGE_TLS_CERT: '/tls/cert.pem', EDGE_TLS_KEY: '/tls/key.pem' };
     const on = loadConfig({ ...tls, EDGE_LEGACY_CA: '/tls/legacy-ca.pem' }).config;
-    expect(on.edge.legacy).toEqual({ caFile: '/tls/legacy-ca.pem', path: '/legacy' });
+    expect(on.edge.legacy).toEqual({ caFile: '/tls/legacy-ca.pem', path: '/legacy', allowMd5: false });
+    const md5 = loadConfig({ ...tls, EDGE_LEGACY_CA: '/ca.pem', EDGE_LEGACY_ALLOW_MD5: 'true' });
+    expect(md5.config.edge.legacy?.allowMd5).toBe(true);
+    expect(md5.warnings.join('\n')).toMatch(/EDGE_LEGACY_ALLOW_MD5 is on/);
     const moved = loadConfig({ ...tls, EDGE_LEGACY_CA: '/ca.pem', EDGE_LEGACY_PATH: '/ws-old' }).config;
     expect(moved.edge.legacy?.path).toBe('/ws-old');
     const root = loadConfig({ ...tls, EDGE_LEGACY_CA: '/ca.pem', EDGE_LEGACY_PATH: '/' }).config;
@@ -158,6 +161,7 @@ describe('when a value is invalid', () => {
     ['DISPATCHER_LINGER_MS', '-1', /^DISPATCHER_LINGER_MS: expected an integer from 0 to 1000/],
     ['EDGE_LEGACY_PATH', 'legacy', /^EDGE_LEGACY_PATH: expected a path like \/legacy/],
     ['EDGE_LEGACY_PATH', '/ws', /^EDGE_LEGACY_PATH: expected a path the edge does not serve already/],
+    ['EDGE_LEGACY_ALLOW_MD5', 'yes', /^EDGE_LEGACY_ALLOW_MD5: expected one of true, false/],
     ['API_LEGACY_PREFIX', '/api.php/index/index/', /^API_LEGACY_PREFIX: expected a path like \/legacy/],
     ['API_LEGACY_PREFIX', '/v1/legacy', /^API_LEGACY_PREFIX: expected a prefix outside \/v1 and \/console/],
   ];

@@ -57,6 +57,11 @@ export const VARIABLES: readonly VariableSpec[] = [
     default: '/legacy',
     doc: 'path of the original device protocol, when EDGE_LEGACY_CA turns it on',
   },
+  {
+    name: 'EDGE_LEGACY_ALLOW_MD5',
+    default: 'false',
+    doc: "`true`: take legacy device certificates signed with MD5, as the original write-up's CA made them (OpenSSL 3 refuses them; the edge then checks them itself: issued by EDGE_LEGACY_CA, its signature, their dates)",
+  },
   { name: 'EDGE_MAX_FRAME_BYTES', default: '65536', doc: 'largest frame accepted; larger closes with 1009' },
   { name: 'EDGE_RATE_PER_S', default: '50', doc: 'frames per second per connection' },
   { name: 'EDGE_RATE_BURST', default: '100', doc: 'burst of frames above the rate' },
@@ -240,6 +245,12 @@ export function loadConfig(env: Env) {
   if (['/ws', '/healthz', '/readyz', '/metrics'].includes(legacyPath)) {
     throw new ConfigError('EDGE_LEGACY_PATH', 'a path the edge does not serve already', legacyPath);
   }
+  const legacyAllowMd5 = read('EDGE_LEGACY_ALLOW_MD5', oneOf('true', 'false')) === 'true';
+  if (legacyAllowMd5 && legacyCa !== undefined) {
+    warnings.push(
+      'EDGE_LEGACY_ALLOW_MD5 is on: legacy device certificates signed with MD5 are taken; re-issue them with SHA-256 as devices are upgraded',
+    );
+  }
   const legacyPrefix = read('API_LEGACY_PREFIX', (raw) => (raw === 'off' ? null : urlPath(raw)));
   if (
     legacyPrefix !== null &&
@@ -278,7 +289,14 @@ export function loadConfig(env: Env) {
       drainMs: read('EDGE_DRAIN_MS', int(0)),
       ackTimeoutMs: read('DELIVERY_ACK_TIMEOUT_MS', int(100)),
       /** SPEC §9.1: the original device protocol, on only when EDGE_LEGACY_CA names the CA of its certificates. */
-      legacy: legacyCa === undefined ? null : { caFile: legacyCa, path: legacyPath },
+      legacy:
+        legacyCa === undefined
+          ? null
+          : {
+              caFile: legacyCa,
+              path: legacyPath,
+              allowMd5: legacyAllowMd5,
+            },
     },
     api: {
       host: read('API_HOST', text),

@@ -9,6 +9,7 @@ import { ConfigError } from '#runtime';
 /** The certificates of one CA file (a file may hold a bundle), and their fingerprints. */
 export interface ClientCas {
   pems: string[];
+  certificates: X509Certificate[];
   fingerprints: ReadonlySet<string>;
 }
 
@@ -23,16 +24,16 @@ export function readCas(variable: string, path: string): ClientCas {
     throw new ConfigError(variable, `a readable PEM file (${(err as NodeJS.ErrnoException).code})`, path);
   }
   const pems = text.match(PEM_CERTIFICATE) ?? [];
-  const fingerprints = new Set<string>();
+  const certificates: X509Certificate[] = [];
   for (const pem of pems) {
     try {
-      fingerprints.add(new X509Certificate(pem).fingerprint256);
+      certificates.push(new X509Certificate(pem));
     } catch (err) {
       throw new ConfigError(variable, `PEM CA certificates (${(err as Error).message})`, path);
     }
   }
   if (pems.length === 0) throw new ConfigError(variable, 'a file of PEM CA certificates', path);
-  return { pems, fingerprints };
+  return { pems, certificates, fingerprints: new Set(certificates.map((c) => c.fingerprint256)) };
 }
 
 /**
@@ -50,4 +51,29 @@ export function isSignedBy(socket: TLSSocket, cas: ClientCas | null): boolean {
     cert = cert.issuerCertificate;
   }
   return false;
+}
+
+/**
+ * The original chain's device certificates are signed with MD5 (its openssl.conf's `default_md`), which OpenSSL 3
+ * refuses at every security level Node runs at: the handshake still completes (the edge asks for a certificate
+ * without requiring one) and says only UNSPECIFIED. With EDGE_LEGACY_ALLOW_MD5 the edge checks such a certificate
+ * itself, as the write-up's chain is made: issued directly by one of `cas` (no intermediates), its signature
+ * verified with that CA's key, the certificate and the CA within their dates. Any digest passes this check; what
+ * it does not do (revocation lists, name or usage constraints) the original server did not do either.
+ */
+export function isIssuedDirectlyBy(socket: TLSSocket, cas: ClientCas | null, now = Date.now()): boolean {
+  if (cas === null || typeof socket.getPeerCertificate !== 'function') return false;
+  const raw = socket.getPeerCertificate(false)?.raw;
+  if (!raw) return false;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(raw);
+  } catch {
+    return false;
+  }
+  const current = (c: X509Certificate) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
+  return (
+    current(cert) &&
+    cas.certificates.some((ca) => current(ca) && cert.checkIssued(ca) && cert.verify(ca.publicKey))
+  );
 }

@@ -10,7 +10,7 @@ import { createSecureContext, type TLSSocket } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { legacyAnswer, phpJson } from '#events';
 import { answerHealth, type Config, ConfigError, type Logger, type ReadinessProbe } from '#runtime';
-import { type ClientCas, isSignedBy, readCas } from './client-certs';
+import { type ClientCas, isIssuedDirectlyBy, isSignedBy, readCas } from './client-certs';
 
 type TlsConfig = NonNullable<Config['edge']['tls']>;
 type LegacyConfig = Config['edge']['legacy'];
@@ -100,10 +100,14 @@ export function createEdgeServer(config: Config['edge'], hooks: EdgeServerHooks)
     if (hooks.isDraining()) return abortHandshake(socket, 503, 'Service Unavailable');
     if (dialect === 'legacy') {
       // SPEC §9.1: a client certificate from the chain's CA, else no upgrade; answered in the original's shape.
-      if (!isSignedBy(req.socket as TLSSocket, cas.legacyCas)) {
+      const tlsSocket = req.socket as TLSSocket;
+      const taken =
+        isSignedBy(tlsSocket, cas.legacyCas) ||
+        (legacy?.allowMd5 && isIssuedDirectlyBy(tlsSocket, cas.legacyCas));
+      if (!taken) {
         // Said once per refusal: during a switch-over it is how an operator finds devices whose certificates
-        // the edge does not take (another CA, none, or one signed with MD5, which OpenSSL 3 refuses).
-        const reason = (req.socket as TLSSocket).authorizationError ?? 'signed by another CA';
+        // the edge does not take (another CA, none, expired, or signed with MD5 while EDGE_LEGACY_ALLOW_MD5 is off).
+        const reason = tlsSocket.authorizationError ?? 'signed by another CA';
         hooks.log.info(
           { remote_addr: req.socket.remoteAddress, reason: String(reason) },
           'legacy upgrade refused',

@@ -1,6 +1,7 @@
 // SPEC §9.1: devices of the original system, unchanged, over mutual TLS with certificates of the chain's own CA
-// (made here by openssl as the original write-up made them). They send the original's frames byte for byte and
-// get the original's pushes and errors; what they do becomes the same events as v1, side by side with v1 devices.
+// (made here by openssl as the original write-up made them: MD5 signatures by `openssl ca`, 1,024-bit keys, taken
+// out of a .p12). They send the original's frames byte for byte and get the original's pushes and errors; what
+// they do becomes the same events as v1, side by side with v1 devices.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start as startDispatcher } from '#dispatcher';
 import type { EventOf } from '#events';
@@ -34,16 +35,19 @@ beforeAll(async () => {
   certs = makeCertificates();
   certs.makeCa('weiwoju-ca'); // the chain's CA, which signed its devices' certificates
   certs.makeSigned('server', 'weiwoju-ca', { isServer: true });
-  certs.makeSigned('device', 'weiwoju-ca');
+  certs.makeDeviceAsTheWriteUp('device', 'weiwoju-ca');
+  certs.makeDeviceAsTheWriteUp('expired-device', 'weiwoju-ca', { expired: true });
   certs.makeCa('v1-ca'); // EDGE_TLS_CA: mutual TLS on /ws as well
   certs.makeSigned('v1-device', 'v1-ca');
   certs.makeCa('rogue-ca');
   certs.makeSigned('rogue-device', 'rogue-ca');
+  certs.makeDeviceAsTheWriteUp('rogue-md5-device', 'rogue-ca');
   world = await startEdgeWorld({
     EDGE_TLS_CERT: certs.file('server.crt'),
     EDGE_TLS_KEY: certs.file('server.key'),
     EDGE_TLS_CA: certs.file('v1-ca.crt'),
     EDGE_LEGACY_CA: certs.file('weiwoju-ca.crt'),
+    EDGE_LEGACY_ALLOW_MD5: 'true',
   });
   dispatcher = await startDispatcher(world.ctx.config, { log: world.ctx.log, healthServer: false });
   persister = await startPersister(world.ctx.config, { log: world.ctx.log, healthServer: false });
@@ -356,7 +360,7 @@ describe('when a legacy device may not speak', () => {
   };
 
   it('refuses the upgrade without a client certificate of the legacy CA, in the original shape', async () => {
-    for (const client of [null, 'rogue-device', 'v1-device']) {
+    for (const client of [null, 'rogue-device', 'v1-device', 'rogue-md5-device', 'expired-device']) {
       const answer = await refusedUpgrade(legacyUrl, certs.clientOptions(client, 'weiwoju-ca'));
       expect(answer.status, String(client)).toBe(401);
       refusal(answer.body);
@@ -421,6 +425,31 @@ describe('when a legacy device may not speak', () => {
         what: 'the logout recorded',
       },
     );
+  });
+});
+
+describe('when EDGE_LEGACY_ALLOW_MD5 is off (the default)', () => {
+  let strict: EdgeWorld;
+  beforeAll(async () => {
+    certs.makeSigned('sha256-device', 'weiwoju-ca'); // re-issued from the same CA, as docs/migrating.md says
+    strict = await startEdgeWorld({
+      EDGE_TLS_CERT: certs.file('server.crt'),
+      EDGE_TLS_KEY: certs.file('server.key'),
+      EDGE_LEGACY_CA: certs.file('weiwoju-ca.crt'),
+    });
+  });
+  afterAll(async () => {
+    await strict?.stop();
+  });
+
+  it("refuses the write-up's MD5 device certificates, and takes the chain's SHA-256 ones", async () => {
+    const url = `wss://127.0.0.1:${strict.edge.port}/legacy`;
+    const answer = await refusedUpgrade(url, certs.clientOptions('device', 'weiwoju-ca'));
+    expect(answer.status).toBe(401);
+    const reissued = await openLegacy(url, certs.clientOptions('sha256-device', 'weiwoju-ca'));
+    reissued.send('hello'); // the original's test echo: the upgrade went through
+    expect(await reissued.next()).toBe('hello');
+    reissued.ws.close();
   });
 });
 
