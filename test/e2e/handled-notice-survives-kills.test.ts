@@ -1,7 +1,8 @@
 // SPEC §10: killing any process between a handle and its notices loses no notice. The notice is filed in Redis and
 // pushed in the same step as the MessageHandled (handle-7.lua), so it needs no dispatcher; one whose push reached no
 // edge is named in the entry for the dispatcher to retry, and a dispatcher killed (SIGKILL) before it did leaves
-// it to the next; an edge killed under the other cashier leaves the notice to that cashier's next login.
+// it to the next; an edge killed under the other cashier after it took the push, before writing it, leaves the
+// notice to that cashier's next login.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start as startEdge } from '#edge';
 import { start as startPersister } from '#persister';
@@ -107,16 +108,24 @@ describe('a handled notice, when a process dies between the handle and the notic
     await next.kill('SIGTERM');
   });
 
-  it('gets the notice at its next login when the edge holding it was killed before it could write it', async () => {
+  it('gets the notice at its next login when the edge holding it took the push and was killed before writing it', async () => {
     const dispatcher = spawn('dispatcher');
     await waitForLog(dispatcher, 'dispatcher started');
     const doomedEdge = spawn('edge', { EDGE_ID: 'edge-doomed', EDGE_PORT: '0' });
     await waitForLog(doomedEdge, 'edge listening');
     const port = Number(/"port":(\d+)[^\n]*"msg":"edge listening"/.exec(doomedEdge.output())?.[1]);
     const { a, b, waiter, bToken, bCopy, aCopy } = await handledLater('kill-edge', port);
+    // Frozen, the edge still holds its subscription: the handle's push is taken (PUBLISH counts it) and never
+    // written. Nothing names it for a retry, so only the next login can bring it.
+    doomedEdge.child.kill('SIGSTOP');
+    await handle(a, aCopy);
+    const stream = ctx.keys.streamOfShop('kill-edge');
+    const [[, fields] = ['', []]] = await ctx.redis.xrevrange(stream, '+', '-', 'COUNT', 1);
+    expect(fields.slice(0, 2)).toEqual(['t', 'MessageHandled']);
+    expect(fields[fields.indexOf('u') + 1]).toBe(''); // reached an edge: no retry is scheduled
     await doomedEdge.kill('SIGKILL');
     await b.closed;
-    await handle(a, aCopy);
+    expect(b.frames.filter((f) => f.op === 'handled')).toEqual([]);
     // The cashier's device reconnects, through the balancer, to the edge still running.
     const again = await loginRaw(url(edge.port), bToken);
     expect(await again.next((f) => f.op === 'handled', 15_000)).toMatchObject({
