@@ -47,7 +47,10 @@ try {
   }
   // Expected refusals (a device already registered, invalid input, the log unavailable): one line, an exit code.
   if (isBrokerError(err)) {
-    const hint = err.code === 'CONFLICT' ? ' (pick another --client, or revoke the device first)' : '';
+    const hint =
+      err.code === 'CONFLICT'
+        ? ' (for a new token of this device add --rotate; or pick another --client)'
+        : '';
     process.stderr.write(`broker: ${err.message}${hint}\n`);
     process.exit(err.code === 'LOG_UNAVAILABLE' ? 3 : 2);
   }

@@ -258,7 +258,8 @@ const CASES: Case[] = [
     what: 'token: a device already registered',
     args: ['token', '--shop', 'shop-1', '--client', 'taken', '--type', 'main'],
     exit: 2,
-    stderr: () => /^broker: .*already registered.*\(pick another --client, or revoke the device first\)$/,
+    stderr: () =>
+      /^broker: .*already registered.*\(for a new token of this device add --rotate; or pick another --client\)$/,
   },
   {
     what: 'token --rotate: a device not registered',
