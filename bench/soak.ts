@@ -55,6 +55,12 @@ export interface SoakSample {
   /** The broker's own keys (under the run's prefix), measured key by key. */
   ownBytes: number;
   ownKeys: number;
+  /**
+   * The broker's keys but its streams (whose tail is the saw-tooth of the retention rounds), and of them the
+   * req_id filters: what a notify leaves beyond the tail, without the tail's noise.
+   */
+  ownBesideStreams: number;
+  filterBytes: number;
   rss: Record<ServiceName, number>;
   heap: Record<ServiceName, number>;
   postgresBytes: number;
@@ -70,6 +76,12 @@ export interface Growth {
   /** Least-squares slope over the steady part, per second and per notify. */
   perS: number;
   perNotify: number;
+  /**
+   * Redis figures only: the slope of the floor, least squares over the samples that follow a drop (a retention
+   * round's trim). The streams make a saw-tooth of a round's height (~25 MB at 1,000/s), and a line fitted to all
+   * samples moves with where the window starts in it; the floor does not, and a leak raises it as well.
+   */
+  floorPerNotify?: number;
 }
 
 export interface SoakResult {
@@ -130,6 +142,11 @@ export function slope(points: Array<[number, number]>): number {
     den += (t - mt) ** 2;
   }
   return den === 0 ? 0 : num / den;
+}
+
+/** The points that follow a drop: where a saw-tooth stands just after each fall. */
+export function floorOf(points: Array<[number, number]>): Array<[number, number]> {
+  return points.filter((p, i) => i > 0 && p[1] < (points[i - 1]?.[1] ?? Number.NEGATIVE_INFINITY));
 }
 
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
@@ -210,6 +227,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         redisKeys,
         ownBytes: own.bytes,
         ownKeys: own.keys,
+        ownBesideStreams: own.bytes - (own.byKind.log?.bytes ?? 0),
+        filterBytes: own.byKind['req-filter']?.bytes ?? 0,
         rss: Object.fromEntries(SERVICES.map((svc, i) => [svc, figures[i]!.rss])) as Record<
           ServiceName,
           number
@@ -226,7 +245,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       samples.push(s);
       say(
         `[${String(s.t).padStart(5)} s] notified ${s.notified}, received ${s.received}; Redis ${formatBytes(s.redisUsedMemory)} ` +
-          `(own ${formatBytes(s.ownBytes)} in ${s.ownKeys} keys); RSS edge ${formatBytes(s.rss.edge)}, dispatcher ` +
+          `(own ${formatBytes(s.ownBytes)} in ${s.ownKeys} keys, ${formatBytes(s.ownBesideStreams)} beside the streams); RSS edge ${formatBytes(s.rss.edge)}, dispatcher ` +
           `${formatBytes(s.rss.dispatcher)}, persister ${formatBytes(s.rss.persister)}; PostgreSQL ${formatBytes(s.postgresBytes)}; ` +
           `lag ${s.persisterLag}/${s.dispatcherLag}; retries ${s.retryDepth}`,
       );
@@ -264,12 +283,26 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const steadyFromS = Math.min(durationMs / 2000, retentionMs / 1000 + 60);
     const steady = samples.slice(0, -1).filter((s) => s.t >= steadyFromS);
     const growth: Growth[] = [];
-    const add = (figure: string, pick: (s: SoakSample) => number, unit: Growth['unit'] = 'B') => {
+    const add = (
+      figure: string,
+      pick: (s: SoakSample) => number,
+      unit: Growth['unit'] = 'B',
+      floor = false,
+    ) => {
       const perS = slope(steady.map((s) => [s.t, pick(s)]));
-      growth.push({ figure, unit, perS, perNotify: perS / options.rate });
+      const floorPerS = floor ? slope(floorOf(steady.map((s) => [s.t, pick(s)]))) : undefined;
+      growth.push({
+        figure,
+        unit,
+        perS,
+        perNotify: perS / options.rate,
+        ...(floorPerS === undefined ? {} : { floorPerNotify: floorPerS / options.rate }),
+      });
     };
-    add('Redis used_memory (whole server)', (s) => s.redisUsedMemory);
-    add("Redis, the broker's own keys (bytes)", (s) => s.ownBytes);
+    add('Redis used_memory (whole server)', (s) => s.redisUsedMemory, 'B', true);
+    add("Redis, the broker's own keys (bytes)", (s) => s.ownBytes, 'B', true);
+    add("Redis, the broker's own keys but the streams (bytes)", (s) => s.ownBesideStreams);
+    add('Redis, of those the req_id filters (bytes)', (s) => s.filterBytes);
     add("Redis, the broker's own keys (count)", (s) => s.ownKeys, 'keys');
     for (const svc of SERVICES) add(`${svc} RSS`, (s) => s.rss[svc]);
     for (const svc of SERVICES) add(`${svc} heap used`, (s) => s.heap[svc]);
@@ -302,6 +335,10 @@ function formatGrowth(g: Growth): string {
   return g.unit === 'keys' ? `${g.perNotify.toFixed(4)} keys` : `${g.perNotify.toFixed(1)} B`;
 }
 
+function formatFloor(g: Growth): string {
+  return g.floorPerNotify === undefined ? '' : `${g.floorPerNotify.toFixed(1)} B`;
+}
+
 export function renderSoak(r: SoakResult): string {
   const mb = (v: number) => (v / 1e6).toFixed(1);
   const lines = [
@@ -311,17 +348,17 @@ export function renderSoak(r: SoakResult): string {
     '',
     '![soak](docs/bench/soak.svg)',
     '',
-    `Growth per notify, least squares over the samples from ${Math.round(r.steadyFromS)} s on (after the first tail):`,
+    `Growth per notify, least squares over the samples from ${Math.round(r.steadyFromS)} s on (after the first tail); for Redis also the floor's (the samples just after each retention round's trim, which the saw-tooth's phase does not move):`,
     '',
-    '| figure | per s | per notify |',
-    '|---|---:|---:|',
-    ...r.growth.map((g) => `| ${g.figure} | ${g.perS.toFixed(1)} | ${formatGrowth(g)} |`),
+    '| figure | per s | per notify | floor, per notify |',
+    '|---|---:|---:|---:|',
+    ...r.growth.map((g) => `| ${g.figure} | ${g.perS.toFixed(1)} | ${formatGrowth(g)} | ${formatFloor(g)} |`),
     '',
-    '| t (s) | answered | received | Redis used_memory MB | own keys MB | own keys | RSS edge / dispatcher / persister MB | heap MB | PostgreSQL MB | lag persister / dispatcher | retry queue |',
-    '|---:|---:|---:|---:|---:|---:|---|---|---:|---|---:|',
+    '| t (s) | answered | received | Redis used_memory MB | own keys MB | beside the streams MB | own keys | RSS edge / dispatcher / persister MB | heap MB | PostgreSQL MB | lag persister / dispatcher | retry queue |',
+    '|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---:|',
     ...r.samples.map(
       (s) =>
-        `| ${s.t} | ${s.notified} | ${s.received} | ${mb(s.redisUsedMemory)} | ${mb(s.ownBytes)} | ${s.ownKeys} | ${mb(s.rss.edge)} / ${mb(s.rss.dispatcher)} / ${mb(s.rss.persister)} | ${mb(s.heap.edge)} / ${mb(s.heap.dispatcher)} / ${mb(s.heap.persister)} | ${mb(s.postgresBytes)} | ${s.persisterLag} / ${s.dispatcherLag} | ${s.retryDepth} |`,
+        `| ${s.t} | ${s.notified} | ${s.received} | ${mb(s.redisUsedMemory)} | ${mb(s.ownBytes)} | ${mb(s.ownBesideStreams)} | ${s.ownKeys} | ${mb(s.rss.edge)} / ${mb(s.rss.dispatcher)} / ${mb(s.rss.persister)} | ${mb(s.heap.edge)} / ${mb(s.heap.dispatcher)} / ${mb(s.heap.persister)} | ${mb(s.postgresBytes)} | ${s.persisterLag} / ${s.dispatcherLag} | ${s.retryDepth} |`,
     ),
   ];
   return lines.join('\n');
@@ -402,7 +439,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         : undefined,
     });
     console.log(`\ngrowth per notify after ${Math.round(result.steadyFromS)} s:`);
-    for (const g of result.growth) console.log(`  ${g.figure}: ${formatGrowth(g)} (${g.perS.toFixed(1)}/s)`);
+    for (const g of result.growth) {
+      const floor = g.floorPerNotify === undefined ? '' : `; floor ${formatFloor(g)}`;
+      console.log(`  ${g.figure}: ${formatGrowth(g)} (${g.perS.toFixed(1)}/s)${floor}`);
+    }
     console.log(`missing after the drain: ${result.missing}`);
     if (!argv.includes('--no-write')) {
       writeSoak(result);

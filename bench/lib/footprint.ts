@@ -13,6 +13,7 @@ export interface Footprint {
 /** The kind of a broker key: the last segment of its name that says what it holds. */
 export function kindOf(key: string): string {
   if (key.includes(':req:')) return 'req (per-req_id records)';
+  if (key.includes(':req-filter:')) return 'req-filter';
   const last = key.slice(key.lastIndexOf(':') + 1);
   if (key.includes('{retries}')) return 'bullmq';
   return last;
