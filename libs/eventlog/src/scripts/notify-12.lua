@@ -297,16 +297,29 @@ if ARGV[10] ~= '' then
 
   -- Records from this time on are in a filter that is still asked.
   local covered = (yesterdayHeader or todayHeader).created
-  local archivedMs = tonumber(redis.call('GET', KEYS[9]) or '0')
-  local kept = {}
-  for at = 1, #bucket - ENTRY + 1, ENTRY do
-    local recorded = struct.unpack('>I4', bucket, at + 8)
-    local expired = recorded <= now - ttl or
-      (recorded < now - window and recorded >= covered and (recorded + 1) * 1000 <= archivedMs)
-    if not expired then
-      kept[#kept + 1] = string.sub(bucket, at, at + ENTRY - 1)
-    end
+  -- Asked only when the bucket's oldest record is past the window: a busy shop's buckets seldom hold one.
+  local archivedMs = 0
+  if #bucket >= ENTRY and struct.unpack('>I4', bucket, 9) < now - window then
+    archivedMs = tonumber(redis.call('GET', KEYS[9]) or '0')
   end
+  -- Entries are oldest first (each is appended at this Redis's time), so the ones to cut lead the bucket: look at
+  -- them alone and keep the rest whole, so a write costs what it cuts, not what the bucket holds. An entry out of
+  -- order (the clock stepped back) only stops the cut early: it and those after it are kept until a later write.
+  local kept = {}
+  local from = 1
+  while from <= #bucket - ENTRY + 1 do
+    local recorded = struct.unpack('>I4', bucket, from + 8)
+    local dayOld = recorded <= now - ttl
+    local pastWindow = recorded < now - window and (recorded + 1) * 1000 <= archivedMs
+    if not dayOld and not pastWindow then
+      break
+    end
+    if not dayOld and recorded < covered then
+      kept[#kept + 1] = string.sub(bucket, from, from + ENTRY - 1) -- recorded before the filters: kept its 24 h
+    end
+    from = from + ENTRY
+  end
+  kept[#kept + 1] = string.sub(bucket, from)
   kept[#kept + 1] = ARGV[11] .. struct.pack('>I4', now) .. ARGV[4]
   redis.call('HSET', KEYS[7], ARGV[10], table.concat(kept))
   redis.call('EXPIRE', KEYS[7], ttl + 60)
