@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventLog } from '#eventlog';
+import { newEventId } from '#events';
 import { loginRaw, type RawSocket, registerDevice } from '#test-support';
 import {
   API_KEY,
@@ -169,6 +171,34 @@ describe('when the back office follows a shop in the console', () => {
     expect((await cashier.closed).code).toBe(4403);
     await waitForText(page, deviceStateOf('pos-1'), 'revoked');
     expect(await page.getByRole('button', { name: 'Revoke pos-1' }).count()).toBe(0);
+  });
+
+  it('marks a device of the original protocol, and a delivery that was only a write to its socket', async () => {
+    const { page } = browser;
+    await registerDevice(broker.ctx, 'shop-3', 'pos-old', 'main', { legacy: true });
+    const handheld = await loginRaw(broker.wsUrl, await registerDevice(broker.ctx, 'shop-3', 'pad-1', 'sub'));
+    handheld.send({ op: 'notify', req_id: 'old-1', table_id: 3, type: 'add_dish', status: 0, data: {} });
+    const reply = await handheld.next((frame) => frame.op === 'notify' && frame.req_id === 'old-1');
+    expect(reply).toMatchObject({ code: 0 });
+    const messageId = `${(reply.data as { event_id: string }).event_id}.pos-old`;
+    // What the edge records when it has written the message to a legacy main's socket (SPEC §9.1: no ack exists).
+    const now = Date.now();
+    await new EventLog(broker.ctx.redis, broker.ctx.keys).ack(
+      'shop-3',
+      'pos-old',
+      'edge:legacy',
+      [messageId],
+      newEventId(now),
+      now,
+      'socket-write',
+    );
+    await page.goto(`${broker.consoleUrl}#/shops/shop-3`);
+    await page.locator('#devices tr[data-client-id="pos-old"]', { hasText: 'main (legacy)' }).waitFor();
+    await waitForText(page, stateOf(messageId), 'delivered');
+    await page
+      .locator(`#messages li[data-message-id="${messageId}"]`, { hasText: '(socket write, no ack)' })
+      .waitFor();
+    handheld.ws.close();
   });
 
   it('fits a 768 px wide tablet screen in every view', async () => {

@@ -122,7 +122,9 @@ describe('a handled notice, when a process dies between the handle and the notic
     const stream = ctx.keys.streamOfShop('kill-edge');
     const [[, fields] = ['', []]] = await ctx.redis.xrevrange(stream, '+', '-', 'COUNT', 1);
     expect(fields.slice(0, 2)).toEqual(['t', 'MessageHandled']);
-    expect(fields[fields.indexOf('u') + 1]).toBe(''); // reached an edge: no retry is scheduled
+    // Reached an edge: no retry is scheduled. (On a Redis Cluster PUBLISH counts only the node's own subscribers,
+    // so there every push is named for a retry as well; the notice must still come with the next login.)
+    if (!ctx.redis.isCluster) expect(fields[fields.indexOf('u') + 1]).toBe('');
     await doomedEdge.kill('SIGKILL');
     await b.closed;
     expect(b.frames.filter((f) => f.op === 'handled')).toEqual([]);

@@ -36,7 +36,9 @@ describe('broker token', () => {
     expect(again.code).toBe(2);
     expect(again.stdout).toBe('');
     const lines = again.stderr.trim().split('\n');
-    expect(lines.at(-1)).toMatch(/^broker: device c2 is already registered \(pick another --client/);
+    expect(lines.at(-1)).toMatch(
+      /^broker: device c2 is already registered \(for a new token of this device add --rotate/,
+    );
     expect(again.stderr).not.toMatch(/\n\s+at /);
   });
 });
