@@ -1,8 +1,9 @@
 // Stream retention (SPEC §4): a shard's stream is trimmed only below an event that is archived in PostgreSQL,
 // older than STREAM_RETENTION_MS, and that both the dispatcher and the persister groups have finished with.
 // It never trims more than all of those allow; it may trim less. Each round also tells the notify script how far
-// the shard is archived, so that req_id records of archived notifies can go once their window is over. What a stream still holds is in /metrics, so a
-// stream that cannot be trimmed (PostgreSQL down, a group stuck) shows as a growing length and an old head.
+// the shard is archived, so that req_id records of archived notifies can go once their window is over. What a
+// stream still holds is in /metrics, so a stream that cannot be trimmed (PostgreSQL down, a group stuck) shows as
+// a growing length and an old head.
 
 import { groupLag } from '#eventlog';
 import { compareStreamIds, type Keys, parseStreamId } from '#events';
