@@ -61,7 +61,7 @@ export function isSignedBy(socket: TLSSocket, cas: ClientCas | null): boolean {
  * verified with that CA's key, the certificate and the CA within their dates. Any digest passes this check; what
  * it does not do (revocation lists, name or usage constraints) the original server did not do either.
  */
-export function isIssuedDirectlyBy(socket: TLSSocket, cas: ClientCas | null, now = Date.now()): boolean {
+export function isIssuedDirectlyBy(socket: TLSSocket, cas: ClientCas | null): boolean {
   if (cas === null || typeof socket.getPeerCertificate !== 'function') return false;
   const raw = socket.getPeerCertificate(false)?.raw;
   if (!raw) return false;
@@ -71,6 +71,7 @@ export function isIssuedDirectlyBy(socket: TLSSocket, cas: ClientCas | null, now
   } catch {
     return false;
   }
+  const now = Date.now();
   const current = (c: X509Certificate) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
   return (
     current(cert) &&
