@@ -2,6 +2,7 @@
 // resend that comes later (or a req_id the shard's filters only may hold) is looked up among the archived events.
 import { BrokerError } from '#events';
 import { counter, type Pool } from '#runtime';
+import type { EventLogOptions } from './append';
 
 /** The event id of the NotifyRequested this sender sent with this req_id within 24 h, or null. */
 export type NotifyArchive = (shopId: string, senderId: string, reqId: string) => Promise<string | null>;
@@ -36,4 +37,12 @@ export function notifyArchiveOn(pool: Pool): NotifyArchive {
     lookups.inc({ outcome: id === null ? 'new' : 'duplicate' });
     return id;
   };
+}
+
+/**
+ * The EventLog options of a service that can reach the archive: exact req_id records stay in Redis as long as the
+ * streams keep their tail (STREAM_RETENTION_MS), and older resends are looked up in PostgreSQL.
+ */
+export function archiveBackedRecords(pool: Pool, retentionMs: number): EventLogOptions {
+  return { archive: notifyArchiveOn(pool), reqWindowS: Math.floor(retentionMs / 1000) };
 }

@@ -2,7 +2,7 @@
 // state in Redis; writes only through the event log.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EventLog, notifyArchiveOn, PresenceBook } from '#eventlog';
+import { archiveBackedRecords, EventLog, PresenceBook } from '#eventlog';
 import { Keys } from '#events';
 import {
   type Config,
@@ -103,10 +103,7 @@ export async function start(config: Config, deps: ApiDeps): Promise<ApiHandle> {
     redis,
     pool,
     keys,
-    eventLog: new EventLog(redis, keys, {
-      archive: notifyArchiveOn(pool),
-      reqWindowS: Math.floor(config.consumer.retentionMs / 1000),
-    }),
+    eventLog: new EventLog(redis, keys, archiveBackedRecords(pool, config.consumer.retentionMs)),
     presence: new PresenceBook(redis, keys),
     tokens: new DeviceTokens(config.tokens.secret, config.tokens.ttlS),
     nowMs: deps.nowMs ?? Date.now,

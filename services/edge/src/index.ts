@@ -4,11 +4,11 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import {
   ackNotices,
+  archiveBackedRecords,
   type Bounce,
   EventLog,
   handleRequest,
   Inbox,
-  notifyArchiveOn,
   type Presence,
   PresenceBook,
   recordBounces,
@@ -86,10 +86,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   // (SPEC §6: the edge needs Redis only).
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2, connectionTimeoutMillis: 2000 });
   pool.on('error', (err) => log.warn({ reason: err.message }, 'idle postgres client lost'));
-  const eventLog = new EventLog(redis, keys, {
-    archive: notifyArchiveOn(pool),
-    reqWindowS: Math.floor(config.consumer.retentionMs / 1000),
-  });
+  const eventLog = new EventLog(redis, keys, archiveBackedRecords(pool, config.consumer.retentionMs));
   const presence = new PresenceBook(redis, keys);
   const metrics = edgeMetrics();
   const table = new ConnectionTable({ redis, keys, eventLog, metrics, log, edgeId, source });
