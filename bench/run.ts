@@ -9,11 +9,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { printConnections, runConnections } from './connections.bench';
 import { printLatency, runLatency } from './latency.bench';
 import { type BenchEnv, Broker, benchEnv, cleanUpRun } from './lib/broker';
 import { killAll } from './lib/children';
+import { benchPool } from './lib/cpu';
 import { registerShops } from './lib/fleet';
 import { loadAverage, machine, redisPing } from './lib/machine';
 import { runOtherBenches } from './lib/others';
@@ -90,7 +90,7 @@ function phase(text: string): void {
 async function brokerScenarios(args: Args, sizes: Plan, bench: BenchEnv, redis: Redis, report: RunReport) {
   phase('starting the broker (persister, dispatcher, edge)');
   const broker = await Broker.start(bench);
-  const pool = new pg.Pool({ connectionString: bench.databaseUrl, max: 4 });
+  const pool = benchPool(bench.databaseUrl, 4);
   try {
     if (args.wants('throughput') || args.wants('latency')) {
       phase(`registering and connecting ${sizes.shops} shops`);

@@ -93,7 +93,7 @@ async function sample(broker: Broker, counts: Counts, pool: pg.Pool, redis: Redi
     at: performance.now(),
     counts: { ...counts },
     rows: await deliveredRows(pool),
-    cpu: await cpuSnapshot(pids, redis, broker.database),
+    cpu: await cpuSnapshot(pids, redis, broker.database, pool),
     pg: await pgActivity(pool),
   };
 }

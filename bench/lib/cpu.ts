@@ -3,6 +3,7 @@
 // long their JavaScript thread waited for a CPU (run-queue time from schedstat), which tells a starved process
 // from an idle one. Redis is shared with other work on the machine; PostgreSQL counts only our database's backends.
 import { readdirSync, readFileSync } from 'node:fs';
+import pg from 'pg';
 import type { RedisClient } from '#runtime';
 import { cpuSecondsOf } from './machine';
 
@@ -34,10 +35,23 @@ function machineBusySeconds(): number {
   return (user + nice + system + irq + softirq + steal) / 100; // USER_HZ
 }
 
+/** The `application_name` of the benchmark's own PostgreSQL connections (see `benchPool`). */
+const BENCH_APPLICATION = 'broker-bench';
+
+/**
+ * A pool for the benchmark's own queries (projection polling, row counts). Its backends are named, so the CPU
+ * they cost PostgreSQL is counted as "bench queries", not as the broker's.
+ */
+export function benchPool(databaseUrl: string, max: number): pg.Pool {
+  return new pg.Pool({ connectionString: databaseUrl, max, application_name: BENCH_APPLICATION });
+}
+
+/** `pool`: the benchmark's own pool (`benchPool`), whose backends are told apart from the broker's. */
 export async function cpuSnapshot(
   pids: Record<string, number>,
   redis: RedisClient,
   database: string,
+  pool?: pg.Pool,
 ): Promise<CpuSnapshot> {
   const cpu: Record<string, number> = {};
   const wait: Record<string, number> = {};
@@ -57,7 +71,14 @@ export async function cpuSnapshot(
     redisCommands[match[1]!] = [Number(match[2]), Number(match[3])];
   }
   cpu.redis = field('used_cpu_user') + field('used_cpu_sys');
-  Object.assign(cpu, postgresCpuSeconds(database));
+  const ownBackends = pool
+    ? (
+        await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [
+          BENCH_APPLICATION,
+        ])
+      ).rows.map((r) => r.pid)
+    : [];
+  Object.assign(cpu, postgresCpuSeconds(database, new Set(ownBackends)));
   cpu.machine = machineBusySeconds();
   return { cpu, wait, redisCommands };
 }
@@ -71,12 +92,17 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, ms: number):
     return out;
   };
   const all = perSecond(before.cpu, after.cpu);
-  // Backends are summed into one "postgres" figure; one that started inside the window counts from zero.
+  // Backends are summed into one "postgres" figure (the benchmark's own into "bench queries"); one that started
+  // inside the window counts from zero.
   const cores: Record<string, number> = {};
   for (const [name, used] of Object.entries(all)) {
-    const key = name.startsWith('postgres:') ? 'postgres' : name;
+    const key = name.startsWith('postgres:')
+      ? 'postgres'
+      : name.startsWith('bench:')
+        ? 'bench queries'
+        : name;
     const value =
-      name.startsWith('postgres:') && before.cpu[name] === undefined
+      /^(postgres|bench):/.test(name) && before.cpu[name] === undefined
         ? (after.cpu[name] ?? 0) / (ms / 1000)
         : used;
     cores[key] = Math.round(((cores[key] ?? 0) + value) * 100) / 100;
@@ -103,16 +129,17 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, ms: number):
 
 /**
  * CPU seconds of the PostgreSQL backends serving our database (their process title names it), one entry per
- * backend: a backend present in only one snapshot counts from zero or is dropped, so no delta goes negative.
+ * backend, the benchmark's own (`ownBackends`) under "bench:": a backend present in only one snapshot counts from zero or is dropped, so no delta goes negative.
  */
-function postgresCpuSeconds(database: string): Record<string, number> {
+function postgresCpuSeconds(database: string, ownBackends: ReadonlySet<number>): Record<string, number> {
   const backends: Record<string, number> = {};
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
       if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(` ${database} `)) continue;
-      backends[`postgres:${entry}`] = cpuSecondsOf(Number(entry));
+      const pid = Number(entry);
+      backends[`${ownBackends.has(pid) ? 'bench' : 'postgres'}:${entry}`] = cpuSecondsOf(pid);
     } catch {
       // the process exited between the listing and the read: it no longer counts
     }
