@@ -275,7 +275,7 @@ function latencyLines(latency: LatencyResult[], mode: string): string[] {
   );
   for (const l of latency) {
     out.push(
-      `During the ${num(l.rate)}/s window: ${num(l.repushes)} re-pushes, ${num(l.commitsPerS)} PostgreSQL commits/s; cores used (waiting for a CPU): ${Object.entries(
+      `During the ${num(l.rate)}/s window: ${num(l.repushes)} re-pushes, ${num(l.commitsPerS)} persister transactions/s; cores used (waiting for a CPU): ${Object.entries(
         l.cpu.cores,
       )
         .map(([k, v]) => `${k} ${v}${l.cpu.waiting[k] === undefined ? '' : ` (${l.cpu.waiting[k]})`}`)
