@@ -18,7 +18,7 @@ import {
   togetherOrEachAlone,
 } from '#runtime';
 import { project, type RowChange } from './projection';
-import { moveCheckpoint, writeChanges } from './store';
+import { moveCheckpoints, writeChanges } from './store';
 
 const batchSeconds = histogram(
   'broker_projection_batch_seconds',
@@ -62,14 +62,19 @@ export function groupCommittedProjector(pool: Pool, log: Logger, lingerMs: numbe
  */
 export async function projectBatches(pool: Pool, log: Logger, batches: readonly ShardBatch[]): Promise<void> {
   const stopTimer = batchSeconds.startTimer();
-  const inShardOrder = [...batches].sort((a, b) => a.shard - b.shard);
+  const inShardOrder = [...batches].filter((b) => b.entries.length > 0).sort((a, b) => a.shard - b.shard);
   const skips = await inTransaction(pool, async (db) => {
     const changes: RowChange[] = [];
     const skipped: Array<{ shard: number; count: number; eventId: string }> = [];
+    const checkpoints = await moveCheckpoints(
+      db,
+      inShardOrder.map(({ shard, entries }) => ({
+        shard,
+        last: parseStreamId(entries[entries.length - 1]!.streamId),
+      })),
+    );
     for (const { shard, entries } of inShardOrder) {
-      if (entries.length === 0) continue;
-      const last = parseStreamId(entries[entries.length - 1]!.streamId);
-      const checkpoint = await moveCheckpoint(db, shard, last);
+      const checkpoint = checkpoints.get(shard)!;
       let first = 0;
       while (first < entries.length && compareStreamIds(entries[first]!.streamId, checkpoint) <= 0) first++;
       if (first > 0) skipped.push({ shard, count: first, eventId: entries[0]!.event.id });

@@ -356,56 +356,64 @@ async function writeRegistrations(db: PoolClient, changes: Registration[]): Prom
 }
 
 /**
- * Locks the shard's checkpoint row for the rest of the transaction and moves it to `last` unless it is at or
- * past it already; answers where it was before ('0-0' for a new shard), so the caller skips the entries up to there. The
- * lock serialises two persisters that both hold a batch of the shard during a lease takeover: the second waits
- * for the first to commit, then reads the checkpoint the first one moved. The batch's rows are written later in
- * the same transaction, so they commit with the checkpoint or not at all.
+ * Locks the checkpoint rows of a transaction's shards for the rest of it, in shard order, and moves each to its
+ * `last` unless it is at or past it already; answers where each was before ('0-0' for a new shard), so the caller
+ * skips the entries up to there. One statement for every shard of a group commit: a round trip per shard was most
+ * of a transaction's round trips. The locks serialise two persisters that both hold a batch of a shard during a
+ * lease takeover: the second waits for the first to commit, then reads the checkpoint the first one moved; taking
+ * them in shard order keeps two such transactions from deadlocking. The batches' rows are written later in the same
+ * transaction, so they commit with the checkpoints or not at all.
  */
-export async function moveCheckpoint(
+export async function moveCheckpoints(
   db: PoolClient,
-  shard: number,
-  last: { ms: number; seq: number },
-): Promise<string> {
-  // A shard's first batch creates the row. When another persister creates it after this statement's snapshot,
-  // the INSERT does nothing and no row is answered; the next statement's snapshot sees (and locks) that row.
-  const previous = (await moveCheckpointOnce(db, shard, last)) ?? (await moveCheckpointOnce(db, shard, last));
-  if (previous === undefined) throw new Error(`checkpoint of shard ${shard} neither found nor created`);
+  moves: ReadonlyArray<{ shard: number; last: { ms: number; seq: number } }>,
+): Promise<Map<number, string>> {
+  const previous = await moveCheckpointsOnce(db, moves);
+  // A shard's first batch creates its row. When another persister creates it after this statement's snapshot, the
+  // INSERT does nothing and no row is answered; the next statement's snapshot sees (and locks) that row.
+  const missed = moves.filter(({ shard }) => !previous.has(shard));
+  if (missed.length > 0)
+    for (const [shard, at] of await moveCheckpointsOnce(db, missed)) previous.set(shard, at);
+  for (const { shard } of moves)
+    if (!previous.has(shard)) throw new Error(`checkpoint of shard ${shard} neither found nor created`);
   return previous;
 }
 
-// FOR UPDATE waits for a concurrent holder of the row and then reads its committed version; the UPDATE beside it
-// moves the row this statement locked (a sibling CTE cannot see a row inserted in the same statement, hence the
-// INSERT only when there was none).
-const MOVE_CHECKPOINT_SQL = `
-  WITH previous AS (
-    SELECT stream_ms, stream_seq FROM projection_checkpoints WHERE shard = $1::int FOR UPDATE
+// FOR UPDATE waits for a concurrent holder of a row and then reads its committed version, and under ORDER BY it
+// locks in that order; the UPDATE beside it moves the rows this statement locked (a sibling CTE cannot see a row
+// inserted in the same statement, hence the INSERT only of shards that had none).
+const MOVE_CHECKPOINTS_SQL = `
+  WITH wanted AS (
+    SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS w(shard, stream_ms, stream_seq)
+  ), previous AS (
+    SELECT shard, stream_ms, stream_seq FROM projection_checkpoints
+    WHERE shard = ANY($1::int[]) ORDER BY shard FOR UPDATE
   ), moved AS (
-    UPDATE projection_checkpoints c SET stream_ms = $2::bigint, stream_seq = $3::bigint, updated_at = now()
-    FROM previous p
-    WHERE c.shard = $1 AND (p.stream_ms, p.stream_seq) < ($2, $3)
+    UPDATE projection_checkpoints c SET stream_ms = w.stream_ms, stream_seq = w.stream_seq, updated_at = now()
+    FROM previous p JOIN wanted w USING (shard)
+    WHERE c.shard = p.shard AND (p.stream_ms, p.stream_seq) < (w.stream_ms, w.stream_seq)
   ), created AS (
     INSERT INTO projection_checkpoints (shard, stream_ms, stream_seq)
-    SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM previous)
+    SELECT w.shard, w.stream_ms, w.stream_seq FROM wanted w
+    WHERE NOT EXISTS (SELECT FROM previous p WHERE p.shard = w.shard)
+    ORDER BY w.shard
     ON CONFLICT (shard) DO NOTHING
     RETURNING shard
   )
-  SELECT stream_ms, stream_seq FROM previous
+  SELECT shard, stream_ms, stream_seq FROM previous
   UNION ALL
-  SELECT 0, 0 FROM created`;
+  SELECT shard, 0, 0 FROM created`;
 
-async function moveCheckpointOnce(
+async function moveCheckpointsOnce(
   db: PoolClient,
-  shard: number,
-  last: { ms: number; seq: number },
-): Promise<string | undefined> {
-  const result = await db.query<{ stream_ms: string; stream_seq: string }>({
-    name: 'persister-move-checkpoint',
-    text: MOVE_CHECKPOINT_SQL,
-    values: [shard, last.ms, last.seq],
+  moves: ReadonlyArray<{ shard: number; last: { ms: number; seq: number } }>,
+): Promise<Map<number, string>> {
+  const result = await db.query<{ shard: number; stream_ms: string; stream_seq: string }>({
+    name: 'persister-move-checkpoints',
+    text: MOVE_CHECKPOINTS_SQL,
+    values: [moves.map((m) => m.shard), moves.map((m) => m.last.ms), moves.map((m) => m.last.seq)],
   });
-  const row = result.rows[0];
-  return row ? `${row.stream_ms}-${row.stream_seq}` : undefined;
+  return new Map(result.rows.map((row) => [row.shard, `${row.stream_ms}-${row.stream_seq}`]));
 }
 
 /** Every shard's checkpoint: the last stream id whose rows are committed. */

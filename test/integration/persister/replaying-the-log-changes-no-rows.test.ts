@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsumedEntry } from '#eventlog';
-import { batchProjector, type PersisterHandle, start } from '#persister';
+import { batchProjector, type PersisterHandle, projectBatches, start } from '#persister';
 import { connectPostgres, type Pool, registry } from '#runtime';
 import { createTestContext, type TestContext } from '#test-support';
 import { busyShopOps, type ShopOp, shopLog } from '../../support/shop-log';
@@ -23,7 +23,7 @@ beforeAll(async () => {
   ctx = await createTestContext({ CONSUMER_BATCH: '16' });
   persister = await start(ctx.config, { log: ctx.log, healthServer: false });
   pool = await connectPostgres(ctx.databaseUrl, ctx.log);
-  const events = ['shop-x', 'shop-y'].flatMap((shopId) =>
+  const events = ['shop-x', 'shop-y', 'shop-z', 'shop-w', 'shop-v', 'shop-u'].flatMap((shopId) =>
     shopLog([...busyShopOps(12), ...churn], { shopId }),
   );
   appended = await appendAll(ctx.redis, ctx.keys, events);
@@ -103,5 +103,32 @@ describe('when two persisters commit the same batch at once (a lease takeover)',
 
     expect(await projectedTables(pool)).toEqual(before);
     expect((await redeliveredTotal()) - skippedBefore).toBe(entries.length);
+  });
+
+  it('lets the locks apply a group commit of several shards once, whichever order two persisters hand them in', async () => {
+    const before = await projectedTables(pool);
+    const shards = [...new Set(appended.map((a) => a.shard))];
+    expect(shards.length).toBeGreaterThan(2);
+    const batches = shards.map((shard) => ({
+      shard,
+      entries: appended.filter((a) => a.shard === shard).map(({ streamId, event }) => ({ streamId, event })),
+    }));
+    await pool.query(
+      'UPDATE projection_checkpoints SET stream_ms = 0, stream_seq = 0 WHERE shard = ANY($1::int[])',
+      [shards],
+    );
+    // One shard with no checkpoint at all: both create it, one of them after the other's snapshot.
+    await pool.query('DELETE FROM projection_checkpoints WHERE shard = $1', [shards[1]]);
+    const skippedBefore = await redeliveredTotal();
+
+    await Promise.all([
+      projectBatches(pool, ctx.log, batches),
+      projectBatches(pool, ctx.log, [...batches].reverse()),
+    ]);
+
+    expect(await projectedTables(pool)).toEqual(before);
+    expect((await redeliveredTotal()) - skippedBefore).toBe(
+      batches.reduce((n, b) => n + b.entries.length, 0),
+    );
   });
 });
