@@ -117,8 +117,8 @@ export const VARIABLES: readonly VariableSpec[] = [
   },
   {
     name: 'DISPATCHER_LINGER_MS',
-    default: '20',
-    doc: "least time between the dispatcher's reads of the log; what arrives meanwhile is routed together (a sub's notify is pushed by its append and never waits for it; broadcasts, handled notices and retries may)",
+    default: '200',
+    doc: "least time between the dispatcher's reads of the log; what arrives meanwhile is routed together (every notify, broadcast and handled notice is pushed by its append and never waits for it; only the retries of pushes that reached no edge do, whose first delay is DELIVERY_RETRY_FIRST_MS)",
   },
   {
     name: 'STREAM_RETENTION_MS',
