@@ -15,17 +15,23 @@ function heldFlush() {
 }
 
 describe('Coalescer', () => {
-  it('flushes a lone caller at once, and what arrives during a flush together in the next one, in order', async () => {
+  it('flushes what is handed in within one turn together, and what arrives during a flush in the next one, in order', async () => {
     const { batches, releases, flush } = heldFlush();
     const coalescer = new Coalescer(flush);
     const first = coalescer.submit(1);
-    expect(batches).toEqual([[1]]);
-    const second = coalescer.submit(2);
-    const third = coalescer.submit(3);
-    expect(batches).toEqual([[1]]); // one flush at a time
+    const alsoFirst = coalescer.submit(2);
+    expect(batches).toEqual([]); // the rest of this turn's works may still come
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches).toEqual([[1, 2]]);
+    const second = coalescer.submit(3);
+    const third = coalescer.submit(4);
+    expect(batches).toEqual([[1, 2]]); // one flush at a time
     releases[0]!();
-    await first;
-    expect(batches).toEqual([[1], [2, 3]]);
+    await Promise.all([first, alsoFirst]);
+    expect(batches).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     releases[1]!();
     await Promise.all([second, third]);
   });
@@ -34,6 +40,7 @@ describe('Coalescer', () => {
     const { batches, releases, flush } = heldFlush();
     const coalescer = new Coalescer(flush);
     const first = coalescer.submit(1);
+    await new Promise((resolve) => setImmediate(resolve));
     const second = coalescer.submit(2);
     releases[0]!(new Error('redis away'));
     await expect(first).rejects.toThrow('redis away');

@@ -1,7 +1,8 @@
 // Group commit. Callers hand in work and wait until a flush that holds it has finished; one flush runs at a time,
-// and the work handed in meanwhile goes together into the next one. With `lingerMs`, a flush that finds nothing
-// in flight first waits that long for company; without it a lone caller is flushed at once. Under load the
-// batches grow by themselves (as PostgreSQL's commit_delay and Kafka's linger.ms make them grow).
+// and the work handed in meanwhile goes together into the next one. A flush that finds nothing in flight first
+// lets the current turn of the event loop end, so that the works handed in together (the shard batches of one
+// read) are flushed together; with `lingerMs` it waits that long for company instead. Under load the batches grow
+// by themselves (as PostgreSQL's commit_delay and Kafka's linger.ms make them grow).
 
 interface Waiter<T> {
   work: T;
@@ -36,7 +37,7 @@ export class Coalescer<T> {
   private async drain(): Promise<void> {
     this.isFlushing = true;
     const lingerMs = this.options.lingerMs ?? 0;
-    if (lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, lingerMs));
+    await new Promise((resolve) => (lingerMs > 0 ? setTimeout(resolve, lingerMs) : setImmediate(resolve)));
     while (this.waiters.length > 0) {
       const waiters = this.waiters;
       this.waiters = [];

@@ -2,9 +2,9 @@
 // write the rows, all in one transaction. ShardConsumer acknowledges the entries (XACK) after this resolves, so a
 // crash between COMMIT and XACK redelivers a batch that the checkpoint then skips.
 //
-// The persister group-commits: the batches its shard readers hand in while a transaction is under way (or within
-// PERSISTER_LINGER_MS of the first) are written in one transaction, each shard's checkpoint moved in it. Below
-// saturation a shard's batch holds one or two events, so this turns a commit per event into a commit per linger.
+// The persister group-commits: it reads every shard it holds at once, at most every PERSISTER_LINGER_MS, and the
+// batches of a read are written in one transaction, each shard's checkpoint moved in it. Below saturation a shard's
+// batch holds one or two events, so this turns a commit per event into a commit per read interval.
 
 import type { ConsumedEntry } from '#eventlog';
 import { compareStreamIds, parseStreamId } from '#events';
@@ -44,14 +44,13 @@ export function batchProjector(pool: Pool, log: Logger): BatchHandler {
 }
 
 /**
- * The persister's handler for ShardConsumer: batches group-committed. Should a transaction of several batches
- * fail, each is projected alone, so a poison event fails only its own shard's batch (which ShardConsumer then
- * retries or isolates), never the others'.
+ * The persister's handler for ShardConsumer: the batches of one read (every shard it holds, read at most every
+ * PERSISTER_LINGER_MS) group-committed. Should a transaction of several batches fail, each is projected alone, so a
+ * poison event fails only its own shard's batch (which ShardConsumer then retries or isolates), never the others'.
  */
-export function groupCommittedProjector(pool: Pool, log: Logger, lingerMs: number): BatchHandler {
+export function groupCommittedProjector(pool: Pool, log: Logger): BatchHandler {
   const coalescer = new Coalescer<ShardBatch>(
     togetherOrEachAlone((batches) => projectBatches(pool, log, batches)),
-    { lingerMs },
   );
   return (shard, entries) => coalescer.submit({ shard, entries });
 }

@@ -92,7 +92,8 @@ export async function start(config: Config, deps: PersisterDeps): Promise<Persis
       consumer: consumerName,
       batch: config.consumer.batch,
       leaseMs: config.consumer.leaseMs,
-      handle: groupCommittedProjector(db, log, config.persister.lingerMs),
+      readIntervalMs: config.persister.readIntervalMs,
+      handle: groupCommittedProjector(db, log),
     });
     await consumer.start();
 

@@ -162,7 +162,7 @@ describe('when batches of several shards are group-committed', () => {
     await resetTables();
     const shops = ['shop-g1', 'shop-g2', 'shop-g3'];
     const logs = shops.map((shopId, s) => entriesOf(shopLog(busyShopOpsOf(s), { shopId })));
-    const project = groupCommittedProjector(pool, ctx.log, 20);
+    const project = groupCommittedProjector(pool, ctx.log);
     const commitsBefore = await commitCount();
     await Promise.all(logs.map((entries, shard) => project(shard, entries)));
     const commits = (await commitCount()) - commitsBefore;
@@ -198,7 +198,7 @@ describe('when batches of several shards are group-committed', () => {
         data: { ...notify.event.data, req_id: 'poison', data: { note: 'no\u0000te' } },
       }),
     ]);
-    const project = groupCommittedProjector(pool, ctx.log, 20);
+    const project = groupCommittedProjector(pool, ctx.log);
     const outcomes = await Promise.allSettled([project(1, good), project(2, poison)]);
 
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected']);
