@@ -148,6 +148,7 @@ describe('when a value is invalid', () => {
     ['EDGE_PING_INTERVAL_MS', '1', /^EDGE_PING_INTERVAL_MS: expected an integer from 10/],
     ['EDGE_MAX_BUFFERED_BYTES', '12', /^EDGE_MAX_BUFFERED_BYTES: expected an integer from 1024/],
     ['EDGE_DRAIN_MS', '-5', /^EDGE_DRAIN_MS: expected an integer from 0/],
+    ['EDGE_ACK_LINGER_MS', '1001', /^EDGE_ACK_LINGER_MS: expected an integer from 0 to 1000/],
     ['API_HANDLE_WAIT_MS', 'soon', /^API_HANDLE_WAIT_MS: expected an integer/],
     ['DEVICE_TOKEN_TTL_S', '0', /^DEVICE_TOKEN_TTL_S: expected an integer from 1/],
     ['DELIVERY_RETRY_FIRST_MS', '0', /^DELIVERY_RETRY_FIRST_MS: expected an integer from 1/],

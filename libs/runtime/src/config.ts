@@ -77,6 +77,11 @@ export const VARIABLES: readonly VariableSpec[] = [
     doc: 'send buffer bound; above it the socket closes with 1013',
   },
   { name: 'EDGE_DRAIN_MS', default: '10000', doc: 'window over which SIGTERM closes sockets with 1001' },
+  {
+    name: 'EDGE_ACK_LINGER_MS',
+    default: '10',
+    doc: "how long an edge gathers its devices' acks to record them in one Redis write (0: each at once)",
+  },
   { name: 'API_HOST', default: '0.0.0.0', doc: 'api listen address' },
   { name: 'API_PORT', default: '3000', doc: 'api port' },
   { name: 'API_KEYS', doc: 'comma-separated bearer keys of the REST API (required in production)' },
@@ -287,6 +292,7 @@ export function loadConfig(env: Env) {
       pingIntervalMs: read('EDGE_PING_INTERVAL_MS', int(10)),
       maxBufferedBytes: read('EDGE_MAX_BUFFERED_BYTES', int(1024)),
       drainMs: read('EDGE_DRAIN_MS', int(0)),
+      ackLingerMs: read('EDGE_ACK_LINGER_MS', int(0, 1000)),
       ackTimeoutMs: read('DELIVERY_ACK_TIMEOUT_MS', int(100)),
       /** SPEC §9.1: the original device protocol, on only when EDGE_LEGACY_CA names the CA of its certificates. */
       legacy:

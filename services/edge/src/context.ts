@@ -43,6 +43,12 @@ export interface EdgeContext {
    * handled; DATABASE_UNAVAILABLE while it is away — the edge's other work never needs it).
    */
   handleRequest(input: HandleInput): Promise<HandleOutcome>;
+  /**
+   * Resolves when the acks gathered for the next Redis write are due (EDGE_ACK_LINGER_MS): the acks of every
+   * connection that wait for it are sent in one write (auto-pipelined), instead of one write and one Redis
+   * wake-up each.
+   */
+  ackTurn(): Promise<void>;
   /** Acks `handled` notices of a device (by its copies' ids). */
   ackNotices(shopId: string, clientId: string, copyIds: string[]): Promise<number>;
   /** Appends ConnectionClosed; keeps retrying while Redis is away, so presence never stays stale. */

@@ -93,6 +93,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const inFlight = new Set<Promise<void>>();
   let isDraining = false;
 
+  let nextAckTurn: Promise<void> | undefined;
   const ctx: EdgeContext = {
     config: config.edge,
     edgeId,
@@ -101,6 +102,16 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     eventLog,
     inbox: new Inbox(redis, keys),
     handleRequest: (input) => handleRequest({ redis, keys, pool }, input),
+    ackTurn() {
+      if (config.edge.ackLingerMs === 0) return Promise.resolve();
+      nextAckTurn ??= new Promise<void>((resolve) =>
+        setTimeout(() => {
+          nextAckTurn = undefined;
+          resolve();
+        }, config.edge.ackLingerMs),
+      );
+      return nextAckTurn;
+    },
     ackNotices: (shopId, clientId, ids) => ackNotices(redis, keys, shopId, clientId, ids),
     tokens: new DeviceTokens(config.tokens.secret, config.tokens.ttlS),
     metrics,

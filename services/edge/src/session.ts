@@ -480,6 +480,7 @@ export class Session {
       if (parseMessageId(id)?.clientId !== identity.clientId)
         throw new BrokerError('NOT_YOUR_MESSAGE', `message ${id} is addressed to another device`);
     }
+    await this.ctx.ackTurn();
     if (ids.length > 0) {
       await this.ctx.eventLog.ack(
         identity.shopId,
