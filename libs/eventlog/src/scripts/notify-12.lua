@@ -136,7 +136,7 @@ local function mayHold(key, header)
       args[#args + 1] = offset
     end
   end
-  local bits = redis.call('BITFIELD', key, unpack(args))
+  local bits = redis.call('BITFIELD_RO', key, unpack(args)) -- GETs only: a read, as Redis should know it
   for i = 1, #header.counts do
     local all = true
     for j = 1, PROBES do
