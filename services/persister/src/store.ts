@@ -368,6 +368,7 @@ export async function moveCheckpoints(
   db: PoolClient,
   moves: ReadonlyArray<{ shard: number; last: { ms: number; seq: number } }>,
 ): Promise<Map<number, string>> {
+  if (moves.length === 0) return new Map();
   const previous = await moveCheckpointsOnce(db, moves);
   // A shard's first batch creates its row. When another persister creates it after this statement's snapshot, the
   // INSERT does nothing and no row is answered; the next statement's snapshot sees (and locks) that row.
