@@ -40,7 +40,6 @@ export interface LatencyResult {
   generatorLagP99Ms: number;
   pollIntervalMs: number;
   cpu: CpuUse;
-  /** Transactions committed per second in our database during the window (the persister's batches). */
   /**
    * The persister's transactions per second in the window (its batch histogram's count: pg_stat_database would
    * count the benchmark's own polls too, and flushes a busy backend's counters only once a second).

@@ -129,7 +129,8 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, ms: number):
 
 /**
  * CPU seconds of the PostgreSQL backends serving our database (their process title names it), one entry per
- * backend, the benchmark's own (`ownBackends`) under "bench:": a backend present in only one snapshot counts from zero or is dropped, so no delta goes negative.
+ * backend, the benchmark's own (`ownBackends`) under "bench:": a backend present in only one snapshot counts from
+ * zero or is dropped, so no delta goes negative.
  */
 function postgresCpuSeconds(database: string, ownBackends: ReadonlySet<number>): Record<string, number> {
   const backends: Record<string, number> = {};
