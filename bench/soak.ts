@@ -289,8 +289,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       unit: Growth['unit'] = 'B',
       floor = false,
     ) => {
-      const perS = slope(steady.map((s) => [s.t, pick(s)]));
-      const floorPerS = floor ? slope(floorOf(steady.map((s) => [s.t, pick(s)]))) : undefined;
+      const points = steady.map((s): [number, number] => [s.t, pick(s)]);
+      const perS = slope(points);
+      const floorPerS = floor ? slope(floorOf(points)) : undefined;
       growth.push({
         figure,
         unit,

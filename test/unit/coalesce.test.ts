@@ -49,21 +49,6 @@ describe('Coalescer', () => {
     await expect(second).resolves.toBeUndefined();
   });
 
-  it('with a linger, waits for company before the first flush', async () => {
-    const batches: number[][] = [];
-    const coalescer = new Coalescer(
-      async (works: number[]) => {
-        batches.push(works);
-      },
-      { lingerMs: 20 },
-    );
-    const submitted = [coalescer.submit(1)];
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    submitted.push(coalescer.submit(2), coalescer.submit(3));
-    await Promise.all(submitted);
-    expect(batches).toEqual([[1, 2, 3]]);
-  });
-
   it('together-or-each-alone fails only the work that fails by itself', async () => {
     const handled: number[][] = [];
     const coalescer = new Coalescer(
@@ -71,7 +56,6 @@ describe('Coalescer', () => {
         handled.push(works);
         if (works.includes(13)) throw new Error(`poison among ${works.join(',')}`);
       }),
-      { lingerMs: 10 },
     );
     const outcomes = await Promise.allSettled([
       coalescer.submit(1),

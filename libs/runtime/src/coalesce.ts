@@ -1,8 +1,8 @@
 // Group commit. Callers hand in work and wait until a flush that holds it has finished; one flush runs at a time,
 // and the work handed in meanwhile goes together into the next one. A flush that finds nothing in flight first
 // lets the current turn of the event loop end, so that the works handed in together (the shard batches of one
-// read) are flushed together; with `lingerMs` it waits that long for company instead. Under load the batches grow
-// by themselves (as PostgreSQL's commit_delay and Kafka's linger.ms make them grow).
+// read) are flushed together. Under load the batches grow by themselves (as PostgreSQL's commit_delay and Kafka's
+// linger.ms make them grow); how often the consumers read (their read interval) sets the batches at low rates.
 
 interface Waiter<T> {
   work: T;
@@ -20,10 +20,7 @@ export class Coalescer<T> {
   private waiters: Array<Waiter<T>> = [];
   private isFlushing = false;
 
-  constructor(
-    private readonly flush: Flush<T>,
-    private readonly options: { lingerMs?: number } = {},
-  ) {}
+  constructor(private readonly flush: Flush<T>) {}
 
   /** Resolves once `work` is flushed; rejects with its flush's error. */
   submit(work: T): Promise<void> {
@@ -36,8 +33,7 @@ export class Coalescer<T> {
 
   private async drain(): Promise<void> {
     this.isFlushing = true;
-    const lingerMs = this.options.lingerMs ?? 0;
-    await new Promise((resolve) => (lingerMs > 0 ? setTimeout(resolve, lingerMs) : setImmediate(resolve)));
+    await new Promise((resolve) => setImmediate(resolve));
     while (this.waiters.length > 0) {
       const waiters = this.waiters;
       this.waiters = [];
