@@ -60,7 +60,7 @@ export function summarize(profile: Profile, top = 25): string {
     const seen = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parents.get(at)) {
       const frame = byId.get(at)!.callFrame;
-      if (!/\/(libs|services)\//.test(frame.url)) continue;
+      if (!/\/(libs|services)\/|\/dist\/broker\.mjs$/.test(frame.url)) continue; // sources, or the built bundle
       const key = `${frame.functionName || '(anonymous)'} ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;
       if (seen.has(key)) continue;
       seen.add(key);

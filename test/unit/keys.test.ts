@@ -1,8 +1,9 @@
 // Keys: a shop's shard never moves, shards share the load, and every key of one shop lands in one Redis Cluster
 // slot (so one Lua script may touch them all). The slot is computed here as Redis does, independently of keys.ts.
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareStreamIds, Keys, paddedStreamId } from '#events';
+import { compareStreamIds, Keys, paddedStreamId, reqRecordOf } from '#events';
 
 /** CRC16-CCITT (XMODEM), the checksum of Redis Cluster's key slots (cluster spec, "Keys distribution model"). */
 function crc16(text: string): number {
@@ -140,6 +141,20 @@ describe("when a shop's keys are built", () => {
     const keys = new Keys('broker', 1);
     expect(keys.devices('a')).not.toBe(keys.devices('b'));
     expect(keys.streamOfShop('a')).toBe(keys.streamOfShop('b'));
+  });
+
+  it('digests a (sender, req_id) as the records in Redis were written: SHA-1 of sender, newline, req_id', () => {
+    // Records, filters and the earlier per-req_id keys of a running broker hold these bytes: they must not move.
+    fc.assert(
+      fc.property(fc.string(), fc.string({ unit: 'grapheme' }), (sender, reqId) => {
+        const streamed = createHash('sha1').update(sender).update('\n').update(reqId).digest();
+        const record = reqRecordOf(sender, reqId);
+        expect(record.digest.equals(streamed)).toBe(true);
+        expect(record.tag.equals(streamed.subarray(2, 10))).toBe(true);
+        const keys = new Keys('broker', 16);
+        expect(keys.dedupOf('s', record.digest)).toBe(keys.dedup('s', sender, reqId));
+      }),
+    );
   });
 
   it('gives two senders with the same req_id different records', () => {

@@ -135,7 +135,7 @@ export class EventLog {
           'notify-12',
           [
             this.keys.stream(shard),
-            this.keys.dedup(shop, senderId || 'api', event.data.req_id),
+            this.keys.dedupOf(shop, record.digest),
             this.keys.devices(shop),
             this.keys.inbox(shop),
             this.keys.inboxOrder(shop),

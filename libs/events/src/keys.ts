@@ -2,7 +2,7 @@
 // Cluster safety: all keys of one shop carry the hash tag of the shop's shard (`{s7}`), so the stream, the
 // device registry, the inbox and the req_id records of a shop sit in one slot and one Lua script may touch
 // them all. The shards' tags spread over the cluster's slots.
-import { createHash } from 'node:crypto';
+import { hash as digestOf } from 'node:crypto';
 
 /**
  * FNV-1a, then murmur3's fmix32 finaliser: a stable, fast string hash whose low bits depend on every bit of the
@@ -69,7 +69,12 @@ export class Keys {
    * Only read now, until the last of them expires. The req_id is hashed: it is client input, any character.
    */
   dedup(shopId: string, senderId: string, reqId: string): string {
-    return `${this.shop(shopId)}:req:${reqDigest(senderId, reqId).toString('hex')}`;
+    return this.dedupOf(shopId, reqDigest(senderId, reqId));
+  }
+
+  /** The same key from the (sender, req_id) digest a record carries (reqRecordOf): one hash per notify. */
+  dedupOf(shopId: string, digest: Buffer): string {
+    return `${this.shop(shopId)}:req:${digest.toString('hex')}`;
   }
 
   /**
@@ -204,7 +209,8 @@ const EARLIER_REQ_BUCKETS = 1024;
 
 function reqDigest(senderId: string, reqId: string): Buffer {
   // Sender ids are identifiers (no newline), so the separator cannot be forged from the req_id side.
-  return createHash('sha1').update(senderId).update('\n').update(reqId).digest();
+  // One-shot: a third of createHash().update().digest()'s price, and the same bytes (UTF-8 of the joined text).
+  return digestOf('sha1', `${senderId}\n${reqId}`, 'buffer');
 }
 
 /**
@@ -216,9 +222,10 @@ function reqDigest(senderId: string, reqId: string): Buffer {
 export function reqRecordOf(
   senderId: string,
   reqId: string,
-): { bucket: string; earlierBucket: string; tag: Buffer; probe: Buffer } {
+): { digest: Buffer; bucket: string; earlierBucket: string; tag: Buffer; probe: Buffer } {
   const digest = reqDigest(senderId, reqId);
   return {
+    digest,
     bucket: String(digest.readUInt16BE(0) % REQ_BUCKETS),
     earlierBucket: String(digest.readUInt16BE(0) % EARLIER_REQ_BUCKETS),
     tag: digest.subarray(2, 10),

@@ -151,4 +151,32 @@ describe("when a sub's notify is appended", () => {
     expect((await waitFor(() => heard.shift(), { what: 'the ping' })).text).toBe('ping');
     expect(await world.ctx.redis.hget(world.ctx.keys.attempts('mainly'), `${first.eventId}.pos-b`)).toBe('1');
   });
+
+  it('files, pushes and counts every main of a shop larger than one of its writes (600 mains, 300 online)', async () => {
+    // The script writes the inbox, its order and the attempts in one call per key, 512 arguments at a time.
+    const devices: Record<string, 'main' | 'sub'> = { waiter: 'sub' };
+    const mains = Array.from({ length: 600 }, (_, i) => `pos-${String(i).padStart(3, '0')}`);
+    for (const main of mains) devices[main] = 'main';
+    await registerAll(world.log, 'large', devices);
+    const online = mains.filter((_, i) => i % 2 === 1);
+    for (const main of online) await connect('large', main, 'edge-here');
+    const outcome = await world.log.appendNotify(notify('large', 'waiter', 'sub'), {
+      tokenId: 'waiter-t1',
+      type: 'sub',
+    });
+
+    const deliveries = await waitFor(() => (heard.length >= online.length ? heard.splice(0) : null), {
+      what: 'a push to each online main',
+    });
+    const connections = deliveries
+      .map((d) => decodeEdgeCommand(d.text))
+      .map((c) => (c && 'conn_id' in c ? c.conn_id : ''));
+    expect(connections).toEqual(online.map((main) => `c-large-${main}`));
+    const inbox = await world.ctx.redis.hkeys(world.ctx.keys.inbox('large'));
+    expect(inbox.sort()).toEqual(mains.map((main) => `${outcome.eventId}.${main}`));
+    expect(await world.ctx.redis.zcard(world.ctx.keys.inboxOrder('large'))).toBe(mains.length);
+    const attempts = await world.ctx.redis.hgetall(world.ctx.keys.attempts('large'));
+    expect(attempts).toEqual(Object.fromEntries(online.map((main) => [`${outcome.eventId}.${main}`, '1'])));
+    expect((await entryFields('large', outcome.eventId)).u).toBe('');
+  });
 });

@@ -187,49 +187,73 @@ if ARGV[10] ~= '' then
   end
 end
 
-local recipients = {}
-local senderType = ARGV[3]
-if ARGV[1] ~= '' then
-  local sender = redis.call('HGET', KEYS[3], ARGV[1])
-  if not sender then
-    return {-2}
-  end
-  local device = cjson.decode(sender)
-  if device.type ~= senderType then
-    return {-2}
-  end
-  if ARGV[2] ~= '' and device.token_id ~= ARGV[2] then
-    return {-3}
-  end
-  -- The edge closes a replaced socket through pub/sub, which may lose the message: refuse it here as well.
-  if ARGV[9] ~= '' then
-    local current = redis.call('HGET', KEYS[6], ARGV[1])
-    if current and cjson.decode(current).conn_id ~= ARGV[9] then
-      return {-5}
+-- Calls a command on a key with a list of arguments, CHUNK at a time (Lua unpacks a bounded number of values).
+local CHUNK = 512
+local function callWithList(command, key, list)
+  local replies = {}
+  for from = 1, #list, CHUNK do
+    local reply = redis.call(command, key, unpack(list, from, math.min(#list, from + CHUNK - 1)))
+    if type(reply) == 'table' then
+      for i = 1, #reply do
+        replies[#replies + 1] = reply[i]
+      end
     end
+  end
+  return replies
+end
+
+local senderType = ARGV[3]
+-- A sub's notify reads the whole registry (its recipients are the shop's mains), the sender's entry among it.
+local registry = senderType == 'sub' and redis.call('HGETALL', KEYS[3]) or {}
+local recipients = {}
+local sender = nil
+for i = 1, #registry, 2 do
+  local device = cjson.decode(registry[i + 1])
+  if registry[i] == ARGV[1] then
+    sender = device
+  end
+  if device.type == 'main' then
+    recipients[#recipients + 1] = registry[i]
+  end
+end
+table.sort(recipients)
+if ARGV[1] ~= '' then
+  if senderType ~= 'sub' then
+    local entry = redis.call('HGET', KEYS[3], ARGV[1])
+    sender = entry and cjson.decode(entry)
+  end
+  if not sender or sender.type ~= senderType then
+    return {-2}
+  end
+  if ARGV[2] ~= '' and sender.token_id ~= ARGV[2] then
+    return {-3}
   end
 end
 
-if senderType == 'sub' then
-  local registry = redis.call('HGETALL', KEYS[3])
-  for i = 1, #registry, 2 do
-    if cjson.decode(registry[i + 1]).type == 'main' then
-      recipients[#recipients + 1] = registry[i]
-    end
-  end
-  if #recipients == 0 then
-    return {-1}
-  end
-  table.sort(recipients)
+-- The recipients' connections and, last, the sender's: one read of the shop's presence.
+local asked = {}
+for i = 1, #recipients do
+  asked[i] = recipients[i]
+end
+local checksSender = ARGV[1] ~= '' and ARGV[9] ~= ''
+if checksSender then
+  asked[#asked + 1] = ARGV[1]
+end
+local routes = callWithList('HMGET', KEYS[6], asked)
+-- The edge closes a replaced socket through pub/sub, which may lose the message: refuse it here as well.
+if checksSender and routes[#asked] and cjson.decode(routes[#asked]).conn_id ~= ARGV[9] then
+  return {-5}
+end
+if senderType == 'sub' and #recipients == 0 then
+  return {-1}
 end
 
 -- The first pushes, to the recipients that have a connection.
 local pushed = {}
 local unreached = {}
 for i = 1, #recipients do
-  local route = redis.call('HGET', KEYS[6], recipients[i])
-  if route then
-    local connection = cjson.decode(route)
+  if routes[i] then
+    local connection = cjson.decode(routes[i])
     local receivers = redis.call('PUBLISH', ARGV[12] .. connection.edge_id,
       'deliver ' .. connection.conn_id .. '\n' .. ARGV[13] .. recipients[i] .. ARGV[14])
     pushed[#pushed + 1] = recipients[i]
@@ -262,14 +286,25 @@ local streamId = redis.call('XADD', KEYS[1], '*', 't', 'NotifyRequested', 'e', b
 local dash = string.find(streamId, '-', 1, true)
 local padded = string.rep('0', 13 - (dash - 1)) .. string.sub(streamId, 1, dash - 1) .. '-' ..
   string.rep('0', 10 - (#streamId - dash)) .. string.sub(streamId, dash + 1)
+-- One write per key for all the recipients (a call from a script costs more than the field it writes).
+local messages = {}
+local order = {}
 for i = 1, #recipients do
   local messageId = ARGV[4] .. '.' .. recipients[i]
-  redis.call('HSET', KEYS[4], messageId, padded .. '|' .. ARGV[7])
-  redis.call('ZADD', KEYS[5], 0, recipients[i] .. '|' .. padded .. '|' .. messageId)
+  messages[#messages + 1] = messageId
+  messages[#messages + 1] = padded .. '|' .. ARGV[7]
+  order[#order + 1] = 0
+  order[#order + 1] = recipients[i] .. '|' .. padded .. '|' .. messageId
 end
+callWithList('HSET', KEYS[4], messages)
+callWithList('ZADD', KEYS[5], order)
+-- The first push of a new message (its id is this event's): its attempt count starts at 1.
+local attempts = {}
 for i = 1, #pushed do
-  redis.call('HINCRBY', KEYS[8], ARGV[4] .. '.' .. pushed[i], 1)
+  attempts[#attempts + 1] = ARGV[4] .. '.' .. pushed[i]
+  attempts[#attempts + 1] = 1
 end
+callWithList('HSET', KEYS[8], attempts)
 
 if ARGV[10] ~= '' then
   -- Into today's filters first, so that `covered` below counts this notify's own day.
