@@ -6,7 +6,9 @@
 // is W seconds and every event counts as archived (as the persister's retention says once it has them), so after
 // W seconds each bucket holds what a steady state at this rate holds. No PostgreSQL: a req_id the filters take
 // for a resend is answered "not in the archive" at no cost (~0.4 % of new req_ids).
-// Run: `npx tsx bench/notify-script.bench.ts [notifies=30000] [shops=100] [window_s=5]`.
+// With pace_ms > 0 the notifies go one at a time, pace_ms apart: a lightly loaded broker's Redis, which sleeps
+// between scripts and pays for it (cold caches: the same script costs ~3× its back-to-back price at 4 ms apart).
+// Run: `npx tsx bench/notify-script.bench.ts [notifies=30000] [shops=100] [window_s=5] [pace_ms=0]`.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +34,8 @@ async function redisStats(redis: Redis): Promise<{ calls: number; usec: number; 
 }
 
 async function main() {
-  const [notifies = 30_000, shopCount = 100, windowS = 5] = process.argv.slice(2).map(Number);
+  const [notifies = 30_000, shopCount = 100, windowS = 5, paceMs = 0] = process.argv.slice(2).map(Number);
+  const inFlight = paceMs > 0 ? 1 : IN_FLIGHT;
   const runId = Date.now().toString(36);
   const bench = benchEnv(runId, mkdtempSync(join(tmpdir(), `broker-notify-script-${runId}-`)), null);
   const { config } = loadConfig(bench.env);
@@ -72,15 +75,17 @@ async function main() {
           },
         });
         await log.appendNotify(event, { tokenId: '', type: 'sub' });
+        if (paceMs > 0) await new Promise((resolve) => setTimeout(resolve, paceMs));
       }
     };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, sender));
+    await Promise.all(Array.from({ length: inFlight }, sender));
     const seconds = (performance.now() - t0) / 1000;
     const after = await redisStats(redis);
     const calls = after.calls - before.calls;
     console.log(
       `notify script: ${notifies} notifies over ${shopCount} shops in ${seconds.toFixed(1)} s ` +
-        `(${Math.round(notifies / seconds)}/s, ${IN_FLIGHT} in flight), window ${windowS} s: ` +
+        `(${Math.round(notifies / seconds)}/s, ${paceMs > 0 ? `one at a time, ${paceMs} ms apart` : `${inFlight} in flight`}), ` +
+        `window ${windowS} s: ` +
         `Redis CPU ${(((after.cpuS - before.cpuS) * 1e6) / notifies).toFixed(1)} µs per notify; ` +
         `${((after.usec - before.usec) / calls).toFixed(1)} µs inside each of ${calls} calls (wall)`,
     );

@@ -26,7 +26,8 @@ for i = 3, #ARGV do
     local padded = string.sub(entry, 1, 24)
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], ARGV[1] .. '|' .. padded .. '|' .. id)
-    local count = tonumber(redis.call('HGET', KEYS[4], id) or '0')
+    -- As Redis holds it (an integer's digits): a Lua number would be printed back with snprintf("%.14g").
+    local count = redis.call('HGET', KEYS[4], id) or '0'
     redis.call('HDEL', KEYS[4], id)
     ids[#ids + 1] = '"' .. id .. '"'
     attempts[#attempts + 1] = '"' .. id .. '":' .. count

@@ -109,11 +109,11 @@ local padded = string.rep('0', 13 - (dash - 1)) .. string.sub(streamId, 1, dash 
 for i = 1, #notices do
   local notice = notices[i] .. '#h'
   redis.call('HSET', KEYS[4], notice, padded .. '|' .. ARGV[8])
-  redis.call('ZADD', KEYS[5], 0, string.sub(notices[i], 28) .. '|' .. padded .. '|' .. notice)
+  redis.call('ZADD', KEYS[5], '0', string.sub(notices[i], 28) .. '|' .. padded .. '|' .. notice)
 end
 
 for i = 1, #pushed do
-  redis.call('HINCRBY', KEYS[6], pushed[i], 1)
+  redis.call('HINCRBY', KEYS[6], pushed[i], '1')
 end
 
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])

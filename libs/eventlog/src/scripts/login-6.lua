@@ -62,7 +62,7 @@ for i = 1, #members do
   local value = redis.call('HGET', KEYS[4], id)
   if value then
     result[#result + 1] = id
-    result[#result + 1] = redis.call('HINCRBY', KEYS[6], id, 1)
+    result[#result + 1] = redis.call('HINCRBY', KEYS[6], id, '1')
     result[#result + 1] = value
   end
 end

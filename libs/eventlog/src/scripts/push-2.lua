@@ -23,7 +23,7 @@ for i = 1, #ARGV, 2 do
     if count >= tonumber(ARGV[i + 1]) then
       result[#result + 1] = -count
     else
-      result[#result + 1] = redis.call('HINCRBY', KEYS[2], id, 1)
+      result[#result + 1] = redis.call('HINCRBY', KEYS[2], id, '1')
     end
   end
 end

@@ -32,7 +32,7 @@ for i = 1, #ARGV, 3 do
       result[#result + 1] = -count
       result[#result + 1] = ''
     else
-      result[#result + 1] = redis.call('HINCRBY', KEYS[2], id, 1)
+      result[#result + 1] = redis.call('HINCRBY', KEYS[2], id, '1')
       result[#result + 1] = route
     end
   end
