@@ -200,8 +200,10 @@ export class ShardConsumer {
     this.loops.delete(shard);
     owned.abort.abort();
     await owned.reader.remove(owned); // what it read and did not acknowledge stays pending for the next owner
-    if (owned.reader !== this.sharedReader) await owned.reader.stop();
-    else if (this.loops.size === 0) {
+    // Releases run concurrently (stop() gives every shard back at once): the shared reader is stopped by the one
+    // that finds it still shared and no shard left, not once per shard.
+    if (!owned.reader.isShared) await owned.reader.stop();
+    else if (this.loops.size === 0 && this.sharedReader === owned.reader) {
       this.sharedReader = null;
       await owned.reader.stop();
     }
@@ -361,12 +363,16 @@ class Reader {
   /** The last round read a whole batch of some shard, or a shard is still reading its pending history: read again
    * at once. */
   private isBehind = false;
+  private stopped: Promise<void> | undefined;
+  /** Reads every shard its consumer holds (else one shard for life, on a Cluster). */
+  readonly isShared: boolean;
 
   constructor(
     private readonly consumer: ShardConsumer,
     private readonly options: ShardConsumerOptions,
     name: number | 'all',
   ) {
+    this.isShared = name === 'all';
     const { redis, log, redisConfig, group } = options;
     const connectionName = name === 'all' ? `${group}-reader` : `${group}-s${name}`;
     this.connection = duplicateRedis(redis, log, redisConfig, connectionName);
@@ -403,11 +409,15 @@ class Reader {
       await this.options.redis.xack(owned.stream, this.options.group, ...ids).catch(() => 0); // stays pending
   }
 
-  async stop(): Promise<void> {
-    this.abort.abort();
-    this.wake?.();
-    this.connection.disconnect(); // ends a blocked XREADGROUP
-    await this.done;
+  /** Stops reading and closes the connection; a second call waits for the first. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.abort.abort();
+      this.wake?.();
+      this.connection.disconnect(); // ends a blocked XREADGROUP
+      await this.done;
+    })();
+    return this.stopped;
   }
 
   /** Ends a blocked read, so that the next round reads the new set of shards. */

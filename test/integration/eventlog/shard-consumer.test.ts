@@ -293,3 +293,48 @@ describe('when a consumer reads at most once per interval (readIntervalMs)', () 
     expect(rounds.map((round) => round.length)).toEqual([4, 4, 1]);
   });
 });
+
+describe('when a consumer that holds every one of 16 shards stops', () => {
+  let ctx: TestContext;
+
+  beforeEach(async () => {
+    ctx = await createTestContext({ SHARDS: '16' });
+  });
+  afterEach(async () => {
+    await ctx?.cleanup();
+  });
+
+  it('closes its one reading connection once: no listener warning at shutdown', async () => {
+    // Every shard is given back at once; each release used to stop the shared reader again, and the 11th
+    // disconnect of its socket printed a MaxListenersExceededWarning on every persister's SIGTERM.
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const consumer = new ShardConsumer({
+        redis: ctx.redis,
+        redisConfig: ctx.config.redis,
+        keys: ctx.keys,
+        log: ctx.log,
+        group: 'stop-group',
+        consumer: 'only',
+        batch: 50,
+        leaseMs: ctx.config.consumer.leaseMs,
+        handle: async () => {},
+      });
+      await consumer.start();
+      await waitFor(() => consumer.shards().length === 16, { what: 'every shard leased' });
+      await consumer.stop();
+      expect(consumer.shards()).toEqual([]);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.map((w) => `${w.name}: ${w.message}`)).toEqual([]);
+      const readers = (await ctx.redis.client('LIST'))
+        .split('\n')
+        .filter((line) => line.includes('name=stop-group-reader'));
+      expect(readers).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
