@@ -324,15 +324,17 @@ describe('when a consumer that holds every one of 16 shards stops', () => {
       });
       await consumer.start();
       await waitFor(() => consumer.shards().length === 16, { what: 'every shard leased' });
+      const readers = async () =>
+        String(await ctx.redis.client('LIST'))
+          .split('\n')
+          .filter((line) => line.includes('stop-group-reader'));
+      await waitFor(async () => (await readers()).length === 1, { what: 'the one reading connection' });
       await consumer.stop();
       expect(consumer.shards()).toEqual([]);
       // Warnings are emitted on the next tick.
       await new Promise((resolve) => setImmediate(resolve));
       expect(warnings.map((w) => `${w.name}: ${w.message}`)).toEqual([]);
-      const readers = (await ctx.redis.client('LIST'))
-        .split('\n')
-        .filter((line) => line.includes('name=stop-group-reader'));
-      expect(readers).toEqual([]);
+      await waitFor(async () => (await readers()).length === 0, { what: 'the reading connection closed' });
     } finally {
       process.off('warning', onWarning);
     }
