@@ -189,4 +189,19 @@ describe('req_id records after their window', () => {
     });
     expect(lookups).toEqual(['rw5-into-the-second']);
   });
+
+  it("keeps a refused notify's req_id in the filters: sent again once it can be appended, it is looked up and appended once", async () => {
+    // Today's filters are probed and written in one step, before the notify is known to be appended: a refused
+    // one leaves its req_id there, and its resend costs one archive lookup, which finds nothing.
+    await registerAll(log, 'rw-6', { w1: 'sub' });
+    await expect(notify('rw-6', 'rw6-refused-first')).rejects.toMatchObject({ code: 'NO_MAIN_DEVICE' });
+    await registerAll(log, 'rw-6', { m1: 'main' });
+    lookups.length = 0;
+    const first = await notify('rw-6', 'rw6-refused-first');
+    expect(first.isDuplicate).toBe(false);
+    expect(lookups).toEqual(['rw6-refused-first']);
+    expect(await notify('rw-6', 'rw6-refused-first')).toEqual({ eventId: first.eventId, isDuplicate: true });
+    await persister.whenCaughtUp();
+    expect(await eventCount('rw-6')).toBe(1);
+  });
 });

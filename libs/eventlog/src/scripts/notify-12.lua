@@ -158,6 +158,58 @@ local function mayHold(key, header)
   return false
 end
 
+-- The headers of today's and yesterday's filters, once read.
+local todayHeader = nil
+local yesterdayHeader = nil
+
+-- Adds this req_id to today's filters, creating the day's key if it has none, and answers whether they may have held
+-- it already: one BITFIELD, whose SETs on the filter written to answer each bit's old value and whose GETs probe the
+-- day's earlier filters (a probe and a write were two calls, ~60k instructions of Redis each). A notify refused
+-- after this (no main, a revoked sender) stays in the filters: a resend of its req_id costs one archive lookup.
+local function addToToday()
+  if not todayHeader then
+    redis.call('DEL', todayKey)
+    -- Header and first filter at once: a key made in one write is allocated at its size (grown bit by bit, twice).
+    redis.call('SETRANGE', todayKey, '0',
+      struct.pack('>I4I4', today, now) .. string.rep('\0', (HEADER_BITS + FIRST_BITS) / 8 - 8))
+    redis.call('EXPIRE', todayKey, int(3 * DAY))
+    todayHeader = {created = now, counts = {}}
+  end
+  local counts = todayHeader.counts
+  local filter = math.max(1, #counts)
+  if (counts[filter] or 0) >= math.floor(FIRST_BITS * 2 ^ (filter - 1) / BITS_PER_ENTRY) and filter < MAX_FILTERS then
+    filter = filter + 1
+  end
+  local args = {'INCRBY', 'u32', int(32 + 32 * filter), '1'}
+  for i = 1, filter - 1 do
+    for _, offset in ipairs(probesOf(i)) do
+      args[#args + 1] = 'GET'
+      args[#args + 1] = 'u1'
+      args[#args + 1] = offset
+    end
+  end
+  for _, offset in ipairs(probesOf(filter)) do
+    args[#args + 1] = 'SET'
+    args[#args + 1] = 'u1'
+    args[#args + 1] = offset
+    args[#args + 1] = '1'
+  end
+  local bits = redis.call('BITFIELD', todayKey, unpack(args))
+  for i = 1, filter do
+    local all = true
+    for j = 1, PROBES do
+      if bits[1 + (i - 1) * PROBES + j] == 0 then
+        all = false
+        break
+      end
+    end
+    if all then
+      return true
+    end
+  end
+  return false
+end
+
 -- The event id of this req_id's record in a bucket, if it holds one younger than 24 h.
 local function findIn(entries)
   local from = 1
@@ -174,8 +226,6 @@ local function findIn(entries)
 end
 
 local bucket = ''
-local todayHeader = nil
-local yesterdayHeader = nil
 if ARGV[10] ~= '' then
   local existing = redis.call('GET', KEYS[2])
   if existing then
@@ -188,7 +238,8 @@ if ARGV[10] ~= '' then
   end
   todayHeader = headerOf(todayKey, today)
   yesterdayHeader = headerOf(yesterdayKey, today - 1)
-  if ARGV[19] ~= 'checked' and (mayHold(todayKey, todayHeader) or mayHold(yesterdayKey, yesterdayHeader)) then
+  local heldToday = addToToday()
+  if ARGV[19] ~= 'checked' and (heldToday or mayHold(yesterdayKey, yesterdayHeader)) then
     return {2}
   end
 end
@@ -318,29 +369,6 @@ end
 callWithList('HSET', KEYS[8], attempts)
 
 if ARGV[10] ~= '' then
-  -- Into today's filters first, so that `covered` below counts this notify's own day.
-  if not todayHeader then
-    redis.call('DEL', todayKey)
-    -- Header and first filter at once: a key made in one write is allocated at its size (grown bit by bit, twice).
-    redis.call('SETRANGE', todayKey, '0',
-      struct.pack('>I4I4', today, now) .. string.rep('\0', (HEADER_BITS + FIRST_BITS) / 8 - 8))
-    redis.call('EXPIRE', todayKey, int(3 * DAY))
-    todayHeader = {created = now, counts = {}}
-  end
-  local filter = math.max(1, #todayHeader.counts)
-  local count = todayHeader.counts[filter] or 0
-  if count >= math.floor(FIRST_BITS * 2 ^ (filter - 1) / BITS_PER_ENTRY) and filter < MAX_FILTERS then
-    filter = filter + 1
-  end
-  local args = {}
-  for _, offset in ipairs(probesOf(filter)) do
-    args[#args + 1] = 'SET'
-    args[#args + 1] = 'u1'
-    args[#args + 1] = offset
-    args[#args + 1] = '1'
-  end
-  redis.call('BITFIELD', todayKey, 'INCRBY', 'u32', int(32 + 32 * filter), '1', unpack(args))
-
   -- Records from this time on are in a filter that is still asked.
   local covered = (yesterdayHeader or todayHeader).created
   -- Asked only when the bucket's oldest record is past the window: a busy shop's buckets seldom hold one.
