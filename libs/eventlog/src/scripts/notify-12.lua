@@ -130,23 +130,24 @@ local function probesOf(i)
   return offsets
 end
 
-local function mayHold(key, header)
-  if not header or #header.counts == 0 then
-    return false
-  end
-  local args = {}
-  for i = 1, #header.counts do
+-- Appends a GET of each probe of filters 1..n to a BITFIELD's arguments.
+local function getProbes(args, n)
+  for i = 1, n do
     for _, offset in ipairs(probesOf(i)) do
       args[#args + 1] = 'GET'
       args[#args + 1] = 'u1'
       args[#args + 1] = offset
     end
   end
-  local bits = redis.call('BITFIELD_RO', key, unpack(args)) -- GETs only: a read, as Redis should know it
-  for i = 1, #header.counts do
+  return args
+end
+
+-- Whether some filter's probes, `filters` groups of PROBES bits from bits[first] on, are all set.
+local function anyAllSet(bits, first, filters)
+  for i = 0, filters - 1 do
     local all = true
-    for j = 1, PROBES do
-      if bits[(i - 1) * PROBES + j] == 0 then
+    for j = 0, PROBES - 1 do
+      if bits[first + i * PROBES + j] == 0 then
         all = false
         break
       end
@@ -156,6 +157,14 @@ local function mayHold(key, header)
     end
   end
   return false
+end
+
+local function mayHold(key, header)
+  if not header or #header.counts == 0 then
+    return false
+  end
+  local bits = redis.call('BITFIELD_RO', key, unpack(getProbes({}, #header.counts))) -- GETs only: a read
+  return anyAllSet(bits, 1, #header.counts)
 end
 
 -- The headers of today's and yesterday's filters, once read.
@@ -180,34 +189,15 @@ local function addToToday()
   if (counts[filter] or 0) >= math.floor(FIRST_BITS * 2 ^ (filter - 1) / BITS_PER_ENTRY) and filter < MAX_FILTERS then
     filter = filter + 1
   end
-  local args = {'INCRBY', 'u32', int(32 + 32 * filter), '1'}
-  for i = 1, filter - 1 do
-    for _, offset in ipairs(probesOf(i)) do
-      args[#args + 1] = 'GET'
-      args[#args + 1] = 'u1'
-      args[#args + 1] = offset
-    end
-  end
+  local args = getProbes({'INCRBY', 'u32', int(32 + 32 * filter), '1'}, filter - 1)
   for _, offset in ipairs(probesOf(filter)) do
     args[#args + 1] = 'SET'
     args[#args + 1] = 'u1'
     args[#args + 1] = offset
     args[#args + 1] = '1'
   end
-  local bits = redis.call('BITFIELD', todayKey, unpack(args))
-  for i = 1, filter do
-    local all = true
-    for j = 1, PROBES do
-      if bits[1 + (i - 1) * PROBES + j] == 0 then
-        all = false
-        break
-      end
-    end
-    if all then
-      return true
-    end
-  end
-  return false
+  -- The count's new value first, then the earlier filters' bits, then the old bits of the one written.
+  return anyAllSet(redis.call('BITFIELD', todayKey, unpack(args)), 2, filter)
 end
 
 -- The event id of this req_id's record in a bucket, if it holds one younger than 24 h.
