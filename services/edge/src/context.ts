@@ -49,6 +49,12 @@ export interface EdgeContext {
    * wake-up each.
    */
   ackTurn(): Promise<void>;
+  /**
+   * Resolves once the acks now waiting for their turn have been handed to Redis (at once when none waits). A
+   * handle waits for it: an ack that reached this edge before a handle of the same request is recorded before it,
+   * else the handle takes the copy out of the inbox first and the late ack finds nothing to mark delivered.
+   */
+  acksAhead(): Promise<void>;
   /** Acks `handled` notices of a device (by its copies' ids). */
   ackNotices(shopId: string, clientId: string, copyIds: string[]): Promise<number>;
   /** Appends ConnectionClosed; keeps retrying while Redis is away, so presence never stays stale. */

@@ -112,6 +112,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       );
       return nextAckTurn;
     },
+    acksAhead: () => nextAckTurn ?? Promise.resolve(),
     ackNotices: (shopId, clientId, ids) => ackNotices(redis, keys, shopId, clientId, ids),
     tokens: new DeviceTokens(config.tokens.secret, config.tokens.ttlS),
     metrics,

@@ -503,6 +503,7 @@ export class Session {
     if (identity.type !== 'main') throw new BrokerError('MAIN_ONLY');
     if (parseMessageId(frame.id)?.clientId !== identity.clientId)
       throw new BrokerError('NOT_YOUR_MESSAGE', `message ${frame.id} is addressed to another device`);
+    await this.ctx.acksAhead();
     const outcome = await this.ctx.handleRequest({
       shopId: identity.shopId,
       messageId: frame.id,
