@@ -374,10 +374,10 @@ class Reader {
   ) {
     this.isShared = name === 'all';
     const { redis, log, redisConfig, group } = options;
-    const connectionName = name === 'all' ? `${group}-reader` : `${group}-s${name}`;
+    const connectionName = this.isShared ? `${group}-reader` : `${group}-s${name}`;
     this.connection = duplicateRedis(redis, log, redisConfig, connectionName);
     // On a Cluster a reader has one shard for life: it is stopped, never interrupted.
-    if (name === 'all') {
+    if (this.isShared) {
       this.connection.on('ready', () => {
         this.clientId = null;
         (this.connection.client('ID') as Promise<number>).then(
