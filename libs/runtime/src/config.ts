@@ -80,7 +80,7 @@ export const VARIABLES: readonly VariableSpec[] = [
   {
     name: 'EDGE_ACK_LINGER_MS',
     default: '10',
-    doc: "how long an edge gathers its devices' acks to record them in one Redis write (0: each at once). A handle waits for the acks its edge already holds; a handle through another edge or the API that reaches Redis within this time ahead of an ack leaves that copy handled but not marked delivered",
+    doc: "how long an edge gathers its devices' acks to record them in one Redis write (0: each at once). A handle waits for the acks its edge already holds; an ack that reaches Redis after a handle of its request through another edge or the API is still recorded as that copy's delivery (until the device acks the copy's `handled` notice)",
   },
   { name: 'API_HOST', default: '0.0.0.0', doc: 'api listen address' },
   { name: 'API_PORT', default: '3000', doc: 'api port' },

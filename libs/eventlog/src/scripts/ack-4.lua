@@ -3,6 +3,11 @@
   MessageDelivered naming exactly those. Acking an already delivered message changes nothing, so a late or
   repeated ack marks a message delivered once.
 
+  A copy that a handle took out of the inbox after it was written (SPEC §10) is undelivered too until its device
+  acks it: handle-7.lua leaves its push count behind, with no inbox entry, until the copy's `handled` notice is
+  acked. An ack that finds that count records the delivery (a device that acks a message, and a moment later
+  another main handles the request, got the message) and takes the count, so it is recorded once.
+
   Input:
     KEYS[1] shard stream
     KEYS[2] shop's inbox (hash message id -> "<padded stream id>|<payload JSON>")
@@ -31,6 +36,13 @@ for i = 3, #ARGV do
     redis.call('HDEL', KEYS[4], id)
     ids[#ids + 1] = '"' .. id .. '"'
     attempts[#attempts + 1] = '"' .. id .. '":' .. count
+  else
+    local count = redis.call('HGET', KEYS[4], id)
+    if count then
+      redis.call('HDEL', KEYS[4], id)
+      ids[#ids + 1] = '"' .. id .. '"'
+      attempts[#attempts + 1] = '"' .. id .. '":' .. count
+    end
   end
 end
 if #ids == 0 then

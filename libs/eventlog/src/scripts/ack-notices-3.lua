@@ -1,6 +1,8 @@
 --[[
   Acknowledges `handled` notices of one device (SPEC §10): each still pending leaves the inbox. Nothing is appended
   (a notice's receipt is transport state, like a push count); a late or repeated ack changes nothing.
+  The copy's push count, kept for an ack of the copy still on its way (handle-7.lua), goes with the notice: the
+  device has seen the notice, so an ack of the copy after it is a repeat.
   Input:
     KEYS[1] shop's inbox (hash id -> "<padded stream id>|<notice JSON>")
     KEYS[2] shop's inbox order (zset)
@@ -16,7 +18,8 @@ for i = 2, #ARGV do
   if entry then
     redis.call('HDEL', KEYS[1], id)
     redis.call('ZREM', KEYS[2], ARGV[1] .. '|' .. string.sub(entry, 1, 24) .. '|' .. id)
-    redis.call('HDEL', KEYS[3], id)
+    -- The notice's push count, and the count its copy kept for an ack of it still on its way (handle-7.lua).
+    redis.call('HDEL', KEYS[3], id, string.sub(id, 1, -3))
     count = count + 1
   end
 end

@@ -5,7 +5,9 @@
   a `handled` notice in the inbox instead (pushed, backlogged at login and acked like a message), a copy never
   written is dropped (handled without delivery), and the handler's own copy needs neither. Each notice is pushed in
   the same step to its main's connection, if it has one (a PUBLISH to its edge, as notify-12.lua pushes messages);
-  the mains whose push reached no edge are written in the entry's `u` field for the dispatcher to retry.
+  the mains whose push reached no edge are written in the entry's `u` field for the dispatcher to retry. A copy
+  taken out of the inbox after it was written keeps its push count until its notice is acked, so that an ack of
+  it still on its way is recorded (ack-4.lua).
 
   Input:
     KEYS[1] shard stream
@@ -64,7 +66,11 @@ for i = 12, #ARGV do
     redis.call('HDEL', KEYS[4], id)
     redis.call('ZREM', KEYS[5], client .. '|' .. string.sub(entry, 1, 24) .. '|' .. id)
     written = tonumber(redis.call('HGET', KEYS[6], id) or '0') > 0
-    redis.call('HDEL', KEYS[6], id)
+    -- A written copy of another main keeps its push count, out of the inbox, until its notice is acked: its
+    -- device's ack may be on its way, and ack-4.lua then records the delivery once (see there).
+    if not written or id == ARGV[9] then
+      redis.call('HDEL', KEYS[6], id)
+    end
   end
   if id ~= ARGV[9] then
     if written then
