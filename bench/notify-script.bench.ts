@@ -17,21 +17,10 @@ import { EventLog } from '#eventlog';
 import { createEvent, Keys } from '#events';
 import { loadConfig } from '#runtime';
 import { benchEnv, cleanUpRun } from './lib/broker';
+import { redisStats } from './lib/cpu';
 import { registerShops } from './lib/fleet';
 
 const IN_FLIGHT = 16;
-
-/** EVALSHA calls and the µs inside them (wall time: it counts a Redis preempted by the load too), and Redis's CPU. */
-async function redisStats(redis: Redis): Promise<{ calls: number; usec: number; cpuS: number }> {
-  const text = await redis.info('all');
-  const match = /^cmdstat_evalsha:calls=(\d+),usec=(\d+)/m.exec(text);
-  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1] ?? 0);
-  return {
-    calls: Number(match?.[1] ?? 0),
-    usec: Number(match?.[2] ?? 0),
-    cpuS: field('used_cpu_user') + field('used_cpu_sys'),
-  };
-}
 
 async function main() {
   const [notifies = 30_000, shopCount = 100, windowS = 5, paceMs = 0] = process.argv.slice(2).map(Number);
@@ -81,13 +70,14 @@ async function main() {
     await Promise.all(Array.from({ length: inFlight }, sender));
     const seconds = (performance.now() - t0) / 1000;
     const after = await redisStats(redis);
-    const calls = after.calls - before.calls;
+    const evalsha = (stats: typeof before) => stats.commands.evalsha ?? [0, 0];
+    const calls = evalsha(after)[0] - evalsha(before)[0];
     console.log(
       `notify script: ${notifies} notifies over ${shopCount} shops in ${seconds.toFixed(1)} s ` +
         `(${Math.round(notifies / seconds)}/s, ${paceMs > 0 ? `one at a time, ${paceMs} ms apart` : `${inFlight} in flight`}), ` +
         `window ${windowS} s: ` +
         `Redis CPU ${(((after.cpuS - before.cpuS) * 1e6) / notifies).toFixed(1)} µs per notify; ` +
-        `${((after.usec - before.usec) / calls).toFixed(1)} µs inside each of ${calls} calls (wall)`,
+        `${((evalsha(after)[1] - evalsha(before)[1]) / calls).toFixed(1)} µs inside each of ${calls} calls (wall)`,
     );
   } finally {
     await cleanUpRun(bench, redis);

@@ -46,6 +46,22 @@ export function benchPool(databaseUrl: string, max: number): pg.Pool {
   return new pg.Pool({ connectionString: databaseUrl, max, application_name: BENCH_APPLICATION });
 }
 
+/**
+ * Redis's CPU seconds (INFO used_cpu_*: the whole server) and, per command, its calls and the µs inside them
+ * (INFO commandstats: wall time, which counts a Redis preempted by other work too).
+ */
+export async function redisStats(
+  redis: Pick<RedisClient, 'info'>,
+): Promise<{ cpuS: number; commands: Record<string, [number, number]> }> {
+  const text = await redis.info('all');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1] ?? 0);
+  const commands: Record<string, [number, number]> = {};
+  for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    commands[match[1]!] = [Number(match[2]), Number(match[3])];
+  }
+  return { cpuS: field('used_cpu_user') + field('used_cpu_sys'), commands };
+}
+
 /** `pool`: the benchmark's own pool (`benchPool`), whose backends are told apart from the broker's. */
 export async function cpuSnapshot(
   pids: Record<string, number>,
@@ -62,15 +78,8 @@ export async function cpuSnapshot(
   const usage = process.cpuUsage();
   cpu['load generator'] = (usage.user + usage.system) / 1e6;
   wait['load generator'] = waitSecondsOf(process.pid);
-  const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
-  const redisCommands: Record<string, [number, number]> = {};
-  for (const match of (await redis.info('commandstats')).matchAll(
-    /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm,
-  )) {
-    redisCommands[match[1]!] = [Number(match[2]), Number(match[3])];
-  }
-  cpu.redis = field('used_cpu_user') + field('used_cpu_sys');
+  const { cpuS, commands: redisCommands } = await redisStats(redis);
+  cpu.redis = cpuS;
   const ownBackends = pool
     ? (
         await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [
