@@ -412,7 +412,8 @@ export class Session {
     this.stopLoginTimer();
     this.ctx.adopt(this, replaced);
     onLoggedIn();
-    this.log.info({ event_id: event.id }, 'device logged in');
+    // The session's logger is made per line (see `log`): not at all when the line would not be written.
+    if (this.ctx.log.isLevelEnabled('info')) this.log.info({ event_id: event.id }, 'device logged in');
     // SPEC §5.4: the undelivered messages, oldest first, right after the login reply. Tracked apart from the
     // login frame: while Redis is away it keeps trying until the socket closes, and a drain must not wait for it
     // before closing the socket.
@@ -524,7 +525,7 @@ export class Session {
     this.unacked?.delete(frame.id);
     if (this.unacked?.size === 0) this.unacked = undefined;
     this.send(replyOk('handle', this.time(), frame.req_id, { id: frame.id, event_id: outcome.requestId }));
-    if (outcome.kind === 'handled')
+    if (outcome.kind === 'handled' && this.ctx.log.isLevelEnabled('info'))
       this.log.info({ event_id: outcome.eventId, request: outcome.requestId }, 'request handled');
   }
 
