@@ -18,7 +18,7 @@ import {
 import { type Api, startTestApi } from '../integration/api/harness';
 
 /** b's edge holds an ack this long before it goes to Redis: far longer than a handle takes. */
-const SLOW_ACKS_MS = 1000;
+const SLOW_ACKS_MS = 2000;
 
 describe('an ack on one edge overtaken by a handle on another', () => {
   let ctx: TestContext;
@@ -70,7 +70,12 @@ describe('an ack on one edge overtaken by a handle on another', () => {
     b.send({ op: 'ack', id: mb.id }); // held by edge-b for SLOW_ACKS_MS
     a.send({ op: 'handle', id: ma.id, status: 1, req_id: 'h1' });
     expect(await a.next((f) => f.op === 'handle')).toMatchObject({ code: 0 });
-    // The handle went first: b's copy was still undelivered, so it was turned into a notice.
+    const deliveriesOfB = async () =>
+      (await readLog(ctx, 'MessageDelivered')).filter(
+        (e) => e.type === 'MessageDelivered' && e.shop_id === shopId && e.data.ids.includes(String(mb.id)),
+      );
+    // The handle went first (b's ack is still held), and b's copy, written and not yet delivered, became a notice.
+    expect(await deliveriesOfB()).toEqual([]);
     const [handled] = (await readLog(ctx, 'MessageHandled')).filter((e) => e.shop_id === shopId);
     expect(handled?.data).toMatchObject({ notices: [mb.id] });
     expect(await b.next((f) => f.op === 'handled')).toMatchObject({
@@ -79,10 +84,6 @@ describe('an ack on one edge overtaken by a handle on another', () => {
       status: 1,
     });
 
-    const deliveriesOfB = async () =>
-      (await readLog(ctx, 'MessageDelivered')).filter(
-        (e) => e.type === 'MessageDelivered' && e.shop_id === shopId && e.data.ids.includes(String(mb.id)),
-      );
     await waitFor(async () => (await deliveriesOfB()).length > 0, { what: "b's late ack recorded" });
     expect(await deliveriesOfB()).toHaveLength(1);
     b.send({ op: 'ack', handled: [mb.id] });
