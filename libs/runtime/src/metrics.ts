@@ -21,8 +21,32 @@ export function counter(name: string, help: string, labelNames: string[] = []): 
   );
 }
 
-export function gauge(name: string, help: string, labelNames: string[] = []): client.Gauge {
-  return existing<client.Gauge>(name) ?? new client.Gauge({ name, help, labelNames, registers: [registry] });
+/**
+ * With `collect`, the gauge is set when /metrics is scraped rather than on every change it measures (prom-client
+ * hashes the labels of each `set`: ~6 µs, which a login paid three times).
+ */
+export function gauge(
+  name: string,
+  help: string,
+  labelNames: string[] = [],
+  collect?: (gauge: client.Gauge) => void,
+): client.Gauge {
+  return (
+    existing<client.Gauge>(name) ??
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      ...(collect
+        ? {
+            collect(this: client.Gauge) {
+              collect(this);
+            },
+          }
+        : {}),
+    })
+  );
 }
 
 export function histogram(

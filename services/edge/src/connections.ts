@@ -4,14 +4,13 @@
 import { asLogError, connectionClosedOf, type EventLog, type Presence } from '#eventlog';
 import type { EventOf, Keys } from '#events';
 import type { Logger, RedisClient } from '#runtime';
-import type { EdgeMetrics } from './metrics';
+import type { SocketCounts } from './metrics';
 import type { Session } from './session';
 
 export interface ConnectionTableDeps {
   redis: RedisClient;
   keys: Keys;
   eventLog: EventLog;
-  metrics: EdgeMetrics;
   log: Logger;
   edgeId: string;
   source: string;
@@ -53,7 +52,6 @@ export class ConnectionTable {
 
   add(session: Session): void {
     this.anonymous.add(session);
-    this.count();
   }
 
   /** A login is being recorded: route to the session from now on. */
@@ -65,7 +63,6 @@ export class ConnectionTable {
     this.anonymous.delete(session);
     this.sessions.set(session.connId, session);
     this.routes.set(session.connId, session);
-    this.count();
   }
 
   /** The socket closed, or its login was refused. */
@@ -73,7 +70,6 @@ export class ConnectionTable {
     this.anonymous.delete(session);
     if (this.sessions.get(session.connId) === session) this.sessions.delete(session.connId);
     if (this.routes.get(session.connId) === session) this.routes.delete(session.connId);
-    this.count();
   }
 
   /** A login was refused: the session stays open, anonymous, and is not routed to. */
@@ -176,8 +172,8 @@ export class ConnectionTable {
     }
   }
 
-  private count(): void {
-    this.deps.metrics.connections.set({ state: 'logged_in' }, this.sessions.size);
-    this.deps.metrics.connections.set({ state: 'anonymous' }, this.anonymous.size);
+  /** For `broker_edge_connections`, read when /metrics is scraped (countSockets). */
+  counts(): SocketCounts {
+    return { loggedIn: this.sessions.size, anonymous: this.anonymous.size };
   }
 }

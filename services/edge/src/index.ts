@@ -35,7 +35,7 @@ import {
 import { ConnectionTable } from './connections';
 import type { EdgeContext } from './context';
 import { LegacySession } from './legacy-session';
-import { edgeMetrics } from './metrics';
+import { countSockets, edgeMetrics } from './metrics';
 import { isSendableCloseCode } from './protocol';
 import { createEdgeServer } from './server';
 import { Session } from './session';
@@ -89,7 +89,8 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const eventLog = new EventLog(redis, keys, archiveBackedRecords(pool, config.consumer.retentionMs));
   const presence = new PresenceBook(redis, keys);
   const metrics = edgeMetrics();
-  const table = new ConnectionTable({ redis, keys, eventLog, metrics, log, edgeId, source });
+  const table = new ConnectionTable({ redis, keys, eventLog, log, edgeId, source });
+  const uncountSockets = countSockets(() => table.counts());
   const inFlight = new Set<Promise<void>>();
   let isDraining = false;
 
@@ -283,6 +284,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       // While writes are owed the edge stays listed: its heartbeat stops, and the dead-edge sweep records them.
       ['leave edge list', () => (table.owesWrites ? undefined : presence.forgetEdge(edgeId))],
       ['close server', () => closeServer(edge.server)],
+      ['stop counting sockets', () => uncountSockets()],
       ['close subscriber', () => closeRedis(subscriber)],
       ['close redis', () => closeRedis(redis)],
       ['close postgres', () => pool.end()],
