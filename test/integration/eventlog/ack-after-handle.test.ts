@@ -5,10 +5,10 @@
 // ack of a copy that was never written record nothing. Real Redis, real PostgreSQL and persister.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ackNotices, EventLog, FIRST_PUSH_LIMIT, handleRequest, Inbox } from '#eventlog';
-import { createEvent, decodeEntry, type EventOf, newEventId } from '#events';
+import { decodeEntry, type EventOf, newEventId } from '#events';
 import { start as startPersister } from '#persister';
 import { connectPostgres, type Pool } from '#runtime';
-import { createTestContext, registerAll, type TestContext } from '#test-support';
+import { createTestContext, notifyRequested, registerAll, type TestContext } from '#test-support';
 
 describe('when a main acks its copy just after the request was handled elsewhere', () => {
   let ctx: TestContext;
@@ -30,29 +30,13 @@ describe('when a main acks its copy just after the request was handled elsewhere
     await ctx?.cleanup();
   });
 
-  /** A shop of mains m0, m1, m2 and waiter w, with one notify; m1's and m2's copies counted as written. */
+  /** A shop of mains m0, m1, m2 and a waiter, with one notify; m1's and m2's copies counted as written. */
   async function requestIn(shop: string): Promise<string> {
-    await registerAll(log, shop, { m0: 'main', m1: 'main', m2: 'main', w: 'sub' });
-    const { eventId } = await log.appendNotify(
-      createEvent({
-        type: 'NotifyRequested',
-        shopId: shop,
-        source: 'edge:e1',
-        data: {
-          req_id: 'r',
-          from_client_id: 'w',
-          from_type: 'sub',
-          audience: 'mains',
-          recipients: [],
-          table_id: 5,
-          type: 'return_dish',
-          status: 0,
-          data: {},
-          user_info: {},
-        },
-      }),
-      { tokenId: 'w-t1', type: 'sub' },
-    );
+    await registerAll(log, shop, { m0: 'main', m1: 'main', m2: 'main', waiter: 'sub' });
+    const { eventId } = await log.appendNotify(notifyRequested(shop, { req_id: 'r' }), {
+      tokenId: 'waiter-t1',
+      type: 'sub',
+    });
     const pushes = await inbox.countPushes(
       shop,
       ['m1', 'm2'].map((main) => ({ id: `${eventId}.${main}`, limit: FIRST_PUSH_LIMIT })),
