@@ -51,8 +51,9 @@ export interface EdgeContext {
   ackTurn(): Promise<void>;
   /**
    * Resolves once the acks now waiting for their turn have been handed to Redis (at once when none waits). A
-   * handle waits for it: an ack that reached this edge before a handle of the same request is recorded before it,
-   * else the handle takes the copy out of the inbox first and the late ack finds nothing to mark delivered.
+   * handle waits for it, so that the handler's own ack of the copy it handles is recorded first: a handle takes
+   * its own copy out of the inbox with nothing kept (it gets no `handled` notice), and a later ack of it would find
+   * nothing to mark delivered. Other mains' acks arriving after the handle are recorded anyway (ack-4.lua).
    */
   acksAhead(): Promise<void>;
   /** Acks `handled` notices of a device (by its copies' ids). */

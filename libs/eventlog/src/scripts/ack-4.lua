@@ -28,21 +28,16 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   local entry = redis.call('HGET', KEYS[2], id)
   if entry then
-    local padded = string.sub(entry, 1, 24)
     redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], ARGV[1] .. '|' .. padded .. '|' .. id)
-    -- As Redis holds it (an integer's digits): a Lua number would be printed back with snprintf("%.14g").
-    local count = redis.call('HGET', KEYS[4], id) or '0'
+    redis.call('ZREM', KEYS[3], ARGV[1] .. '|' .. string.sub(entry, 1, 24) .. '|' .. id)
+  end
+  -- As Redis holds it (an integer's digits): a Lua number would be printed back with snprintf("%.14g"). Without
+  -- an inbox entry, present only for a written copy a handle took (see above).
+  local count = redis.call('HGET', KEYS[4], id)
+  if entry or count then
     redis.call('HDEL', KEYS[4], id)
     ids[#ids + 1] = '"' .. id .. '"'
-    attempts[#attempts + 1] = '"' .. id .. '":' .. count
-  else
-    local count = redis.call('HGET', KEYS[4], id)
-    if count then
-      redis.call('HDEL', KEYS[4], id)
-      ids[#ids + 1] = '"' .. id .. '"'
-      attempts[#attempts + 1] = '"' .. id .. '":' .. count
-    end
+    attempts[#attempts + 1] = '"' .. id .. '":' .. (count or '0')
   end
 end
 if #ids == 0 then
