@@ -3,37 +3,24 @@
 // a `handled` notice; the ack, a moment behind it, still records MessageDelivered for that copy (it used to find
 // nothing, and the copy read handled but never delivered). A repeat of the ack, an ack after the notice's, and an
 // ack of a copy that was never written record nothing. Real Redis, real PostgreSQL and persister.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ackNotices, EventLog, FIRST_PUSH_LIMIT, handleRequest, Inbox } from '#eventlog';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ackNotices, FIRST_PUSH_LIMIT, handleRequest, Inbox } from '#eventlog';
 import { decodeEntry, type EventOf, newEventId } from '#events';
-import { start as startPersister } from '#persister';
-import { connectPostgres, type Pool } from '#runtime';
-import { createTestContext, notifyRequested, registerAll, type TestContext } from '#test-support';
+import { notifyRequested, registerAll } from '#test-support';
+import { handlingWorld } from './handling-fixture';
 
 describe('when a main acks its copy just after the request was handled elsewhere', () => {
-  let ctx: TestContext;
-  let log: EventLog;
+  const world = handlingWorld();
   let inbox: Inbox;
-  let pool: Pool;
-  let persister: Awaited<ReturnType<typeof startPersister>>;
 
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-    inbox = new Inbox(ctx.redis, ctx.keys);
-    persister = await startPersister(ctx.config, { log: ctx.log, healthServer: false });
-    pool = await connectPostgres(ctx.databaseUrl, ctx.log);
-  });
-  afterAll(async () => {
-    await persister?.stop();
-    await pool?.end();
-    await ctx?.cleanup();
+  beforeAll(() => {
+    inbox = new Inbox(world.ctx.redis, world.ctx.keys);
   });
 
   /** A shop of mains m0, m1, m2 and a waiter, with one notify; m1's and m2's copies counted as written. */
   async function requestIn(shop: string): Promise<string> {
-    await registerAll(log, shop, { m0: 'main', m1: 'main', m2: 'main', waiter: 'sub' });
-    const { eventId } = await log.appendNotify(notifyRequested(shop, { req_id: 'r' }), {
+    await registerAll(world.log, shop, { m0: 'main', m1: 'main', m2: 'main', waiter: 'sub' });
+    const { eventId } = await world.log.appendNotify(notifyRequested(shop, { req_id: 'r' }), {
       tokenId: 'waiter-t1',
       type: 'sub',
     });
@@ -42,27 +29,24 @@ describe('when a main acks its copy just after the request was handled elsewhere
       ['m1', 'm2'].map((main) => ({ id: `${eventId}.${main}`, limit: FIRST_PUSH_LIMIT })),
     );
     expect(pushes).toEqual([1, 1]);
-    await persister.whenCaughtUp();
-    const handled = await handleRequest(
-      { redis: ctx.redis, keys: ctx.keys, pool },
-      {
-        shopId: shop,
-        messageId: `${eventId}.m0`,
-        status: 1,
-        by: { kind: 'api' },
-        source: 'api',
-        nowMs: Date.now(),
-      },
-    );
+    await world.persister.whenCaughtUp();
+    const handled = await handleRequest(world.deps, {
+      shopId: shop,
+      messageId: `${eventId}.m0`,
+      status: 1,
+      by: { kind: 'api' },
+      source: 'api',
+      nowMs: Date.now(),
+    });
     expect(handled.kind).toBe('handled');
     return eventId;
   }
 
   const ack = (shop: string, client: string, id: string) =>
-    log.ack(shop, client, 'edge:e2', [id], newEventId(), Date.now());
+    world.log.ack(shop, client, 'edge:e2', [id], newEventId(), Date.now());
 
   async function deliveries(shop: string): Promise<Array<EventOf<'MessageDelivered'>>> {
-    const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shop), '-', '+');
+    const entries = await world.ctx.redis.xrange(world.ctx.keys.streamOfShop(shop), '-', '+');
     return entries.flatMap(([, fields]) => {
       const decoded = decodeEntry(fields);
       return decoded.ok && decoded.event.type === 'MessageDelivered' ? [decoded.event] : [];
@@ -86,11 +70,11 @@ describe('when a main acks its copy just after the request was handled elsewhere
     });
 
     // Its notice is still pending: the device has not seen it yet.
-    expect(await ackNotices(ctx.redis, ctx.keys, shop, 'm1', [copy])).toBe(1);
-    expect(await ctx.redis.hlen(ctx.keys.attempts(shop))).toBe(1); // m2's copy, until m2 acks its notice
+    expect(await ackNotices(world.ctx.redis, world.ctx.keys, shop, 'm1', [copy])).toBe(1);
+    expect(await world.ctx.redis.hlen(world.ctx.keys.attempts(shop))).toBe(1); // m2's copy, until m2 acks its notice
 
-    await persister.whenCaughtUp();
-    const { rows } = await pool.query(
+    await world.persister.whenCaughtUp();
+    const { rows } = await world.pool.query(
       'SELECT id, state, status, delivered_at, handled_by FROM messages WHERE event_id = $1 ORDER BY id',
       [eventId],
     );
@@ -105,12 +89,12 @@ describe('when a main acks its copy just after the request was handled elsewhere
     const shop = 'late-ack-after-notice';
     const eventId = await requestIn(shop);
 
-    expect(await ackNotices(ctx.redis, ctx.keys, shop, 'm2', [`${eventId}.m2`])).toBe(1);
+    expect(await ackNotices(world.ctx.redis, world.ctx.keys, shop, 'm2', [`${eventId}.m2`])).toBe(1);
     expect(await ack(shop, 'm2', `${eventId}.m2`)).toBe(0);
     // m0's copy was never written: it was dropped, handled without delivery.
     expect(await ack(shop, 'm0', `${eventId}.m0`)).toBe(0);
     expect(await deliveries(shop)).toEqual([]);
     // Left: the count m1's copy keeps until m1 acks its notice (no notice was pushed: no main is connected).
-    expect(await ctx.redis.hkeys(ctx.keys.attempts(shop))).toEqual([`${eventId}.m1`]);
+    expect(await world.ctx.redis.hkeys(world.ctx.keys.attempts(shop))).toEqual([`${eventId}.m1`]);
   });
 });

@@ -4,34 +4,23 @@
 // retry. Real Redis, real PostgreSQL and persister (handle reads which copies exist from the projection).
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, frameOf, handleRequest, type Presence } from '#eventlog';
+import { frameOf, handleRequest, type Presence } from '#eventlog';
 import { createEvent, decodeEdgeCommand, noticeIdOf } from '#events';
-import { start as startPersister } from '#persister';
-import { connectPostgres, type Pool } from '#runtime';
-import { createTestContext, registerAll, type TestContext, waitFor } from '#test-support';
+import { registerAll, waitFor } from '#test-support';
+import { handlingWorld } from './handling-fixture';
 
 describe('when a request is handled', () => {
-  let ctx: TestContext;
-  let log: EventLog;
-  let pool: Pool;
-  let persister: Awaited<ReturnType<typeof startPersister>>;
+  const world = handlingWorld();
   let subscriber: Redis;
   const heard: string[] = [];
 
   beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-    persister = await startPersister(ctx.config, { log: ctx.log, healthServer: false });
-    pool = await connectPostgres(ctx.databaseUrl, ctx.log);
-    subscriber = (ctx.redis as Redis).duplicate();
+    subscriber = (world.ctx.redis as Redis).duplicate();
     subscriber.on('message', (_channel: string, text: string) => heard.push(text));
-    await subscriber.subscribe(ctx.keys.edgeChannel('edge-here'));
+    await subscriber.subscribe(world.ctx.keys.edgeChannel('edge-here'));
   });
-  afterAll(async () => {
+  afterAll(() => {
     subscriber?.disconnect();
-    await persister?.stop();
-    await pool?.end();
-    await ctx?.cleanup();
   });
 
   const connect = (shop: string, client: string, edge: string) => {
@@ -44,16 +33,16 @@ describe('when a request is handled', () => {
       connected_at: new Date().toISOString(),
       remote_addr: '127.0.0.1',
     };
-    return ctx.redis.hset(ctx.keys.presence(shop), client, JSON.stringify(presence));
+    return world.ctx.redis.hset(world.ctx.keys.presence(shop), client, JSON.stringify(presence));
   };
 
   it("pushes the notice to each other main's connection at once, and names those no edge received", async () => {
     const shop = 'handled-here';
-    await registerAll(log, shop, { m0: 'main', m1: 'main', m2: 'main', w: 'sub' });
+    await registerAll(world.log, shop, { m0: 'main', m1: 'main', m2: 'main', w: 'sub' });
     await connect(shop, 'm0', 'edge-here');
     await connect(shop, 'm1', 'edge-here');
     await connect(shop, 'm2', 'edge-nobody-runs');
-    const { eventId } = await log.appendNotify(
+    const { eventId } = await world.log.appendNotify(
       createEvent({
         type: 'NotifyRequested',
         shopId: shop,
@@ -76,17 +65,14 @@ describe('when a request is handled', () => {
     await waitFor(() => heard.length >= 2, { what: "the message's pushes to m0 and m1" });
     heard.splice(0);
 
-    const outcome = await handleRequest(
-      { redis: ctx.redis, keys: ctx.keys, pool },
-      {
-        shopId: shop,
-        messageId: `${eventId}.m0`,
-        status: 1,
-        by: { kind: 'device', client_id: 'm0' },
-        source: 'edge:e1',
-        nowMs: Date.now(),
-      },
-    );
+    const outcome = await handleRequest(world.deps, {
+      shopId: shop,
+      messageId: `${eventId}.m0`,
+      status: 1,
+      by: { kind: 'device', client_id: 'm0' },
+      source: 'edge:e1',
+      nowMs: Date.now(),
+    });
     if (outcome.kind !== 'handled') throw new Error(`not handled: ${outcome.kind}`);
 
     const copyId = `${eventId}.m1`;
@@ -113,12 +99,12 @@ describe('when a request is handled', () => {
         1,
       ),
     );
-    expect(await ctx.redis.hget(ctx.keys.attempts(shop), noticeIdOf(copyId))).toBe('1');
-    expect(await ctx.redis.hget(ctx.keys.attempts(shop), noticeIdOf(`${eventId}.m2`))).toBe('1');
+    expect(await world.ctx.redis.hget(world.ctx.keys.attempts(shop), noticeIdOf(copyId))).toBe('1');
+    expect(await world.ctx.redis.hget(world.ctx.keys.attempts(shop), noticeIdOf(`${eventId}.m2`))).toBe('1');
     // Nothing for the handler itself.
     expect(heard).toEqual([]);
 
-    const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shop), '-', '+');
+    const entries = await world.ctx.redis.xrange(world.ctx.keys.streamOfShop(shop), '-', '+');
     const [, fields] = entries.find(([, f]) => f.includes('MessageHandled'))!;
     expect(fields[fields.indexOf('u') + 1]).toBe('m2');
   });

@@ -3,37 +3,20 @@
 // answers as a repeat), and every copy ends with the winner's status, time and handler once projected. Real Redis,
 // real PostgreSQL, the real persister; the handles race for real (all sent at once).
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, type HandleOutcome, handleRequest } from '#eventlog';
+import { describe, expect, it } from 'vitest';
+import { type HandleOutcome, handleRequest } from '#eventlog';
 import { createEvent, decodeEntry, type HandledBy } from '#events';
-import { start as startPersister } from '#persister';
-import { connectPostgres, type Pool } from '#runtime';
-import { createTestContext, type TestContext } from '#test-support';
+import { handlingWorld } from './handling-fixture';
 
 const MAINS = ['m0', 'm1', 'm2'] as const;
 
 describe('when handles of one request race', () => {
-  let ctx: TestContext;
-  let log: EventLog;
-  let pool: Pool;
-  let persister: Awaited<ReturnType<typeof startPersister>>;
+  const world = handlingWorld();
   let run = 0;
-
-  beforeAll(async () => {
-    ctx = await createTestContext();
-    log = new EventLog(ctx.redis, ctx.keys);
-    persister = await startPersister(ctx.config, { log: ctx.log, healthServer: false });
-    pool = await connectPostgres(ctx.databaseUrl, ctx.log);
-  });
-  afterAll(async () => {
-    await persister?.stop();
-    await pool?.end();
-    await ctx?.cleanup();
-  });
 
   async function openShop(shopId: string): Promise<string> {
     for (const client_id of [...MAINS, 'w'] as const) {
-      await log.register(
+      await world.log.register(
         createEvent({
           type: 'DeviceRegistered',
           shopId,
@@ -59,7 +42,7 @@ describe('when handles of one request race', () => {
         user_info: {},
       },
     });
-    const { eventId } = await log.appendNotify(notify, { tokenId: 'w-t', type: 'sub' });
+    const { eventId } = await world.log.appendNotify(notify, { tokenId: 'w-t', type: 'sub' });
     return eventId;
   }
 
@@ -80,17 +63,14 @@ describe('when handles of one request race', () => {
           const requestId = await openShop(shopId);
           const outcomes: HandleOutcome[] = await Promise.all(
             handles.map(({ by, status }) =>
-              handleRequest(
-                { redis: ctx.redis, keys: ctx.keys, pool },
-                {
-                  shopId,
-                  messageId: `${requestId}.${by.kind === 'device' ? by.client_id : 'm0'}`,
-                  status,
-                  by,
-                  source: by.kind === 'device' ? 'edge:e1' : 'api',
-                  nowMs: Date.now(),
-                },
-              ),
+              handleRequest(world.deps, {
+                shopId,
+                messageId: `${requestId}.${by.kind === 'device' ? by.client_id : 'm0'}`,
+                status,
+                by,
+                source: by.kind === 'device' ? 'edge:e1' : 'api',
+                nowMs: Date.now(),
+              }),
             ),
           );
           const winners = outcomes.flatMap((o, i) => (o.kind === 'handled' ? [i] : []));
@@ -105,14 +85,14 @@ describe('when handles of one request race', () => {
             expect(outcome.kind).toBe(isRepeat ? 'repeat' : 'conflict');
           }
 
-          const entries = await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+');
+          const entries = await world.ctx.redis.xrange(world.ctx.keys.streamOfShop(shopId), '-', '+');
           const handled = entries
             .map(([, fields]) => decodeEntry(fields))
             .filter((d) => d.ok && d.event.type === 'MessageHandled' && d.event.shop_id === shopId);
           expect(handled).toHaveLength(1);
 
-          await persister.whenCaughtUp();
-          const { rows } = await pool.query(
+          await world.persister.whenCaughtUp();
+          const { rows } = await world.pool.query(
             'SELECT id, state, status, handled_at, handled_by FROM messages WHERE event_id = $1',
             [requestId],
           );
