@@ -198,8 +198,8 @@ describe('one request, every cashier', () => {
       return line ? Number(line.split(' ')[1]) : 0;
     };
     const skippedBefore = await skipped();
-    await ctx.redis.publish(
-      ctx.keys.edgeChannel(ctx.config.edge.id),
+    await ctx.redis.spublish(
+      ctx.keys.edgeChannelOfShop('s3', ctx.config.edge.id),
       encodeEdgeCommand({ kind: 'deliver', conn_id: connId, frames: [JSON.stringify(notice)] }),
     );
     await waitFor(async () => (await skipped()) > skippedBefore, { what: 'the repeat push skipped' });

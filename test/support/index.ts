@@ -4,6 +4,7 @@ export * from './broker';
 export * from './certificates';
 export * from './context';
 export * from './devices';
+export * from './edge-channel';
 export * from './event-log';
 export * from './events';
 export * from './frames';

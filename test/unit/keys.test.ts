@@ -102,7 +102,8 @@ describe("when a shop's keys are built", () => {
         fc.string(),
         fc.string(),
         fc.string({ minLength: 1 }),
-        (p, shards, shop, sender, reqId, group) => {
+        fc.string({ minLength: 1 }),
+        (p, shards, shop, sender, reqId, group, edge) => {
           const keys = new Keys(p, shards);
           const shard = keys.shardOf(shop);
           const shopKeys = [
@@ -120,6 +121,9 @@ describe("when a shop's keys are built", () => {
             keys.closedConnections(shop),
             keys.lease(group, shard),
             keys.deadLetter(shard),
+            // A channel, not a key, but SPUBLISH from a script of the shard must name one of its slot.
+            keys.edgeChannelOfShop(shop, edge),
+            keys.edgeChannels(edge)[shard]!,
           ];
           for (const key of shopKeys) expect(key).toContain(`{s${shard}}`);
           const slot = slotOf(keys.stream(shard));
@@ -176,7 +180,7 @@ describe("when a shop's keys are built", () => {
       keys.devices('s'),
       keys.shops(),
       keys.edges(),
-      keys.edgeChannel('e1'),
+      keys.edgeChannel(0, 'e1'),
       keys.members('persister'),
       keys.bullPrefix(),
     ]) {

@@ -224,8 +224,7 @@ async function decide(deps: HandleDeps, input: HandleInput): Promise<HandleOutco
         head,
         notice,
         own,
-        deps.keys.edgeChannel(''),
-        deps.redis.isCluster ? 'node-local' : 'exact',
+        deps.keys.edgeChannelOfShop(input.shopId, ''),
         ...copies,
       ],
     );

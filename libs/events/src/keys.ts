@@ -169,9 +169,24 @@ export class Keys {
     return `${this.prefix}:edge:{${edgeId}}:sweep`;
   }
 
-  /** Pub/sub channel an edge listens on for deliveries and control commands. */
-  edgeChannel(edgeId: string): string {
-    return `${this.prefix}:edge-channel:${edgeId}`;
+  /**
+   * The sharded pub/sub channel (SSUBSCRIBE, SPUBLISH) on which an edge hears the deliveries and commands for its
+   * connections of one shard's shops. An edge listens on one per shard. In the shard's slot, so a shard's script
+   * publishes to it in its own step, and SPUBLISH's count is exact on a Redis Cluster too: there plain PUBLISH
+   * counts only the subscribers of the node that took it, so "no edge received it" could not be told.
+   */
+  edgeChannel(shard: number, edgeId: string): string {
+    return `${this.shardTag(shard)}:edge:${edgeId}`;
+  }
+
+  /** The channel of the edge for a shop's connections (its shard's). */
+  edgeChannelOfShop(shopId: string, edgeId: string): string {
+    return this.edgeChannel(this.shardOf(shopId), edgeId);
+  }
+
+  /** Every shard's channel of one edge: what it subscribes to. */
+  edgeChannels(edgeId: string): string[] {
+    return this.allShards().map((shard) => this.edgeChannel(shard, edgeId));
   }
 
   /**

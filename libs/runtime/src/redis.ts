@@ -54,12 +54,15 @@ export function createRedis(cfg: Config['redis'], log: Logger, role: RedisRole):
 /**
  * A second connection for blocking reads and subscriptions. It queues commands while disconnected and has no
  * command timeout, whatever the original's role: a blocking read or a SUBSCRIBE must wait for Redis, not fail.
+ * `shardedSubscriber`: on a Redis Cluster, SSUBSCRIBE goes to the master of each channel's slot (ioredis opens one
+ * subscriber connection per master that has channels).
  */
 export function duplicateRedis(
   client: RedisClient,
   log: Logger,
   cfg: Config['redis'],
   name: string,
+  { shardedSubscriber = false }: { shardedSubscriber?: boolean } = {},
 ): RedisClient {
   // No ready check and no auto-pipelining: a SUBSCRIBE issued before the connection is ready would put it in
   // subscriber mode ahead of the ready check's INFO, which Redis then refuses ("Connection in subscriber mode"),
@@ -78,6 +81,7 @@ export function duplicateRedis(
           enableReadyCheck: false,
           enableAutoPipelining: false,
           enableOfflineQueue: true,
+          shardedSubscribers: shardedSubscriber,
           redisOptions: { ...client.options.redisOptions, ...patient },
         })
       : client.duplicate(patient);

@@ -38,7 +38,7 @@ export function liveEdges(ctx: ApiContext): Promise<Set<string>> {
 /** Asks the edge holding a connection to close it (closeOnEdge); false when no edge took the command. */
 export function closeConnection(
   ctx: ApiContext,
-  connection: Pick<Presence, 'conn_id' | 'edge_id'>,
+  connection: Pick<Presence, 'conn_id' | 'edge_id' | 'shop_id'>,
   code: number,
   reason: string,
 ): Promise<boolean> {

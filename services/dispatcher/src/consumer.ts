@@ -11,7 +11,7 @@
 import type { ConsumedEntry, Inbox, PresenceBook } from '#eventlog';
 import type { Keys } from '#events';
 import { Coalescer, counter, type RedisClient, togetherOrEachAlone } from '#runtime';
-import { type ReceiverCounts, send } from './deliver';
+import { send } from './deliver';
 import type { Retries } from './retries';
 import { type OnlineByShop, type Push, type Step, shopsToBroadcast, stepsOf } from './routing';
 
@@ -28,7 +28,6 @@ export interface BatchDeps {
   presence: PresenceBook;
   retries: Retries;
   attemptBudget: number;
-  receiverCounts: ReceiverCounts;
 }
 
 export function dispatchBatch(deps: BatchDeps) {
@@ -52,7 +51,7 @@ async function dispatchEntries(deps: BatchDeps, entries: ConsumedEntry[]): Promi
     }
   }
   if (steps.length > 0) {
-    const outcome = await send(deps.redis, deps.keys, deps.inbox, steps, deps.receiverCounts);
+    const outcome = await send(deps.redis, deps.keys, deps.inbox, steps);
     pushed.inc(outcome.pushed.length);
     unreached.inc(outcome.unreached.length);
     retries.push(...outcome.unreached);

@@ -1,7 +1,7 @@
 // Sending pushes: route and count each push in one script per shop (route-3.lua: it skips acked messages, those at
 // their attempt limit and those whose device has no connection, and answers the connection of the rest), then
-// publish the frames to each connection's edge, one PUBLISH per connection, in log order. PUBLISH answers how many
-// subscribers received it: a push that reached no edge is `unreached`, and the caller retries it through BullMQ
+// publish the frames to each connection's edge, one SPUBLISH per connection (on the edge's channel of the shop's
+// shard), in log order. SPUBLISH answers how many subscribers received it, on a Redis Cluster too: a push that reached no edge is `unreached`, and the caller retries it through BullMQ
 // (SPEC §3). One that reached an edge is done: the edge writes it at most once on the connection, and bounces it
 // back (bounces.ts) if it no longer holds the connection.
 
@@ -23,19 +23,11 @@ export interface Outcome {
   exhausted: Array<Push & { attempts: number }>;
 }
 
-/**
- * Whether PUBLISH's count can say "no edge received it". On a Redis Cluster it counts only the subscribers of the
- * node that took the PUBLISH, while the edge may listen on another node: there every push counts as unreached, and
- * the retry finds it acked (the cost of the old design, on Cluster only; sharded pub/sub would lift it).
- */
-export type ReceiverCounts = 'exact' | 'node-local';
-
 export async function send(
   redis: RedisClient,
   keys: Keys,
   inbox: Inbox,
   steps: readonly Step[],
-  counts: ReceiverCounts,
 ): Promise<Outcome> {
   const pushes: Push[] = [];
   const seen = new Set<string>();
@@ -46,11 +38,11 @@ export async function send(
   }
   const routed = await routePushes(inbox, pushes);
 
-  const byConn = new Map<string, { edgeId: string; frames: string[]; pushed: Pushed[] }>();
+  const byConn = new Map<string, { channel: string; frames: string[]; pushed: Pushed[] }>();
   const connOf = (route: Presence) => {
     let entry = byConn.get(route.conn_id);
     if (!entry) {
-      entry = { edgeId: route.edge_id, frames: [], pushed: [] };
+      entry = { channel: keys.edgeChannelOfShop(route.shop_id, route.edge_id), frames: [], pushed: [] };
       byConn.set(route.conn_id, entry);
     }
     return entry;
@@ -76,12 +68,12 @@ export async function send(
     }
   }
   await Promise.all(
-    [...byConn].map(async ([connId, { edgeId, frames, pushed }]) => {
-      const receivers = await redis.publish(
-        keys.edgeChannel(edgeId),
+    [...byConn].map(async ([connId, { channel, frames, pushed }]) => {
+      const receivers = await redis.spublish(
+        channel,
         encodeEdgeCommand({ kind: 'deliver', conn_id: connId, frames }),
       );
-      if (receivers === 0 || counts === 'node-local') outcome.unreached.push(...pushed);
+      if (Number(receivers) === 0) outcome.unreached.push(...pushed); // ioredis types SPUBLISH's count unknown
     }),
   );
   return outcome;

@@ -19,7 +19,6 @@ import {
   whenRedisReady,
 } from '#runtime';
 import { dispatchBatch } from './consumer';
-import type { ReceiverCounts } from './deliver';
 import { sweepDeadEdges } from './edges';
 import { Retries } from './retries';
 import { ROUTED_TYPES } from './routing';
@@ -63,7 +62,6 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
   const inbox = new Inbox(redis, keys);
   const presence = new PresenceBook(redis, keys);
   let isDraining = false;
-  const receiverCounts: ReceiverCounts = config.redis.clusterNodes.length > 0 ? 'node-local' : 'exact';
 
   const retries = new Retries(
     {
@@ -71,7 +69,6 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       keys,
       inbox,
       delivery: config.delivery,
-      receiverCounts,
       log,
       now,
       async recordFailure(push, attempts) {
@@ -119,7 +116,6 @@ export async function start(config: Config, deps: DispatcherDeps): Promise<Dispa
       presence,
       retries,
       attemptBudget: config.delivery.attempts,
-      receiverCounts,
     }),
   });
   await consumer.start();

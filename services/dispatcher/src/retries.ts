@@ -7,7 +7,7 @@ import { Queue, Worker } from 'bullmq';
 import type { Bounce, Inbox } from '#eventlog';
 import type { Keys } from '#events';
 import { type Config, counter, type Logger, type RedisClient } from '#runtime';
-import { type ReceiverCounts, send } from './deliver';
+import { send } from './deliver';
 import type { Push, Step } from './routing';
 
 export interface RetryItem {
@@ -47,7 +47,6 @@ export interface RetryDeps {
   keys: Keys;
   inbox: Inbox;
   delivery: Config['delivery'];
-  receiverCounts: ReceiverCounts;
   log: Logger;
   now(): number;
   /** Appends DeliveryFailed for a message that used up its attempts. */
@@ -145,7 +144,7 @@ export class Retries {
           steps.push({ kind: 'push', push: { item: found, shop, client: item.client, limit: item.limit } });
       }
     });
-    const outcome = await send(redis, keys, inbox, steps, this.deps.receiverCounts);
+    const outcome = await send(redis, keys, inbox, steps);
     retried.inc(outcome.pushed.length);
     for (const failed of outcome.exhausted) await this.deps.recordFailure(failed, failed.attempts);
     await this.schedule(

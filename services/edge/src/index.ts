@@ -39,6 +39,7 @@ import { countSockets, edgeMetrics } from './metrics';
 import { isSendableCloseCode } from './protocol';
 import { createEdgeServer } from './server';
 import { Session } from './session';
+import { subscribeDeliveries } from './subscription';
 import { startUpkeep } from './upkeep';
 
 export interface EdgeHandle extends ServiceHandle {
@@ -79,7 +80,9 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   const source = `edge:${edgeId}`;
   const keys = new Keys(config.redis.prefix, config.shards);
   const redis = createRedis(config.redis, log, { name: `edge-${edgeId}`, failFast: true });
-  const subscriber = duplicateRedis(redis, log, config.redis, `edge-${edgeId}-sub`);
+  const subscriber = duplicateRedis(redis, log, config.redis, `edge-${edgeId}-sub`, {
+    shardedSubscriber: true,
+  });
   await whenRedisReady(redis);
   // Only `handle` and the rare req_id that must be looked up in the archive (a resend after the records' window)
   // read PostgreSQL: connected on first use, so an edge starts, serves and stays ready while PostgreSQL is away
@@ -146,8 +149,8 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     if (local) return local.close(code, reason);
     if (target.edge_id === edgeId) return; // ours, already gone
     redis
-      .publish(
-        keys.edgeChannel(target.edge_id),
+      .spublish(
+        keys.edgeChannelOfShop(target.shop_id, target.edge_id),
         encodeEdgeCommand({ kind: 'close', conn_id: target.conn_id, code, reason }),
       )
       .catch((err: Error) =>
@@ -179,9 +182,9 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     );
   }
 
-  // Deliveries and closes sent to this edge by the dispatcher and the api. A malformed command is logged and
-  // dropped: it comes from inside the broker, but must not take the edge down with it.
-  subscriber.on('message', (_channel: string, text: string) => {
+  // Deliveries and closes sent to this edge by the append, the dispatcher and the api. A malformed command is logged
+  // and dropped: it comes from inside the broker, but must not take the edge down with it.
+  function obey(text: string) {
     const command = decodeEdgeCommand(text);
     if (!command) return log.warn({ size: text.length }, 'undecodable edge command ignored');
     const session = table.get(command.conn_id);
@@ -194,29 +197,17 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
     if (frames.length < command.frames.length)
       log.warn({ conn_id: command.conn_id }, 'edge command with frames that are not text; those ignored');
     bounce(session ? session.deliver(frames) : frames);
-  });
-  const channel = keys.edgeChannel(edgeId);
-  await subscriber.subscribe(channel);
+  }
+  await subscribeDeliveries(
+    subscriber,
+    keys.edgeChannels(edgeId),
+    { message: obey, resumed: () => ctx.track(recoverDeliveries()), isDraining: () => isDraining },
+    log,
+  );
 
   // Redis pub/sub keeps nothing for a subscriber that is away (SPEC §3): after the subscription is back, every
   // connection's backlog is pushed again (each session skips what it already wrote), a slice at a time.
-  let isSubscriptionBroken = false;
-  subscriber.on('close', () => {
-    isSubscriptionBroken = true;
-  });
-  subscriber.on('ready', () => {
-    if (!isSubscriptionBroken || isDraining) return;
-    isSubscriptionBroken = false;
-    ctx.track(recoverDeliveries());
-  });
-
   async function recoverDeliveries(): Promise<void> {
-    try {
-      // ioredis resubscribes on its own; this SUBSCRIBE's reply comes after that one, so pushes reach us again.
-      await subscriber.subscribe(channel);
-    } catch (err) {
-      return log.warn({ reason: (err as Error).message }, 'resubscribe failed; the next reconnect retries');
-    }
     const sessions = [...table.loggedIn()];
     log.info({ connections: sessions.length }, 'subscription back; pushing backlogs again');
     for (let i = 0; i < sessions.length; i += RECOVERY_SLICE) {

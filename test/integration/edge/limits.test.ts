@@ -102,7 +102,7 @@ describe('when a device stops reading', () => {
     const reader = await loggedIn(world.url, token);
     // ws has no public way to stop reading; pausing its TCP socket is what a stuck device looks like.
     (reader.ws as unknown as { _socket: Socket })._socket.pause();
-    const channel = world.ctx.keys.edgeChannel(world.edge.edgeId);
+    const channel = world.ctx.keys.edgeChannelOfShop('slow', world.edge.edgeId);
     const frame = JSON.stringify({ op: 'broadcast', pad: 'x'.repeat(60_000) });
     const command = encodeEdgeCommand({ kind: 'deliver', conn_id: reader.connId, frames: [frame, frame] });
     const recorded = async () =>
@@ -110,7 +110,7 @@ describe('when a device stops reading', () => {
     // Push until the edge gives up on the reader: the kernel's buffers take a few MB first.
     const closed = await waitFor(
       async () => {
-        for (let i = 0; i < 10; i++) await world.ctx.redis.publish(channel, command);
+        for (let i = 0; i < 10; i++) await world.ctx.redis.spublish(channel, command);
         return recorded();
       },
       { intervalMs: 1, what: 'the slow reader closed' },

@@ -41,8 +41,8 @@ describe('when a device is revoked while connected', () => {
       createEvent({ type: 'DeviceRevoked', shopId: 'r-live', source: 'api', data: { client_id: 'w1' } }),
     );
     expect(connection).toMatchObject({ conn_id: socket.connId, edge_id: world.edge.edgeId });
-    await world.ctx.redis.publish(
-      world.ctx.keys.edgeChannel(connection!.edge_id),
+    await world.ctx.redis.spublish(
+      world.ctx.keys.edgeChannelOfShop('r-live', connection!.edge_id),
       encodeEdgeCommand({
         kind: 'close',
         conn_id: connection!.conn_id,
@@ -71,24 +71,24 @@ describe('when a device is revoked while connected', () => {
   it('ignores close commands for a connection it does not hold, and malformed ones', async () => {
     const { token } = await registered(world.ctx, 'r-other', 'w1', 'sub');
     const socket = await loggedIn(world.url, token);
-    await world.ctx.redis.publish(
-      world.ctx.keys.edgeChannel(world.edge.edgeId),
+    const channel = world.ctx.keys.edgeChannelOfShop('r-other', world.edge.edgeId);
+    await world.ctx.redis.spublish(
+      channel,
       encodeEdgeCommand({ kind: 'close', conn_id: 'c_unknown', code: 4403, reason: 'device revoked' }),
     );
-    const channel = world.ctx.keys.edgeChannel(world.edge.edgeId);
-    await world.ctx.redis.publish(channel, '{"kind":"nonsense"}');
+    await world.ctx.redis.spublish(channel, '{"kind":"nonsense"}');
     // Malformed commands for this very socket: a code no close frame may carry, a frame that is not text.
-    await world.ctx.redis.publish(
+    await world.ctx.redis.spublish(
       channel,
       JSON.stringify({ kind: 'close', conn_id: socket.connId, code: 1005 }),
     );
-    await world.ctx.redis.publish(
+    await world.ctx.redis.spublish(
       channel,
       JSON.stringify({ kind: 'deliver', conn_id: socket.connId, frames: [42] }),
     );
     // The channel keeps order: once this delivery arrives, the edge has handled the two commands before it.
-    await world.ctx.redis.publish(
-      world.ctx.keys.edgeChannel(world.edge.edgeId),
+    await world.ctx.redis.spublish(
+      channel,
       encodeEdgeCommand({ kind: 'deliver', conn_id: socket.connId, frames: ['{"op":"broadcast","n":1}'] }),
     );
     expect(await socket.next()).toEqual({ op: 'broadcast', n: 1 });
@@ -102,8 +102,8 @@ describe('when an operator disconnects a connection', () => {
   it('closes it with 4000 and records the close as operator', async () => {
     const { token } = await registered(world.ctx, 'r-op', 'm1', 'main');
     const socket = await loggedIn(world.url, token);
-    await world.ctx.redis.publish(
-      world.ctx.keys.edgeChannel(world.edge.edgeId),
+    await world.ctx.redis.spublish(
+      world.ctx.keys.edgeChannelOfShop('r-op', world.edge.edgeId),
       encodeEdgeCommand({
         kind: 'close',
         conn_id: socket.connId,
@@ -124,8 +124,8 @@ describe('when a close command carries a long reason', () => {
     const { token } = await registered(world.ctx, 'r-long', 'm1', 'main');
     const socket = await loggedIn(world.url, token);
     const reason = '操作员关闭'.repeat(30);
-    await world.ctx.redis.publish(
-      world.ctx.keys.edgeChannel(world.edge.edgeId),
+    await world.ctx.redis.spublish(
+      world.ctx.keys.edgeChannelOfShop('r-long', world.edge.edgeId),
       encodeEdgeCommand({ kind: 'close', conn_id: socket.connId, code: 4000, reason }),
     );
     const closed = await socket.closed;

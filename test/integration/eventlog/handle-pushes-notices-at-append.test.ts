@@ -2,26 +2,21 @@
 // same step that files it (handle-7.lua), with the frame a login backlog would write, counted as its first push;
 // the mains whose push reached no edge are named in the MessageHandled entry's `u` field for the dispatcher to
 // retry. Real Redis, real PostgreSQL and persister (handle reads which copies exist from the projection).
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameOf, handleRequest, type Presence } from '#eventlog';
 import { createEvent, decodeEdgeCommand, noticeIdOf } from '#events';
-import { registerAll, waitFor } from '#test-support';
+import { listenAsEdge, registerAll, waitFor } from '#test-support';
 import { handlingWorld } from './handling-fixture';
 
 describe('when a request is handled', () => {
   const world = handlingWorld();
-  let subscriber: Redis;
+  let subscriber: { close(): void } | undefined;
   const heard: string[] = [];
 
   beforeAll(async () => {
-    subscriber = (world.ctx.redis as Redis).duplicate();
-    subscriber.on('message', (_channel: string, text: string) => heard.push(text));
-    await subscriber.subscribe(world.ctx.keys.edgeChannel('edge-here'));
+    subscriber = await listenAsEdge(world.ctx, 'edge-here', (_channel, text) => heard.push(text));
   });
-  afterAll(() => {
-    subscriber?.disconnect();
-  });
+  afterAll(() => subscriber?.close());
 
   const connect = (shop: string, client: string, edge: string) => {
     const presence: Presence = {

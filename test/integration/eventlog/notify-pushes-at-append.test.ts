@@ -1,24 +1,21 @@
 // A sub's notify is pushed by its append (notify-12.lua, issue 18): in the same atomic step as the event, each main
-// that has a connection gets a `deliver` command on its edge's channel, carrying the same frame the dispatcher and a
+// that has a connection gets a `deliver` command on its edge's channel of the shard (SPUBLISH), carrying the same frame the dispatcher and a
 // login backlog would write (attempt 1, counted); the mains whose push reached no edge are named in the stream
 // entry's `u` field for the dispatcher to retry; a main's notify is broadcast to the connected subs.
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameOf, type Presence } from '#eventlog';
 import { broadcastFrameOf, createEvent, decodeEdgeCommand, type EventOf, messagesOf } from '#events';
-import { eventLogOnRedis, registerAll, waitFor } from '#test-support';
+import { eventLogOnRedis, listenAsEdge, registerAll, waitFor } from '#test-support';
 
 describe("when a sub's notify is appended", () => {
   const world = eventLogOnRedis();
-  let subscriber: Redis;
+  let subscriber: { close(): void } | undefined;
   const heard: Array<{ channel: string; text: string }> = [];
 
   beforeAll(async () => {
-    subscriber = (world.ctx.redis as Redis).duplicate();
-    subscriber.on('message', (channel: string, text: string) => heard.push({ channel, text }));
-    await subscriber.subscribe(world.ctx.keys.edgeChannel('edge-here'));
+    subscriber = await listenAsEdge(world.ctx, 'edge-here', (channel, text) => heard.push({ channel, text }));
   });
-  afterAll(() => subscriber.disconnect());
+  afterAll(() => subscriber?.close());
 
   const connect = (shop: string, client: string, edge: string) => {
     const presence: Presence = {
@@ -84,8 +81,8 @@ describe("when a sub's notify is appended", () => {
         frames: [frameOf({ kind: 'message', id: payload.id, payload }, 1)],
       }));
     expect(deliveries.map((d) => d.channel)).toEqual([
-      world.ctx.keys.edgeChannel('edge-here'),
-      world.ctx.keys.edgeChannel('edge-here'),
+      world.ctx.keys.edgeChannelOfShop('here', 'edge-here'),
+      world.ctx.keys.edgeChannelOfShop('here', 'edge-here'),
     ]);
     expect(deliveries.map((d) => decodeEdgeCommand(d.text))).toEqual(expected);
     // Counted as attempt 1; the main with no connection is left to its next login's backlog.
@@ -147,7 +144,7 @@ describe("when a sub's notify is appended", () => {
     });
     expect(again).toMatchObject({ eventId: first.eventId, isDuplicate: true });
     // A ping after the repeat: anything the repeat had published would arrive before it.
-    await world.ctx.redis.publish(world.ctx.keys.edgeChannel('edge-here'), 'ping');
+    await world.ctx.redis.spublish(world.ctx.keys.edgeChannelOfShop('mainly', 'edge-here'), 'ping');
     expect((await waitFor(() => heard.shift(), { what: 'the ping' })).text).toBe('ping');
     expect(await world.ctx.redis.hget(world.ctx.keys.attempts('mainly'), `${first.eventId}.pos-b`)).toBe('1');
   });

@@ -4,7 +4,7 @@
   was first. In the same step every copy leaves the inbox (no more pushes of it): a copy its main was written gets
   a `handled` notice in the inbox instead (pushed, backlogged at login and acked like a message), a copy never
   written is dropped (handled without delivery), and the handler's own copy needs neither. Each notice is pushed in
-  the same step to its main's connection, if it has one (a PUBLISH to its edge, as notify-12.lua pushes messages);
+  the same step to its main's connection, if it has one (an SPUBLISH on its edge's channel, as notify-12.lua pushes messages);
   the mains whose push reached no edge are written in the entry's `u` field for the dispatcher to retry. A copy
   taken out of the inbox after it was written keeps its push count until its notice is acked, so that an ack of
   it still on its way is recorded (ack-4.lua).
@@ -27,9 +27,8 @@
     ARGV[7] MessageHandled event JSON up to its data's "notices" value
     ARGV[8] the notice JSON shared by the copies, without op and id ('{"event_id":…,"handled_at":…}')
     ARGV[9] the handler's own copy ('' for the back office)
-    ARGV[10] edge channel prefix (an edge's channel is this followed by its id)
-    ARGV[11] 'exact', or 'node-local' when PUBLISH counts only this node's subscribers (Cluster)
-    ARGV[12..] the request's copies (message ids "<event id>.<client id>")
+    ARGV[10] the shard's edge channel prefix (an edge's channel is this followed by its id)
+    ARGV[11..] the request's copies (message ids "<event id>.<client id>")
 
   Output:
     {0, stream id, notices}  recorded
@@ -57,7 +56,7 @@ end
 
 local notices = {}
 local dropped = {}
-for i = 12, #ARGV do
+for i = 11, #ARGV do
   local id = ARGV[i]
   local client = string.sub(id, 28)
   local entry = redis.call('HGET', KEYS[4], id)
@@ -97,10 +96,10 @@ for i = 1, #notices do
   if route then
     local connection = cjson.decode(route)
     local frame = '{"op":"handled","id":"' .. notices[i] .. '",' .. string.sub(ARGV[8], 2)
-    local receivers = redis.call('PUBLISH', ARGV[10] .. connection.edge_id,
+    local receivers = redis.call('SPUBLISH', ARGV[10] .. connection.edge_id,
       'deliver ' .. connection.conn_id .. '\n' .. frame)
     pushed[#pushed + 1] = notices[i] .. '#h'
-    if receivers == 0 or ARGV[11] == 'node-local' then
+    if receivers == 0 then
       unreached[#unreached + 1] = client
     end
   end

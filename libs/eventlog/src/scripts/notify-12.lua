@@ -4,20 +4,20 @@
   message to its recipient's connection (issue 18: the routing the dispatcher did after reading the event, done in
   the append, so a notify costs no dispatcher round trip and no wake-up; nothing can happen in between).
 
-  A push is a PUBLISH to the edge holding the connection (a `deliver` command, edge-commands.ts). The main devices
-  it reached no edge for are written in the stream entry's `u` field (space-separated client ids, '' for none): the
-  dispatcher reads them and schedules their retries in BullMQ (SPEC §3). A main's or the back office's notify is
-  broadcast here to the shop's connected subs but the sender (best effort: nothing is retried), and its entry has
-  an empty `u`. An entry with a `u` field was routed here; one without it (an earlier version's) is routed by the
-  dispatcher. On a Redis Cluster PUBLISH counts only the node's own subscribers: ARGV[15] is then 'node-local'
-  and every push to a main is written in `u` (its retry finds it acked).
+  A push is an SPUBLISH on the shard's channel of the edge holding the connection (a `deliver` command,
+  edge-commands.ts; Keys.edgeChannel): in this script's slot, and counted exactly on a Redis Cluster too. The main
+  devices it reached no edge for are written in the stream entry's `u` field (space-separated client ids, '' for
+  none): the dispatcher reads them and schedules their retries in BullMQ (SPEC §3). A main's or the back office's
+  notify is broadcast here to the shop's connected subs but the sender (best effort: nothing is retried), and its
+  entry has an empty `u`. An entry with a `u` field was routed here; one without it (an earlier version's) is
+  routed by the dispatcher.
 
   The req_id records (SPEC §3: the same req_id from the same device within 24 h is a duplicate; issue 19: without
   holding a day of them in Redis) have two parts:
   - Exact records, a shop's hash of 64 buckets. A bucket is a string of 38-byte entries, oldest first: the 8-byte
     tag of the (sender, req_id) digest, the record's time (4 bytes, big endian, seconds of this Redis's clock), the
     26-character event id. An entry is cut, whenever its bucket is written, once it is older than the window
-    (ARGV[17], the streams' retention tail) and its event is archived in PostgreSQL (KEYS[9], which the persister's
+    (ARGV[16], the streams' retention tail) and its event is archived in PostgreSQL (KEYS[9], which the persister's
     retention keeps) and the shard's filters hold it; else once it is 24 h old. So a record outlives any projection
     lag: an event is always either in the records or in the archive.
   - The shard's filters: a Bloom filter per day (KEYS[10] for even days, KEYS[11] for odd ones, by this Redis's
@@ -27,7 +27,7 @@
     the next one is started when it is full), so a shard's memory follows its traffic without a size to configure.
     A req_id that is in no exact record but may be in today's or yesterday's filter answers {2}: the caller looks
     the notify up in the archive (the rare resend after the window, or a false positive) and calls again with
-    ARGV[19] = 'checked' when the archive has none, which appends it.
+    ARGV[18] = 'checked' when the archive has none, which appends it.
   Records made before the filters existed (older than the oldest filter's creation) are kept their 24 h. The
   versions before the window kept records in another hash (KEYS[12], 1,024 buckets, 24 h each): it is only read, and
   expires a day after its last write.
@@ -57,15 +57,14 @@
     ARGV[9] sender connection id ('' to skip the check): refused if a newer login of the sender replaced it
     ARGV[10] bucket of the req_id record ('' when the notify has no req_id to remember)
     ARGV[11] tag of the req_id record (8 bytes)
-    ARGV[12] edge channel prefix (an edge's channel is this followed by its id)
+    ARGV[12] the shard's edge channel prefix (an edge's channel is this followed by its id)
     ARGV[13] message frame up to the recipient's client id (its `id` is "<event id>.<client id>")
     ARGV[14] message frame after the recipient's client id (attempt 1)
-    ARGV[15] 'exact', or 'node-local' when PUBLISH counts only this node's subscribers (Cluster)
-    ARGV[16] the broadcast frame of a main's or the back office's notify (unused for a sub's)
-    ARGV[17] exact record window, seconds (records older than this, archived and in the filters, are cut)
-    ARGV[18] filter probe: 8 bytes of the (sender, req_id) digest (two 32-bit hashes)
-    ARGV[19] 'checked' when the archive holds no such notify (the filters are not asked), else ''
-    ARGV[20] bucket of the req_id record among the earlier version's 1,024
+    ARGV[15] the broadcast frame of a main's or the back office's notify (unused for a sub's)
+    ARGV[16] exact record window, seconds (records older than this, archived and in the filters, are cut)
+    ARGV[17] filter probe: 8 bytes of the (sender, req_id) digest (two 32-bit hashes)
+    ARGV[18] 'checked' when the archive holds no such notify (the filters are not asked), else ''
+    ARGV[19] bucket of the req_id record among the earlier version's 1,024
 
   Output:
      {0, event id, stream id, recipient count,  appended; pushes made (their edge received them),
@@ -92,7 +91,7 @@ local function int(n)
 end
 local HEADER_LAST = int(HEADER - 1)
 local ttl = tonumber(ARGV[8])
-local window = tonumber(ARGV[17])
+local window = tonumber(ARGV[16])
 local now = tonumber(redis.call('TIME')[1])
 local today = math.floor(now / DAY)
 local todayKey = KEYS[10 + today % 2]
@@ -115,8 +114,8 @@ local function headerOf(key, day)
   return {created = struct.unpack('>I4', head, 5), counts = counts}
 end
 
-local probe1 = struct.unpack('>I4', ARGV[18], 1)
-local probe2 = struct.unpack('>I4', ARGV[18], 5)
+local probe1 = struct.unpack('>I4', ARGV[17], 1)
+local probe2 = struct.unpack('>I4', ARGV[17], 5)
 probe2 = probe2 - probe2 % 2 + 1 -- odd: the probes of a filter (a power of two of bits) are all different
 
 -- The bit offsets of the probes into filter i (1-based) of a key, as redis.call's arguments.
@@ -222,14 +221,14 @@ if ARGV[10] ~= '' then
     return {1, existing}
   end
   bucket = redis.call('HGET', KEYS[7], ARGV[10]) or ''
-  local found = findIn(bucket) or findIn(redis.call('HGET', KEYS[12], ARGV[20]) or '')
+  local found = findIn(bucket) or findIn(redis.call('HGET', KEYS[12], ARGV[19]) or '')
   if found then
     return {1, found}
   end
   todayHeader = headerOf(todayKey, today)
   yesterdayHeader = headerOf(yesterdayKey, today - 1)
   local heldToday = addToToday()
-  if ARGV[19] ~= 'checked' and (heldToday or mayHold(yesterdayKey, yesterdayHeader)) then
+  if ARGV[18] ~= 'checked' and (heldToday or mayHold(yesterdayKey, yesterdayHeader)) then
     return {2}
   end
 end
@@ -306,10 +305,10 @@ local unreached = {}
 for i = 1, #recipients do
   if routes[i] then
     local connection = cjson.decode(routes[i])
-    local receivers = redis.call('PUBLISH', ARGV[12] .. connection.edge_id,
+    local receivers = redis.call('SPUBLISH', ARGV[12] .. connection.edge_id,
       'deliver ' .. connection.conn_id .. '\n' .. ARGV[13] .. recipients[i] .. ARGV[14])
     pushed[#pushed + 1] = recipients[i]
-    if receivers == 0 or ARGV[15] == 'node-local' then
+    if receivers == 0 then
       unreached[#unreached + 1] = recipients[i]
     end
   end
@@ -322,7 +321,7 @@ if senderType ~= 'sub' then
     if online[i] ~= ARGV[1] then
       local connection = cjson.decode(online[i + 1])
       if connection.type == 'sub' then
-        redis.call('PUBLISH', ARGV[12] .. connection.edge_id, 'deliver ' .. connection.conn_id .. '\n' .. ARGV[16])
+        redis.call('SPUBLISH', ARGV[12] .. connection.edge_id, 'deliver ' .. connection.conn_id .. '\n' .. ARGV[15])
       end
     end
   end
