@@ -45,7 +45,7 @@ export class PresenceBook {
   /**
    * Where each device of several shops is connected, in one round trip: shop → client_id → presence, as listed,
    * whether or not its edge still beats. The dispatcher's hot path: it publishes to the listed edge, and a push
-   * that no edge receives (PUBLISH answers 0: the edge is gone) is retried through BullMQ. An edge stalled for a
+   * that no edge receives (SPUBLISH answers 0: the edge is gone) is retried through BullMQ. An edge stalled for a
    * few seconds still gets its pushes, which Redis keeps in the subscription's buffer meanwhile.
    */
   async listedIn(shopIds: readonly string[]): Promise<Map<string, Map<string, Presence>>> {

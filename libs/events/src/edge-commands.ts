@@ -1,5 +1,7 @@
-// What the dispatcher and the api send an edge over its pub/sub channel (Keys.edgeChannel). Pub/sub is at most
-// once; deliveries are made reliable by the dispatcher's retries, closes by the registry checks at notify.
+// What the append scripts, the dispatcher and the api send an edge over its channel of a shop's shard
+// (Keys.edgeChannel, SPUBLISH). Pub/sub is at most once; deliveries are made reliable by the receiver count (a push
+// nobody heard is retried) and the edge's backlog re-run after an interrupted subscription, closes by the registry
+// checks at notify.
 //
 // A delivery is written as lines, `deliver <conn_id>` then one frame per line, not as JSON: its frames are
 // JSON texts already, and wrapping them in a JSON command escaped every quote twice and made the edge parse

@@ -6,7 +6,7 @@
 // The batches of all the shards this process reads are group-committed: the ones that arrive while a dispatch
 // is under way are routed together (and the reads are DISPATCHER_LINGER_MS apart, so a round carries what
 // arrived meanwhile), with one presence read, one push script per
-// shop and one PUBLISH per connection. Each shard's entries keep their log order; shops never span shards.
+// shop and one SPUBLISH per connection. Each shard's entries keep their log order; shops never span shards.
 
 import type { ConsumedEntry, Inbox, PresenceBook } from '#eventlog';
 import type { Keys } from '#events';

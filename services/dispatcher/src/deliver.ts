@@ -1,8 +1,8 @@
 // Sending pushes: route and count each push in one script per shop (route-3.lua: it skips acked messages, those at
 // their attempt limit and those whose device has no connection, and answers the connection of the rest), then
 // publish the frames to each connection's edge, one SPUBLISH per connection (on the edge's channel of the shop's
-// shard), in log order. SPUBLISH answers how many subscribers received it, on a Redis Cluster too: a push that reached no edge is `unreached`, and the caller retries it through BullMQ
-// (SPEC §3). One that reached an edge is done: the edge writes it at most once on the connection, and bounces it
+// shard), in log order. SPUBLISH answers how many subscribers received it, on a Redis Cluster too: a push that
+// reached no edge is `unreached`, and the caller retries it through BullMQ (SPEC §3). One that reached an edge is done: the edge writes it at most once on the connection, and bounces it
 // back (bounces.ts) if it no longer holds the connection.
 
 import { frameOf, type Inbox, type Presence } from '#eventlog';
