@@ -1,6 +1,8 @@
 // One device socket: the login gate and timeout, the rate limit, frame dispatch, and the send-buffer bound.
 // Business decisions are in the Lua scripts behind EventLog; a session only validates, appends and answers.
+
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { LEGACY_LOGIN, type Presence } from '#eventlog';
 import {
@@ -84,6 +86,8 @@ export class Session {
   private isPushingBacklog = false;
   /** A backlog run was asked for while one was under way: it runs once more. */
   private isBacklogAgain = false;
+  /** The socket holds this tick's frames, to write them in one call when the tick ends (corkForTick). */
+  private isCorked = false;
 
   constructor(
     protected readonly ctx: EdgeContext,
@@ -114,8 +118,27 @@ export class Session {
       this.close(1013, 'send buffer over its bound');
       return false;
     }
+    this.corkForTick();
     this.socket.send(text);
     return true;
+  }
+
+  /**
+   * ws writes each frame by itself, one syscall per frame. The frames sent to one socket in one tick (a burst of
+   * pushes read from Redis at once, a backlog, replies to pipelined requests) are held until the tick ends and then
+   * written in one call: Node nests ws's own cork/uncork per frame inside this one.
+   */
+  private corkForTick(): void {
+    if (this.isCorked) return;
+    // ws keeps its net.Socket private; without it frames are written one by one, as before.
+    const raw = (this.socket as unknown as { _socket?: Duplex })._socket;
+    if (raw === undefined) return;
+    this.isCorked = true;
+    raw.cork();
+    process.nextTick(() => {
+      this.isCorked = false;
+      raw.uncork();
+    });
   }
 
   /** Closes with `code`; ConnectionClosed records `recordAs`, or the reason the code stands for. */
