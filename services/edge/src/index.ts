@@ -198,8 +198,9 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       log.warn({ conn_id: command.conn_id }, 'edge command with frames that are not text; those ignored');
     bounce(session ? session.deliver(frames) : frames);
   }
-  await subscribeDeliveries(
+  const subscription = await subscribeDeliveries(
     subscriber,
+    redis,
     keys.edgeChannels(edgeId),
     { message: obey, resumed: () => ctx.track(recoverDeliveries()), isDraining: () => isDraining },
     log,
@@ -276,6 +277,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
       ['leave edge list', () => (table.owesWrites ? undefined : presence.forgetEdge(edgeId))],
       ['close server', () => closeServer(edge.server)],
       ['stop counting sockets', () => uncountSockets()],
+      ['stop probing the channels', () => subscription.stop()],
       ['close subscriber', () => closeRedis(subscriber)],
       ['close redis', () => closeRedis(redis)],
       ['close postgres', () => pool.end()],
@@ -322,3 +324,6 @@ export {
   replyError,
   replyOk,
 } from './protocol';
+
+// ◇ The edge's subscription to its channels, for its integration test.
+export { type DeliverySubscription, subscribeDeliveries } from './subscription';
