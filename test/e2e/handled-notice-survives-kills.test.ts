@@ -115,16 +115,15 @@ describe('a handled notice, when a process dies between the handle and the notic
     await waitForLog(doomedEdge, 'edge listening');
     const port = Number(/"port":(\d+)[^\n]*"msg":"edge listening"/.exec(doomedEdge.output())?.[1]);
     const { a, b, waiter, bToken, bCopy, aCopy } = await handledLater('kill-edge', port);
-    // Frozen, the edge still holds its subscription: the handle's push is taken (PUBLISH counts it) and never
+    // Frozen, the edge still holds its subscription: the handle's push is taken (SPUBLISH counts it) and never
     // written. Nothing names it for a retry, so only the next login can bring it.
     doomedEdge.child.kill('SIGSTOP');
     await handle(a, aCopy);
     const stream = ctx.keys.streamOfShop('kill-edge');
     const [[, fields] = ['', []]] = await ctx.redis.xrevrange(stream, '+', '-', 'COUNT', 1);
     expect(fields.slice(0, 2)).toEqual(['t', 'MessageHandled']);
-    // Reached an edge: no retry is scheduled. (On a Redis Cluster PUBLISH counts only the node's own subscribers,
-    // so there every push is named for a retry as well; the notice must still come with the next login.)
-    if (!ctx.redis.isCluster) expect(fields[fields.indexOf('u') + 1]).toBe('');
+    // Reached an edge: no retry is scheduled, on a Redis Cluster too (SPUBLISH counts the shard's subscribers).
+    expect(fields[fields.indexOf('u') + 1]).toBe('');
     await doomedEdge.kill('SIGKILL');
     await b.closed;
     expect(b.frames.filter((f) => f.op === 'handled')).toEqual([]);
