@@ -210,6 +210,7 @@ export async function start(config: Config, deps: EdgeDeps): Promise<EdgeHandle>
   // connection's backlog is pushed again (each session skips what it already wrote), a slice at a time.
   async function recoverDeliveries(): Promise<void> {
     const sessions = [...table.loggedIn()];
+    if (sessions.length === 0) return; // a Cluster's subscribers starting up report themselves like a reconnect
     log.info({ connections: sessions.length }, 'subscription back; pushing backlogs again');
     for (let i = 0; i < sessions.length; i += RECOVERY_SLICE) {
       const slice = sessions.slice(i, i + RECOVERY_SLICE);
