@@ -4,10 +4,10 @@
   was first. In the same step every copy leaves the inbox (no more pushes of it): a copy its main was written gets
   a `handled` notice in the inbox instead (pushed, backlogged at login and acked like a message), a copy never
   written is dropped (handled without delivery), and the handler's own copy needs neither. Each notice is pushed in
-  the same step to its main's connection, if it has one (an SPUBLISH on its edge's channel, as notify-12.lua pushes messages);
-  the mains whose push reached no edge are written in the entry's `u` field for the dispatcher to retry. A copy
-  taken out of the inbox after it was written keeps its push count until its notice is acked, so that an ack of
-  it still on its way is recorded (ack-4.lua).
+  the same step to its main's connection, if it has one (an SPUBLISH on its edge's channel, as notify-12.lua
+  pushes messages); the mains whose push reached no edge are written in the entry's `u` field for the dispatcher
+  to retry. A copy taken out of the inbox after it was written keeps its push count until its notice is acked, so
+  that an ack of it still on its way is recorded (ack-4.lua).
 
   Input:
     KEYS[1] shard stream
