@@ -15,6 +15,20 @@ export async function readLog(ctx: TestContext, type?: EventType): Promise<Broke
   return events;
 }
 
+/** The fields of the stream entry that holds an event (`t`, `e`, and `u` where the append wrote one). */
+export async function entryFields(
+  ctx: TestContext,
+  shopId: string,
+  eventId: string,
+): Promise<Record<string, string>> {
+  for (const [, fields] of await ctx.redis.xrange(ctx.keys.streamOfShop(shopId), '-', '+')) {
+    const record: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+    if (record.e?.includes(eventId)) return record;
+  }
+  throw new Error(`no entry for ${eventId}`);
+}
+
 /** The shop's events in log order; throws if the stream holds an entry that fails the catalogue. */
 export async function shopEvents<T extends EventType>(
   ctx: TestContext,

@@ -11,8 +11,7 @@
 // also drop a channel silently (a slot moved to another master unsubscribes it, and ioredis only learns of the new
 // owner at its next slots refresh), and a re-sent SSUBSCRIBE that meets a MOVED is never answered. So the probes
 // also run every CHECK_MS: a channel that nobody hears is subscribed again, and counts as an interruption.
-import type { Logger, RedisClient } from '#runtime';
-import { delay } from '#runtime';
+import { delay, type Logger, type RedisClient } from '#runtime';
 
 export interface DeliveryHandlers {
   /** A command published on one of the channels. */

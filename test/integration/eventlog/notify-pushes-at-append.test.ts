@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameOf, type Presence } from '#eventlog';
 import { broadcastFrameOf, createEvent, decodeEdgeCommand, type EventOf, messagesOf } from '#events';
-import { eventLogOnRedis, listenAsEdge, registerAll, waitFor } from '#test-support';
+import { entryFields, eventLogOnRedis, listenAsEdge, registerAll, waitFor } from '#test-support';
 
 describe("when a sub's notify is appended", () => {
   const world = eventLogOnRedis();
@@ -50,15 +50,6 @@ describe("when a sub's notify is appended", () => {
     });
 
   /** The stream entry of an event: its fields as Redis holds them. */
-  async function entryFields(shop: string, eventId: string): Promise<Record<string, string>> {
-    for (const [, fields] of await world.ctx.redis.xrange(world.ctx.keys.streamOfShop(shop), '-', '+')) {
-      const record: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
-      if (record.e?.includes(eventId)) return record;
-    }
-    throw new Error(`no entry for ${eventId}`);
-  }
-
   it('pushes it to each connected main on its edge, once, with the frame a backlog would write', async () => {
     await registerAll(world.log, 'here', {
       waiter: 'sub',
@@ -90,7 +81,7 @@ describe("when a sub's notify is appended", () => {
     expect(await world.ctx.redis.hget(attempts, `${outcome.eventId}.pos-a`)).toBe('1');
     expect(await world.ctx.redis.hget(attempts, `${outcome.eventId}.pos-b`)).toBe('1');
     expect(await world.ctx.redis.hget(attempts, `${outcome.eventId}.pos-off`)).toBeNull();
-    expect((await entryFields('here', outcome.eventId)).u).toBe('');
+    expect((await entryFields(world.ctx, 'here', outcome.eventId)).u).toBe('');
   });
 
   it("names in the entry's u field the mains whose push reached no edge", async () => {
@@ -101,7 +92,7 @@ describe("when a sub's notify is appended", () => {
       tokenId: 'waiter-t1',
       type: 'sub',
     });
-    expect((await entryFields('gone', outcome.eventId)).u).toBe('pos-a');
+    expect((await entryFields(world.ctx, 'gone', outcome.eventId)).u).toBe('pos-a');
     expect(await world.ctx.redis.hget(world.ctx.keys.attempts('gone'), `${outcome.eventId}.pos-a`)).toBe('1');
     const delivery = await waitFor(() => heard.shift(), { what: 'the push that reached an edge' });
     expect(decodeEdgeCommand(delivery.text)).toMatchObject({ conn_id: 'c-gone-pos-b' });
@@ -129,7 +120,7 @@ describe("when a sub's notify is appended", () => {
       conn_id: 'c-mainly-waiter',
       frames: [JSON.stringify(broadcastFrameOf(event))],
     });
-    expect((await entryFields('mainly', fromMain.eventId)).u).toBe('');
+    expect((await entryFields(world.ctx, 'mainly', fromMain.eventId)).u).toBe('');
 
     const first = await world.log.appendNotify(notify('mainly', 'waiter', 'sub'), {
       tokenId: 'waiter-t1',
@@ -174,6 +165,6 @@ describe("when a sub's notify is appended", () => {
     expect(await world.ctx.redis.zcard(world.ctx.keys.inboxOrder('large'))).toBe(mains.length);
     const attempts = await world.ctx.redis.hgetall(world.ctx.keys.attempts('large'));
     expect(attempts).toEqual(Object.fromEntries(online.map((main) => [`${outcome.eventId}.${main}`, '1'])));
-    expect((await entryFields('large', outcome.eventId)).u).toBe('');
+    expect((await entryFields(world.ctx, 'large', outcome.eventId)).u).toBe('');
   });
 });
